@@ -1,0 +1,32 @@
+"""The `station` command: the daemon and the tools operators and technicians use."""
+
+from __future__ import annotations
+
+import click
+
+from station import __version__
+from station.cli import alerts, bracelets, nodes, radio, run, status
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Config file. Default: $STATION_CONFIG, then /etc/station/station.toml, "
+                   "then built-in defaults (virtual radio when no radio is plugged in).")
+@click.version_option(__version__, prog_name="station")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """Base station for Meshtastic alarm bracelets.
+
+    Receives alerts and positions from the radio, stores them durably, alerts the room and
+    sends a receipt to the wearer. Start with `station demo` to see it work on the virtual
+    radio, or `station run` for the daemon.
+    """
+    ctx.obj = {"config_path": config_path}
+
+
+for module in (run, status, alerts, nodes, bracelets, radio):
+    module.register(cli)
+
+
+def main() -> None:
+    cli(prog_name="station")

@@ -1,0 +1,98 @@
+"""What every command shares: the config, the database, and output that is safe to print."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import sys
+from typing import Any
+
+import click
+
+from station import config as configmod
+from station.storage import db as dbmod
+from station.storage.migrations import migrate
+
+# C0/C1 controls, DEL, and the Unicode bidi overrides that can reorder a terminal line: a node
+# name is chosen by whoever owns the node, and must not repaint an operator's screen.
+_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u200e\u200f]")
+
+
+def safe(text: Any) -> str:
+    if text is None:
+        return "-"
+    return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}",
+                       str(text))
+
+
+def when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    if s < 90:
+        return f"{s}s"
+    if s < 5400:
+        return f"{s // 60}min"
+    if s < 172800:
+        return f"{s // 3600}h"
+    return f"{s // 86400}d"
+
+
+def load_config(ctx: click.Context) -> configmod.Config:
+    obj = ctx.find_root().obj or {}
+    if "config" not in obj:
+        try:
+            obj["config"] = configmod.load(obj.get("config_path"))
+        except configmod.ConfigError as e:
+            raise click.ClickException(f"configuration: {e}") from None
+        ctx.find_root().obj = obj
+    return obj["config"]
+
+
+def open_db(ctx: click.Context, *, migrate_schema: bool = True):
+    cfg = load_config(ctx)
+    try:
+        db = dbmod.connect(cfg.database_path)
+        if migrate_schema:
+            migrate(db)
+        return db
+    except dbmod.StorageError as e:
+        raise click.ClickException(str(e)) from None
+    except Exception as e:  # sqlite3.OperationalError: locked, read-only medium
+        raise click.ClickException(f"database {cfg.database_path}: {e}") from None
+
+
+def write(db, fn):
+    """Run one change in its own transaction (the daemon may be writing too: busy_timeout waits)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        out = fn(db)
+        db.execute("COMMIT")
+        return out
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=True))
+
+
+def table(rows: list[list[Any]], headers: list[str]) -> None:
+    cells = [[safe(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    click.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
+    for r in cells:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+def fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)

@@ -1,0 +1,112 @@
+"""`station run` (the daemon) and `station demo` (the daemon on the virtual radio)."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import click
+
+from station import daemon, registry
+from station.cli.common import load_config, safe, when, write
+from station.radio.virtual import scenarios
+from station.radio.virtual.bracelets import REGISTERED, cast
+from station.storage import db as dbmod
+from station.storage.migrations import migrate
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper()),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The library logs every frame at DEBUG and errors we already handle at ERROR.
+    logging.getLogger("meshtastic").setLevel(logging.CRITICAL)
+
+
+def register(cli: click.Group) -> None:
+    @cli.command("run")
+    @click.option("--port", help="Radio port for this run: /dev/ttyUSB0, tcp://HOST:PORT or sim.")
+    @click.pass_context
+    def run_cmd(ctx: click.Context, port: str | None) -> None:
+        """Run the station daemon (in the foreground; systemd runs it as a service)."""
+        cfg = load_config(ctx)
+        if port:
+            cfg = _override(cfg, radio={"port": port})
+        _logging(cfg.log["level"])
+        try:
+            raise SystemExit(daemon.run(cfg))
+        except dbmod.StorageError as e:
+            raise click.ClickException(str(e)) from None
+
+    @cli.command("demo")
+    @click.option("--scenario", default="demo", show_default=True, type=click.Choice(sorted(scenarios.SCENARIOS)),
+                  help="What the virtual bracelets do.")
+    @click.option("--database", type=click.Path(dir_okay=False), default="station-data/demo.db", show_default=True,
+                  help="Demo database (kept apart from a real station's).")
+    @click.option("--speed", type=float, default=1.0, show_default=True, help="Scenario speed factor.")
+    @click.option("--seconds", type=float, default=0, help="Stop after this long (0: until Ctrl-C).")
+    @click.pass_context
+    def demo_cmd(ctx: click.Context, scenario: str, database: str, speed: float, seconds: float) -> None:
+        """Run the station on the virtual radio and print alerts as they arrive.
+
+        Amina, Bashir and Chen are registered bracelets (cancel PINs 2468, 8642, 1111; duress
+        PINs 1357, 9753, 9999). Every alert from the virtual radio is marked as a drill.
+        """
+        cfg = _override(load_config(ctx), radio={"port": "sim", "scenario": scenario},
+                        storage={"database": str(Path(database).resolve())}, gpio={"enabled": False})
+        _logging("WARNING")
+        _register_cast(cfg.database_path)
+        click.echo(f"station demo: scenario {scenario!r}, database {cfg.database_path}")
+        stop = threading.Event()
+        printer = threading.Thread(target=_print_events, args=(cfg.database_path, stop), daemon=True)
+        printer.start()
+        if seconds:
+            threading.Timer(seconds, os.kill, args=(os.getpid(), signal.SIGTERM)).start()
+        try:
+            code = daemon.run(cfg, sim_speed=speed)
+        finally:
+            stop.set()
+            printer.join(2)
+        raise SystemExit(code)
+
+
+def _override(cfg, **sections):
+    from station.config import ConfigError
+    try:
+        return cfg.with_overrides(**sections)
+    except ConfigError as e:
+        raise click.ClickException(f"configuration: {e}") from None
+
+
+def _register_cast(path: Path) -> None:
+    db = dbmod.connect(path)
+    migrate(db)
+    people = cast()
+    known = {b.node_num for b in registry.list_all(db)}
+    for name in REGISTERED:
+        b = people[name]
+        if b.num not in known:
+            write(db, lambda d, b=b: registry.add(d, b.num, b.long_name, time.time(),
+                                                  public_key=base64.b64encode(b.public_key).decode(),
+                                                  cancel_pin=b.cancel_pin, duress_pin=b.duress_pin))
+    db.conn.close()
+
+
+def _print_events(path: Path, stop: threading.Event) -> None:
+    db = dbmod.connect(path)
+    last = db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+    while not stop.wait(0.5):
+        rows = db.execute(
+            "SELECT e.id, e.at, e.incident_id, e.actor, e.action, e.detail, COALESCE(b.label, n.long_name), "
+            "i.node_num FROM events e LEFT JOIN incidents i ON i.id=e.incident_id "
+            "LEFT JOIN bracelets b ON b.node_num=i.node_num LEFT JOIN nodes n ON n.num=i.node_num "
+            "WHERE e.id > ? ORDER BY e.id", (last,)).fetchall()
+        for eid, at, iid, actor, action, detail, name, num in rows:
+            last = eid
+            subject = f"alert {iid} ({safe(name)})" if iid else "station"
+            click.echo(f"{when(at)}  {subject}: {safe(action)}" + (f" — {safe(detail)}" if detail else ""))
+    db.conn.close()

@@ -1,0 +1,55 @@
+"""`station status`: is the daemon running, radio link, GPS fix and time, clock, database, counts."""
+
+from __future__ import annotations
+
+import click
+
+from station import queries
+from station.cli.common import age, emit_json, open_db, safe
+from station.storage import db as dbmod
+
+
+def register(cli: click.Group) -> None:
+    @cli.command("status")
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    @click.pass_context
+    def status_cmd(ctx: click.Context, as_json: bool) -> None:
+        """Show the station's health at a glance."""
+        db = open_db(ctx)
+        st = queries.status(db)
+        st["database_check_now"] = dbmod.quick_check(db)
+        if as_json:
+            emit_json(st)
+            return
+        radio, gps, clock, station = st["radio"] or {}, st["gps"] or {}, st["clock"] or {}, st["station"] or {}
+        c = st["counts"]
+        lines = [
+            ("daemon", "running" if st["daemon_running"] else
+             f"NOT RUNNING (last status {age(st['status_age_s'])} ago)" if st["status_age_s"] is not None
+             else "NOT RUNNING (never started with this database)"),
+            ("radio", f"{radio.get('status', '-')} on {radio.get('port', '-')}"
+             + (" [VIRTUAL RADIO: drills only]" if radio.get("virtual") else "")
+             + (f" — {radio['error']}" if radio.get("error") else "")),
+            ("gps", _gps_line(gps)),
+            ("clock", f"{clock.get('source', '-')}" + (f" (GPS says the system clock is off by "
+                                                       f"{clock['gps_delta_s']:+.1f} s)" if clock.get('gps_delta_s') else "")),
+            ("database", f"{station.get('database', '-')}: quick_check {st['database_check_now']}"),
+            ("alerts", f"{c['alerts_open']} open, {c['alerts_acknowledged']} acknowledged, {c['alerts_total']} total"),
+            ("packets", f"{c['packets']} stored, {c['duplicates']} duplicates dropped"),
+            ("nodes", f"{c['nodes']} heard, {c['bracelets']} registered bracelets"),
+            ("rejected", ", ".join(f"{k}: {v}" for k, v in c["rejects"].items()) or "none"),
+        ]
+        for k, v in lines:
+            click.echo(f"{k:<9} {safe(v)}")
+
+
+def _gps_line(gps: dict) -> str:
+    if not gps or not gps.get("enabled"):
+        return "none configured"
+    if not gps.get("connected"):
+        return f"not connected on {gps.get('port')}: {gps.get('error') or 'opening'}"
+    fix = gps.get("fix")
+    if not fix:
+        return f"no fix ({gps.get('sats') or 0} satellites)"
+    return (f"{fix['lat']:.5f}, {fix['lon']:.5f} at {fix['time']} ({fix['kind']}, quality {gps.get('quality')}, "
+            f"{gps.get('sats')} satellites, {age(fix.get('age_s'))} old)")

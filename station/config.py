@@ -1,0 +1,227 @@
+"""The station's one TOML configuration file: where it is found, what it may hold, and its checks.
+
+Every key has a default, so a station with no file at all runs (on the virtual radio when no
+radio is plugged in). A wrong key or value stops start-up with a message that names the key,
+what was expected and what was found: an office must not run on a half-understood config.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+SYSTEM_CONFIG = Path("/etc/station/station.toml")
+ENV_VAR = "STATION_CONFIG"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message is meant for the operator."""
+
+
+@dataclass(frozen=True)
+class Key:
+    default: Any
+    kind: type | tuple[type, ...]
+    check: Callable[[Any], str | None] | None = None
+
+
+def _positive(v: Any) -> str | None:
+    return None if v > 0 else "a number greater than 0"
+
+
+def _non_negative(v: Any) -> str | None:
+    return None if v >= 0 else "a number of 0 or more"
+
+
+def _radio_port(v: str) -> str | None:
+    if v in ("auto", "sim") or v.startswith("/"):
+        return None
+    if re.fullmatch(r"tcp://[^:/\s]+:\d{1,5}", v):
+        return None
+    return '"auto", "sim", a device path such as "/dev/ttyUSB0", or "tcp://HOST:PORT"'
+
+
+def _gps_port(v: str) -> str | None:
+    return None if v == "" or v.startswith("/") else 'a device path such as "/dev/ttyAMA0", or "" for none'
+
+
+def _baud(v: int) -> str | None:
+    ok = (4800, 9600, 19200, 38400, 57600, 115200, 230400)
+    return None if v in ok else "one of " + ", ".join(map(str, ok))
+
+
+def _words(v: list) -> str | None:
+    if all(isinstance(w, str) and w.strip() for w in v):
+        return None
+    return "a list of non-empty strings"
+
+
+def _pin(v: int) -> str | None:
+    return None if 0 <= v <= 27 else "a BCM GPIO number from 0 to 27"
+
+
+def _gpio_enabled(v: Any) -> str | None:
+    return None if v in (True, False, "auto") else 'true, false or "auto"'
+
+
+def _level(v: str) -> str | None:
+    return None if v.upper() in ("DEBUG", "INFO", "WARNING", "ERROR") else "DEBUG, INFO, WARNING or ERROR"
+
+
+SCHEMA: dict[str, dict[str, Key]] = {
+    "radio": {
+        "port": Key("auto", str, _radio_port),
+        "scenario": Key("demo", str),
+        "heartbeat_s": Key(15.0, (int, float), _positive),
+        "liveness_timeout_s": Key(45.0, (int, float), _positive),
+        "handshake_timeout_s": Key(10.0, (int, float), _positive),
+        "reconnect_min_s": Key(0.5, (int, float), _positive),
+        "reconnect_max_s": Key(30.0, (int, float), _positive),
+        "ready_timeout_s": Key(20.0, (int, float), _non_negative),
+    },
+    "storage": {
+        "database": Key("station-data/station.db", str),
+        "batch_max": Key(512, int, _positive),
+    },
+    "gps": {
+        "port": Key("", str, _gps_port),
+        "baud": Key(9600, int, _baud),
+        "clock_margin_s": Key(5.0, (int, float), _positive),
+        "store_interval_s": Key(60.0, (int, float), _positive),
+    },
+    "alerts": {
+        "keywords": Key(["SOS", "HELP", "AIDE", "SOCORRO"], list, _words),
+        "cancel_keywords": Key(["SAFE", "CANCEL"], list, _words),
+        "fold_window_s": Key(600.0, (int, float), _positive),
+    },
+    "receipts": {
+        "enabled": Key(True, bool),
+        "received_text": Key("Alert received by the base station", str),
+        "cancel_text": Key("Cancel received", str),
+        "min_interval_s": Key(30.0, (int, float), _non_negative),
+        "ttl_s": Key(600.0, (int, float), _positive),
+    },
+    "gpio": {
+        "enabled": Key("auto", (bool, str), _gpio_enabled),
+        "alert_led": Key(17, int, _pin),
+        "link_led": Key(27, int, _pin),
+        "internet_led": Key(22, int, _pin),
+        "buzzer": Key(18, int, _pin),
+        "ack_button": Key(23, int, _pin),
+        "hold_s": Key(2.0, (int, float), _positive),
+    },
+    "log": {
+        "level": Key("INFO", str, _level),
+    },
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated configuration: `cfg.radio["port"]`, `cfg.storage["database"]`, ..."""
+
+    sections: dict[str, dict[str, Any]]
+    source: Path | None = None
+    base_dir: Path = field(default_factory=Path.cwd)
+
+    def __getattr__(self, name: str) -> dict[str, Any]:
+        try:
+            return self.sections[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def database_path(self) -> Path:
+        p = Path(self.sections["storage"]["database"])
+        return p if p.is_absolute() else self.base_dir / p
+
+    def with_overrides(self, **sections: dict[str, Any]) -> "Config":
+        merged = {s: dict(v) for s, v in self.sections.items()}
+        for name, values in sections.items():
+            merged[name].update(values)
+        return validate(merged, self.source, self.base_dir)
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false", list: "a list"}
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def _check_value(section: str, name: str, key: Key, value: Any) -> Any:
+    where = f"[{section}] {name}"
+    kinds = key.kind if isinstance(key.kind, tuple) else (key.kind,)
+    # bool is an int in Python; a `port = true` must not pass as a number.
+    if isinstance(value, bool) and bool not in kinds:
+        raise ConfigError(f"{where}: expected {_type_name(key.kind)}, found {value!r}")
+    if not isinstance(value, kinds):
+        raise ConfigError(f"{where}: expected {_type_name(key.kind)}, found {value!r}")
+    if key.check is not None:
+        problem = key.check(value)
+        if problem:
+            raise ConfigError(f"{where}: expected {problem}, found {value!r}")
+    return value
+
+
+def validate(raw: dict[str, Any], source: Path | None = None, base_dir: Path | None = None) -> Config:
+    unknown = sorted(set(raw) - set(SCHEMA))
+    if unknown:
+        raise ConfigError(f"unknown section [{unknown[0]}]; known sections: " + ", ".join(SCHEMA))
+    sections: dict[str, dict[str, Any]] = {}
+    for section, keys in SCHEMA.items():
+        given = raw.get(section, {})
+        if not isinstance(given, dict):
+            raise ConfigError(f"[{section}]: expected a table, found {given!r}")
+        extra = sorted(set(given) - set(keys))
+        if extra:
+            raise ConfigError(
+                f"[{section}] {extra[0]}: unknown key; known keys: " + ", ".join(keys)
+            )
+        sections[section] = {
+            name: _check_value(section, name, key, given[name]) if name in given else key.default
+            for name, key in keys.items()
+        }
+    if sections["radio"]["reconnect_min_s"] > sections["radio"]["reconnect_max_s"]:
+        raise ConfigError(
+            "[radio] reconnect_min_s: expected at most reconnect_max_s "
+            f"({sections['radio']['reconnect_max_s']}), found {sections['radio']['reconnect_min_s']}"
+        )
+    if base_dir is None:
+        base_dir = source.parent if source else Path.cwd()
+    return Config(sections, source, base_dir)
+
+
+def find_config_path(explicit: str | os.PathLike | None, environ: dict[str, str] | None = None) -> Path | None:
+    """--config, then $STATION_CONFIG, then /etc/station/station.toml; None means built-in defaults."""
+    environ = os.environ if environ is None else environ
+    if explicit:
+        return Path(explicit)
+    if environ.get(ENV_VAR):
+        return Path(environ[ENV_VAR])
+    if SYSTEM_CONFIG.exists():
+        return SYSTEM_CONFIG
+    return None
+
+
+def load(explicit: str | os.PathLike | None = None, environ: dict[str, str] | None = None) -> Config:
+    path = find_config_path(explicit, environ)
+    if path is None:
+        # Relative paths in the built-in defaults are relative to where the station is started.
+        return validate({}, None, Path.cwd())
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except PermissionError:
+        raise ConfigError(f"config file {path} is not readable by this user") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    return validate(raw, path)

@@ -1,0 +1,239 @@
+"""The station daemon: wires radio, storage, GPS, indicators and receipts together, and talks to
+systemd (READY once the database and radio are up, WATCHDOG only while the radio supervisor
+and the writer are alive, STOPPING on the way out)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+from station import __version__, incidents
+from station.clock import StationClock
+from station.config import Config
+from station.decode.packets import Rules
+from station.gps import GpsReader, GpsTracker
+from station.indicators import alarm_level, make_indicators
+from station.ingest import Ingest
+from station.radio.link import LinkSettings, LinkState, RadioLink
+from station.radio.sim import SimRadio
+from station.receipts import ReceiptSender
+from station.sdnotify import Notifier
+from station.storage import db as dbmod
+from station.storage import records
+from station.storage.writer import Writer
+
+log = logging.getLogger(__name__)
+
+AUTO_RADIO_PATH = "/dev/meshtastic"   # the udev rule's stable name
+STATUS_EVERY_S = 2.0
+STALE_AFTER_S = 15.0                  # a worker that has not looped for this long is hung
+
+
+def resolve_port(port: str) -> str:
+    """`auto`: the radio the udev rule names, else the virtual radio."""
+    if port == "auto":
+        return AUTO_RADIO_PATH if os.path.exists(AUTO_RADIO_PATH) else "sim"
+    return port
+
+
+class Station:
+    def __init__(self, cfg: Config, *, pin_factory=None, sim_speed: float = 1.0,
+                 corpus_dir: Path | None = None):
+        self.cfg = cfg
+        self.pin_factory = pin_factory
+        self.sim_speed = sim_speed
+        self.corpus_dir = corpus_dir
+        self.started_at = time.time()
+        self.sim: SimRadio | None = None
+        self.gps: GpsReader | None = None
+        self.gps_tracker: GpsTracker | None = None
+        self._stop = threading.Event()
+        self._wake_monitor = threading.Event()
+        self._silenced = False
+        self._newest_incident = 0
+        self._last_gps_store = 0.0
+
+    # -- start and stop ----------------------------------------------------------------------
+    def start(self) -> "Station":
+        cfg = self.cfg
+        self.writer = Writer(cfg.database_path, cfg.storage["batch_max"]).start()
+        if self.writer.db_check != "ok":
+            log.error("database quick_check reports problems: %s", self.writer.db_check)
+        self.clock = StationClock(cfg.gps["clock_margin_s"])
+        port = resolve_port(cfg.radio["port"])
+        if port == "sim":
+            self.sim = SimRadio(cfg.radio["scenario"], speed=self.sim_speed, corpus_dir=self.corpus_dir).start()
+            port = self.sim.port
+            log.warning("no radio configured or plugged in: running on the VIRTUAL radio (scenario %s); "
+                        "its alerts are drills", cfg.radio["scenario"])
+        rc = cfg.receipts
+        self.ingest = Ingest(
+            self.writer, Rules(tuple(cfg.alerts["keywords"]), tuple(cfg.alerts["cancel_keywords"])), self.clock,
+            fold_window_s=cfg.alerts["fold_window_s"], drill=self.sim is not None,
+            receipt_texts={"received": rc["received_text"], "cancel": rc["cancel_text"]} if rc["enabled"] else None,
+            on_effects=self._on_effects)
+        self.indicators = make_indicators(cfg.gpio, self.button_ack, self.button_silence, self.pin_factory)
+        self.link = RadioLink(port, self.ingest, LinkSettings.from_config(cfg.radio), on_state=self._on_link_state)
+        self.receipts = ReceiptSender(self.writer, self.link, self.clock,
+                                      min_interval_s=rc["min_interval_s"], ttl_s=rc["ttl_s"],
+                                      claim_answer=self.ingest.claim_answer)
+        if cfg.gps["port"]:
+            self.gps_tracker = GpsTracker(self.clock)
+            self.gps = GpsReader(cfg.gps["port"], cfg.gps["baud"], self.gps_tracker, self._on_gps_fix).start()
+        self._reader = dbmod.connect(cfg.database_path)
+        self.link.start()
+        self.receipts.start()
+        self._monitor = threading.Thread(target=self._monitor_loop, name="station-monitor", daemon=True)
+        self._monitor.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake_monitor.set()
+        self.link.stop()
+        self.receipts.stop()
+        if self.gps:
+            self.gps.stop()
+        self._monitor.join(3)
+        self._write_status("stopped")
+        self.writer.stop()
+        self.indicators.close()
+        if self.sim:
+            self.sim.stop()
+        self._reader.conn.close()
+
+    def healthy(self) -> tuple[bool, str]:
+        now = time.monotonic()
+        grace = STALE_AFTER_S + self.cfg.radio["handshake_timeout_s"]
+        if not self.writer.is_alive() or now - self.writer.alive_at > STALE_AFTER_S:
+            return False, "database writer is not running"
+        if not self.link.is_alive() or now - self.link.alive_at > grace:
+            return False, "radio supervisor is not running"
+        return True, ""
+
+    # -- callbacks -----------------------------------------------------------------------------
+    def _on_effects(self, effects: list[incidents.Effect]) -> None:
+        # Runs on the writer thread after commit: only wake the others.
+        self.receipts.wake()
+        self._wake_monitor.set()
+
+    def _on_link_state(self, state: LinkState) -> None:
+        self.indicators.link(state.status == "connected")
+        self._wake_monitor.set()
+
+    def _on_gps_fix(self, fix, when) -> None:
+        now = time.monotonic()
+        if now - self._last_gps_store < self.cfg.gps["store_interval_s"]:
+            return
+        self._last_gps_store = now
+        from station.decode.packets import Position
+        pos = Position(fix.lat, fix.lon, "station_gps", when.timestamp() if when else None, fix.alt, fix.sats,
+                       None, fix.quality)
+        at = self.clock.now()
+        self.writer.submit(lambda db: records.insert_position(db, None, pos, at, None), name="station-fix")
+
+    def button_ack(self) -> None:
+        at = self.clock.now()
+        self.writer.submit(lambda db: incidents.acknowledge_newest(db, "button", at),
+                           on_commit=lambda e: self._wake_monitor.set(), name="button-ack")
+
+    def button_silence(self) -> None:
+        self._silenced = True
+        log.info("buzzer silenced from the button until the next alert")
+        self._wake_monitor.set()
+
+    # -- the monitor thread: alarm outputs and status snapshots -------------------------------
+    def _monitor_loop(self) -> None:
+        next_status = 0.0
+        while not self._stop.is_set():
+            try:
+                self._update_alarm()
+                if time.monotonic() >= next_status:
+                    next_status = time.monotonic() + STATUS_EVERY_S
+                    self._write_status("running")
+            except Exception:
+                log.exception("monitor step failed")
+            self._wake_monitor.wait(0.5)
+            self._wake_monitor.clear()
+
+    def _update_alarm(self) -> None:
+        # Acknowledgements also come from the console and the command line, so the database,
+        # not this process's memory, says what is open.
+        open_n, duress_n, ack_n, newest = self._reader.execute(
+            "SELECT COALESCE(SUM(state='open'),0), COALESCE(SUM(state!='resolved' AND duress=1),0), "
+            "COALESCE(SUM(state='acknowledged'),0), COALESCE(MAX(id),0) FROM incidents "
+            "WHERE state != 'resolved'").fetchone()
+        if newest > self._newest_incident:
+            self._newest_incident = newest
+            self._silenced = False
+        self.indicators.alarm(alarm_level(open_n, duress_n, ack_n, self._silenced))
+
+    def status_snapshot(self, phase: str) -> dict:
+        s = self.link.state
+        clock = self.clock.status()
+        c = self.ingest.counters
+        return {
+            "station": {"phase": phase, "pid": os.getpid(), "version": __version__, "started_at": self.started_at,
+                        "database": str(self.cfg.database_path), "db_check": self.writer.db_check},
+            "radio": {"status": s.status, "port": s.port, "error": s.error, "since": s.since,
+                      "connects": s.connects, "hangs": s.hangs,
+                      "node": f"!{s.node_num:08x}" if s.node_num else None, "virtual": self.sim is not None},
+            "gps": ({"enabled": False} if self.gps is None else
+                    {"enabled": True, "port": self.gps.port, "connected": self.gps.connected,
+                     "error": self.gps.error, **self.gps_tracker.state.summary()}),
+            "clock": {"source": clock.source, "offset_s": round(clock.offset_s, 3),
+                      "gps_delta_s": None if clock.last_gps_delta_s is None else round(clock.last_gps_delta_s, 3),
+                      "system_plausible": clock.system_plausible},
+            "ingest": {"packets": c.packets, "duplicates": c.duplicates, "bad_frames": c.bad_frames,
+                       "problems": c.problems, "radio_console_lines": c.log_lines,
+                       "queue": self.writer.pending(), "commits": self.writer.stats.commits,
+                       "commit_errors": self.writer.stats.commit_errors},
+            "indicators": {"kind": type(self.indicators).__name__,
+                           "detail": getattr(self.indicators, "reason", "gpio")},
+        }
+
+    def _write_status(self, phase: str) -> None:
+        snap = self.status_snapshot(phase)
+        at = time.time()
+        self.writer.submit(lambda db: [records.set_state(db, k, v, at) for k, v in snap.items()],
+                           name="status")
+
+
+def run(cfg: Config, *, sim_speed: float = 1.0, corpus_dir: Path | None = None,
+        on_started=None) -> int:
+    notifier = Notifier()
+    stop = threading.Event()
+
+    def _signal(signum, frame):
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _signal)
+    signal.signal(signal.SIGINT, _signal)
+    station = Station(cfg, sim_speed=sim_speed, corpus_dir=corpus_dir).start()
+    if on_started:
+        on_started(station)
+    connected = station.link.wait_connected(cfg.radio["ready_timeout_s"])
+    # READY even without a radio: the console, the stored alerts and the GPS must stay
+    # available, and systemd would otherwise kill and restart a station whose radio is unplugged.
+    notifier.notify("READY=1", "STATUS=" + ("radio connected" if connected else
+                                            f"radio not connected: {station.link.state.error or 'connecting'}"))
+    log.info("station running (database %s, radio %s)", cfg.database_path, station.link.state.status)
+    interval = min(notifier.watchdog_s / 2, 5.0) if notifier.watchdog_s else 1.0
+    last_problem = None
+    while not stop.wait(interval):
+        ok, problem = station.healthy()
+        if ok:
+            notifier.notify("WATCHDOG=1")
+        if problem != last_problem:
+            if problem:
+                log.error("withholding the watchdog ping: %s", problem)
+            notifier.notify("STATUS=" + (problem or f"radio {station.link.state.status}"))
+            last_problem = problem
+    notifier.notify("STOPPING=1")
+    log.info("stopping")
+    station.stop()
+    return 0

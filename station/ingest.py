@@ -1,0 +1,159 @@
+"""From a received packet to committed rows: store the raw frame first, then what it means.
+
+`Ingest.on_packet` is called on the meshtastic library's publishing thread (or its reader
+thread for frames the library could not decode). It only timestamps the packet and queues a
+writer job, so the library's single dispatch thread is never held up.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import sqlite_utils
+from meshtastic.protobuf import mesh_pb2
+
+from station import incidents, registry
+from station.clock import StationClock
+from station.decode import packets as dec
+from station.storage import records
+from station.storage.writer import Writer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestCounters:
+    packets: int = 0
+    duplicates: int = 0
+    bad_frames: int = 0
+    problems: int = 0
+    log_lines: int = 0
+    latencies_ms: list = field(default_factory=list)   # only filled when measuring
+
+
+class Ingest:
+    def __init__(self, writer: Writer, rules: dec.Rules, clock: StationClock, *, fold_window_s: float,
+                 drill: bool = False, receipt_texts: dict[str, str] | None = None,
+                 on_effects: Callable[[list[incidents.Effect]], None] | None = None):
+        self.writer = writer
+        self.rules = rules
+        self.clock = clock
+        self.fold_window_s = fold_window_s
+        self.drill = drill
+        # Which incident changes send which text back to the wearer; None: no receipts. The duress
+        # PIN gets the same text as a real cancel, so whoever forced it sees nothing unusual.
+        self.receipt_for = None if receipt_texts is None else {
+            "opened": receipt_texts["received"], "cancelled": receipt_texts["cancel"],
+            "duress": receipt_texts["cancel"]}
+        self.on_effects = on_effects or (lambda effects: None)
+        self.counters = IngestCounters()
+        self.measure_latency = False
+        self.early_answers: collections.OrderedDict[int, tuple[str, str | None]] = collections.OrderedDict()
+
+    # -- entry points (any thread; they only queue) --------------------------------------------
+    def on_packet(self, packet: mesh_pb2.MeshPacket, problem: str | None = None) -> None:
+        at = self.clock.now()
+        t0 = time.perf_counter()
+        self.writer.submit(lambda db: self._store(db, packet, at, problem),
+                           on_commit=lambda effects: self._committed(effects, t0), name="packet")
+
+    def on_bad_frame(self, raw: bytes, reason: str) -> None:
+        at = self.clock.now()
+        self.counters.bad_frames += 1
+        self.writer.submit(lambda db: records.insert_reject(db, at, "radio", "corrupt frame", reason, raw),
+                           name="bad-frame")
+
+    def on_log_line(self, line: str) -> None:
+        # The radio's debug console, or line noise: counted, never stored line by line.
+        self.counters.log_lines += 1
+
+    # -- inside the writer transaction ------------------------------------------------------------
+    def _store(self, db: sqlite_utils.Database, p: mesh_pb2.MeshPacket, at: float,
+               problem: str | None) -> list[incidents.Effect]:
+        row, new = records.insert_packet(db, p, at, decode=problem or "ok")
+        if not new:
+            self.counters.duplicates += 1
+            return []
+        self.counters.packets += 1
+        records.node_heard(db, p, at)
+        db.execute("SAVEPOINT decode")
+        try:
+            effects = self._apply(db, p, at, row)
+            db.execute("RELEASE decode")
+        except Exception as e:  # the raw packet stays stored; only its meaning is lost
+            db.execute("ROLLBACK TO decode")
+            db.execute("RELEASE decode")
+            log.exception("could not apply packet %s from !%08x", p.id, getattr(p, "from"))
+            records.set_packet_decode(db, row, f"error: {type(e).__name__}: {e}")
+            self.counters.problems += 1
+            return []
+        return effects
+
+    def _apply(self, db: sqlite_utils.Database, p: mesh_pb2.MeshPacket, at: float, row: int) -> list:
+        num = getattr(p, "from")
+        result = dec.classify(p, self.rules)
+        effects: list[incidents.Effect] = []
+        problems = result.of(dec.Problem)
+        if problems:
+            self.counters.problems += len(problems)
+            records.set_packet_decode(db, row, "; ".join(pr.reason for pr in problems))
+            for pr in problems:
+                if pr.reason not in ("encrypted", "position without fix"):
+                    records.insert_reject(db, at, f"packet:{result.port}", pr.reason, pr.detail)
+        for info in result.of(dec.NodeInfo):
+            previous = records.node_info(db, num, info)
+            if info.public_key and registry.pin_key_if_unpinned(db, num, info.public_key, at):
+                incidents.log_event(db, None, at, "station", "key pinned", f"!{num:08x}")
+            if previous:
+                incidents.log_event(db, None, at, "station", "public key changed",
+                                    f"!{num:08x} announced a different key")
+            if registry.trust_of(db, num) == registry.IMPOSTOR:
+                db.execute("UPDATE nodes SET key_mismatch=1 WHERE num=?", (num,))
+                incidents.log_event(db, None, at, "station", "impostor suspected",
+                                    f"!{num:08x} announces a registered bracelet's name or another key")
+        positions = result.of(dec.Position)
+        for pos in positions:
+            records.insert_position(db, num, pos, at, row)
+            incidents.follow_position(db, num, pos, at)
+        for t in result.of(dec.Telemetry):
+            records.insert_telemetry(db, num, t, at, row)
+        for alert in result.of(dec.Alert):
+            effects.append(incidents.raise_alert(
+                db, num, alert, at, packet_row=row, fold_window_s=self.fold_window_s, drill=self.drill,
+                fix=positions[-1] if positions else None))
+        for c in result.of(dec.Cancel):
+            e = incidents.cancel(db, num, c, at)
+            if e is not None:
+                effects.append(e)
+        if self.receipt_for:
+            for e in effects:
+                text = self.receipt_for.get(e.kind)
+                if text and e.trust != registry.IMPOSTOR:
+                    records.queue_receipt(db, e.incident_id, num, e.kind, text, at)
+        for r in result.of(dec.Routing):
+            state = "delivered" if r.error == "NONE" else "failed"
+            reason = None if r.error == "NONE" else r.error
+            if not db.execute("UPDATE receipts SET state=?, reason=?, updated_at=? WHERE packet_id=? AND node_num=?",
+                              (state, reason, at, r.request_id, num)).rowcount:
+                # The answer can overtake the record of the send (the library returns from a send
+                # only after a fixed sleep); keep it for the receipt that will claim this id.
+                self.early_answers[r.request_id] = (state, reason)
+                while len(self.early_answers) > 256:
+                    self.early_answers.popitem(last=False)
+        return effects
+
+    def claim_answer(self, packet_id: int) -> tuple[str, str | None] | None:
+        """The mesh's answer to a sent packet, if it arrived before the send was recorded.
+        Called inside a writer job, so it is ordered with the packet jobs that fill it."""
+        return self.early_answers.pop(packet_id, None)
+
+    # -- after commit --------------------------------------------------------------------------
+    def _committed(self, effects: list[incidents.Effect], t0: float) -> None:
+        if self.measure_latency:
+            self.counters.latencies_ms.append((time.perf_counter() - t0) * 1000)
+        if effects:
+            self.on_effects(effects)

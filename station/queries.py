@@ -1,0 +1,102 @@
+"""Read-only questions the command line (and later the console) asks the database."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import sqlite_utils
+
+from station.storage import records
+
+RUNNING_IF_FRESHER_THAN_S = 10.0
+
+
+def _rows(db: sqlite_utils.Database, sql: str, params: tuple = ()) -> list[dict]:
+    cur = db.execute(sql, params)
+    cols = [c[0] for c in cur.description]
+    return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
+def alerts(db: sqlite_utils.Database, *, include_resolved: bool = False, limit: int = 200) -> list[dict]:
+    where = "" if include_resolved else "WHERE i.state != 'resolved'"
+    rows = _rows(db, f"""
+        SELECT i.id, i.node_num, printf('!%08x', i.node_num) AS node_id,
+               COALESCE(b.label, n.long_name) AS name, i.state, i.resolution, i.trust, i.duress, i.drill,
+               i.source, i.press_count, i.opened_at, i.last_press_at, i.lat, i.lon, i.fix_at, i.fix_source,
+               i.acknowledged_by, i.acknowledged_at, i.resolved_by, i.resolved_at
+        FROM incidents i LEFT JOIN bracelets b ON b.node_num=i.node_num LEFT JOIN nodes n ON n.num=i.node_num
+        {where} ORDER BY i.duress DESC, i.state='open' DESC, i.opened_at DESC LIMIT ?""", (limit,))
+    now = time.time()
+    for r in rows:
+        r["fix_age_s"] = None if r["fix_at"] is None else round(now - r["fix_at"], 1)
+    return rows
+
+
+def alert(db: sqlite_utils.Database, iid: int) -> dict | None:
+    row = _one_alert(db, iid)
+    if row is None:
+        return None
+    row["events"] = _rows(db, "SELECT at, actor, action, detail FROM events WHERE incident_id=? ORDER BY id", (iid,))
+    row["positions"] = _rows(db, """SELECT received_at, fix_at, lat, lon, alt, sats, precision_bits, source
+        FROM positions WHERE node_num=? AND received_at >= ? ORDER BY id""", (row["node_num"], row["opened_at"] - 3600))
+    row["receipts"] = _rows(db, "SELECT kind, text, state, reason, packet_id, updated_at FROM receipts "
+                                "WHERE incident_id=? ORDER BY id", (iid,))
+    row["battery"] = _rows(db, "SELECT received_at, battery_level, voltage FROM telemetry WHERE node_num=? "
+                               "ORDER BY id DESC LIMIT 1", (row["node_num"],))
+    return row
+
+
+def _one_alert(db: sqlite_utils.Database, iid: int) -> dict | None:
+    found = _rows(db, """
+        SELECT i.*, printf('!%08x', i.node_num) AS node_id, COALESCE(b.label, n.long_name) AS name,
+               n.short_name, n.hw_model, n.snr, n.rssi, n.hops
+        FROM incidents i LEFT JOIN bracelets b ON b.node_num=i.node_num LEFT JOIN nodes n ON n.num=i.node_num
+        WHERE i.id=?""", (iid,))
+    if not found:
+        return None
+    row = found[0]
+    row["fix_age_s"] = None if row["fix_at"] is None else round(time.time() - row["fix_at"], 1)
+    return row
+
+
+def nodes(db: sqlite_utils.Database) -> list[dict]:
+    rows = _rows(db, """
+        SELECT n.num, n.node_id, n.long_name, n.short_name, n.hw_model, n.last_heard, n.snr, n.rssi, n.hops,
+               n.battery_level, n.voltage, n.lat, n.lon, n.fix_at, n.key_mismatch,
+               b.label AS bracelet, n.public_key
+        FROM nodes n LEFT JOIN bracelets b ON b.node_num=n.num ORDER BY n.last_heard DESC""")
+    now = time.time()
+    for r in rows:
+        r["position_age_s"] = None if r["fix_at"] is None else round(now - r["fix_at"], 1)
+    return rows
+
+
+def counts(db: sqlite_utils.Database) -> dict[str, Any]:
+    one = lambda sql: db.execute(sql).fetchone()[0]  # noqa: E731
+    return {
+        "alerts_open": one("SELECT COUNT(*) FROM incidents WHERE state='open'"),
+        "alerts_acknowledged": one("SELECT COUNT(*) FROM incidents WHERE state='acknowledged'"),
+        "alerts_total": one("SELECT COUNT(*) FROM incidents"),
+        "packets": one("SELECT COUNT(*) FROM packets"),
+        "duplicates": one("SELECT COALESCE(SUM(duplicates),0) FROM packets"),
+        "nodes": one("SELECT COUNT(*) FROM nodes"),
+        "bracelets": one("SELECT COUNT(*) FROM bracelets"),
+        "rejects": {f"{s}: {r}": n for s, r, n in db.execute(
+            "SELECT source, reason, COUNT(*) FROM rejects GROUP BY source, reason ORDER BY 3 DESC").fetchall()},
+    }
+
+
+def status(db: sqlite_utils.Database) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    newest = 0.0
+    for key in ("station", "radio", "gps", "clock", "ingest", "indicators"):
+        got = records.get_state(db, key)
+        out[key] = got[0] if got else None
+        if got:
+            newest = max(newest, got[1])
+    phase = (out.get("station") or {}).get("phase")
+    out["daemon_running"] = bool(newest) and phase == "running" and time.time() - newest < RUNNING_IF_FRESHER_THAN_S
+    out["status_age_s"] = round(time.time() - newest, 1) if newest else None
+    out["counts"] = counts(db)
+    return out

@@ -1,0 +1,65 @@
+"""A virtual radio running a scenario, on a pty or TCP port: what `port = "sim"`, `station demo`
+and `station radio simulate` use."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+from pathlib import Path
+
+from station.radio.virtual import scenarios
+from station.radio.virtual.device import VirtualRadio
+from station.radio.virtual.transports import PtyPort, TcpPort
+
+log = logging.getLogger(__name__)
+
+
+class SimRadio:
+    def __init__(self, scenario: str = "demo", *, speed: float = 1.0, pty: str | None = None,
+                 tcp: int | None = None, corpus_dir: Path | None = None, replay_last: int = 0,
+                 start_delay_s: float = 0.0):
+        if scenario not in scenarios.SCENARIOS:
+            raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(scenarios.SCENARIOS)}")
+        self.scenario = scenario
+        self.radio = VirtualRadio(replay_last=replay_last)
+        self.stage = scenarios.Stage(self.radio, speed=speed, corpus_dir=corpus_dir)
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        if tcp is not None:
+            self.transport = TcpPort(self.radio, tcp)
+        else:
+            if pty is None:
+                self._tmp = tempfile.TemporaryDirectory(prefix="station-vradio-")
+                pty = str(Path(self._tmp.name) / "radio")
+            self.transport = PtyPort(self.radio, pty)
+        self.start_delay_s = start_delay_s
+        self.done = threading.Event()
+        self._thread = threading.Thread(target=self._play, name="vradio-scenario", daemon=True)
+
+    @property
+    def port(self) -> str:
+        if isinstance(self.transport, TcpPort):
+            return f"tcp://127.0.0.1:{self.transport.port}"
+        return str(self.transport.link)
+
+    def start(self) -> "SimRadio":
+        self.transport.plug()
+        self._thread.start()
+        return self
+
+    def _play(self) -> None:
+        try:
+            # Scenario packets are queued by the radio until a client has finished its handshake.
+            self.stage.stop.wait(self.start_delay_s)
+            scenarios.run(self.scenario, self.stage)
+        except Exception:
+            log.exception("scenario %s failed", self.scenario)
+        finally:
+            self.done.set()
+
+    def stop(self) -> None:
+        self.stage.stop.set()
+        self._thread.join(2)
+        self.transport.unplug()
+        if self._tmp is not None:
+            self._tmp.cleanup()

@@ -1,0 +1,1 @@
+"""A virtual Meshtastic radio: the device side of the stream protocol, for demos and tests."""

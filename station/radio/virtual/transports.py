@@ -1,0 +1,192 @@
+"""How the virtual radio reaches a host: a pseudo-terminal (as a USB serial radio) or TCP (as a
+WiFi radio on port 4403). Both can be unplugged and plugged back in.
+
+The pty is published under a stable path (a symlink, like the udev rule's /dev/meshtastic), so
+that a replugged radio reappears where the station looks for it, with a new pty behind it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import socket
+import threading
+import tty
+from pathlib import Path
+
+from station.radio.virtual.device import VirtualRadio
+
+log = logging.getLogger(__name__)
+
+
+class PtyPort:
+    def __init__(self, radio: VirtualRadio, link: str | os.PathLike):
+        self.radio = radio
+        self.link = Path(link)
+        self._master: int | None = None
+        self._slave: int | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._write_lock = threading.Lock()
+        self.plugged = False
+
+    def plug(self) -> "PtyPort":
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        tty.setraw(master)
+        self._master, self._slave = master, slave
+        tmp = self.link.with_name(self.link.name + ".new")
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        os.symlink(os.ttyname(slave), tmp)
+        os.replace(tmp, self.link)
+        self._stop.clear()
+        self.radio.attach(self)
+        self._thread = threading.Thread(target=self._read_loop, args=(master,), name="vradio-pty", daemon=True)
+        self._thread.start()
+        self.plugged = True
+        return self
+
+    def unplug(self) -> None:
+        """The USB cable is pulled: the path disappears and the host's reads fail."""
+        self.plugged = False
+        self._stop.set()
+        self.radio.attach(None)
+        with contextlib.suppress(FileNotFoundError):
+            self.link.unlink()
+        with self._write_lock:
+            for fd in (self._master, self._slave):
+                if fd is not None:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+            self._master = self._slave = None
+        if self._thread is not None:
+            self._thread.join(2)
+
+    def replug(self) -> "PtyPort":
+        if self.plugged:
+            self.unplug()
+        return self.plug()
+
+    close = unplug
+
+    def send(self, data: bytes) -> None:
+        with self._write_lock:
+            fd = self._master
+            if fd is None:
+                raise OSError("virtual radio unplugged")
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+
+    def _read_loop(self, fd: int) -> None:
+        while not self._stop.is_set():
+            try:
+                ready, _, _ = select.select([fd], [], [], 0.2)
+                if not ready:
+                    continue
+                data = os.read(fd, 4096)
+            except (OSError, ValueError):
+                return
+            if data:
+                self.radio.feed(data)
+
+
+class TcpPort:
+    """One client at a time, as the firmware's TCP API; a new client replaces the old one."""
+
+    def __init__(self, radio: VirtualRadio, port: int = 0, host: str = "127.0.0.1"):
+        self.radio = radio
+        self.host = host
+        self.port = port
+        self._server: socket.socket | None = None
+        self._client: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.plugged = False
+
+    def plug(self) -> "TcpPort":
+        srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind((self.host, self.port))
+        srv.listen(4)
+        self.port = srv.getsockname()[1]
+        self._server = srv
+        self._stop.clear()
+        self.radio.attach(self)
+        threading.Thread(target=self._accept_loop, args=(srv,), name="vradio-tcp", daemon=True).start()
+        self.plugged = True
+        return self
+
+    def unplug(self) -> None:
+        self.plugged = False
+        self._stop.set()
+        self.radio.attach(None)
+        with self._lock:
+            for s in (self._client, self._server):
+                if s is not None:
+                    with contextlib.suppress(OSError):
+                        s.shutdown(socket.SHUT_RDWR)
+                    with contextlib.suppress(OSError):
+                        s.close()
+            self._client = self._server = None
+
+    def replug(self) -> "TcpPort":
+        if self.plugged:
+            self.unplug()
+        return self.plug()
+
+    close = unplug
+
+    def drop_client(self) -> None:
+        """Close the current connection but keep listening (a WiFi hiccup)."""
+        with self._lock:
+            c, self._client = self._client, None
+        if c is not None:
+            with contextlib.suppress(OSError):
+                c.shutdown(socket.SHUT_RDWR)
+            c.close()
+        self.radio.client_gone()
+
+    def send(self, data: bytes) -> None:
+        with self._lock:
+            c = self._client
+        if c is None:
+            raise OSError("no TCP client")
+        c.sendall(data)
+
+    def _accept_loop(self, srv: socket.socket) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._lock:
+                old, self._client = self._client, conn
+            if old is not None:
+                with contextlib.suppress(OSError):
+                    old.close()
+            self.radio.client_gone()
+            threading.Thread(target=self._read_loop, args=(conn,), name="vradio-tcp-client", daemon=True).start()
+
+    def _read_loop(self, conn: socket.socket) -> None:
+        while True:
+            try:
+                data = conn.recv(4096)
+            except OSError:
+                data = b""
+            if not data:
+                with self._lock:
+                    mine = self._client is conn
+                    if mine:
+                        self._client = None
+                if mine:
+                    self.radio.client_gone()
+                with contextlib.suppress(OSError):
+                    conn.close()
+                return
+            self.radio.feed(data)

@@ -1,0 +1,106 @@
+"""The bracelet registry: which nodes are trusted bracelets, their pinned keys and PINs.
+
+A bracelet's public key is pinned when it is provisioned (given on the command line) or when
+it is first heard after registration. Afterwards a node that uses its number with another key,
+or its name with another number, is an impostor.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from station import pins
+
+REGISTERED, UNREGISTERED, IMPOSTOR = "registered", "unregistered", "impostor"
+
+
+@dataclass(frozen=True)
+class Bracelet:
+    node_num: int
+    label: str
+    public_key: str | None
+    pinned_at: float | None
+    has_cancel_pin: bool
+    has_duress_pin: bool
+    added_at: float
+
+
+def normalise_key(key: str) -> str:
+    """Accept base64 (as the Meshtastic apps show it) or hex; return base64 of 32 bytes."""
+    k = key.strip()
+    raw: bytes | None = None
+    try:
+        raw = bytes.fromhex(k) if len(k) == 64 else base64.b64decode(k, validate=True)
+    except (ValueError, binascii.Error):
+        raw = None
+    if raw is None or len(raw) != 32:
+        raise ValueError("a public key is 32 bytes, written in base64 (44 characters) or hex (64)")
+    return base64.b64encode(raw).decode()
+
+
+def add(db: sqlite_utils.Database, num: int, label: str, at: float, *, public_key: str | None = None,
+        cancel_pin: str | None = None, duress_pin: str | None = None) -> None:
+    label = label.strip()
+    if not label or len(label) > 64:
+        raise ValueError("a label is 1 to 64 characters")
+    if cancel_pin and duress_pin and cancel_pin == duress_pin:
+        raise ValueError("the cancel PIN and the duress PIN must differ")
+    key = normalise_key(public_key) if public_key else None
+    if key is None:
+        # Heard before registration: pin the key it announced.
+        row = db.execute("SELECT public_key FROM nodes WHERE num=?", (num,)).fetchone()
+        key = row[0] if row and row[0] else None
+    if db.execute("SELECT 1 FROM bracelets WHERE node_num=?", (num,)).fetchone():
+        raise ValueError(f"node !{num:08x} is already registered; remove it first to re-provision")
+    db.execute(
+        "INSERT INTO bracelets (node_num, label, public_key, pinned_at, cancel_pin_hash, duress_pin_hash, added_at)"
+        " VALUES (?,?,?,?,?,?,?)",
+        (num, label, key, at if key else None, pins.hash_pin(cancel_pin) if cancel_pin else None,
+         pins.hash_pin(duress_pin) if duress_pin else None, at))
+
+
+def remove(db: sqlite_utils.Database, num: int) -> bool:
+    return db.execute("DELETE FROM bracelets WHERE node_num=?", (num,)).rowcount == 1
+
+
+def list_all(db: sqlite_utils.Database) -> list[Bracelet]:
+    rows = db.execute(
+        "SELECT node_num, label, public_key, pinned_at, cancel_pin_hash IS NOT NULL, "
+        "duress_pin_hash IS NOT NULL, added_at FROM bracelets ORDER BY label").fetchall()
+    return [Bracelet(r[0], r[1], r[2], r[3], bool(r[4]), bool(r[5]), r[6]) for r in rows]
+
+
+def pin_key_if_unpinned(db: sqlite_utils.Database, num: int, key: str, at: float) -> bool:
+    return db.execute("UPDATE bracelets SET public_key=?, pinned_at=? WHERE node_num=? AND public_key IS NULL",
+                      (key, at, num)).rowcount == 1
+
+
+def trust_of(db: sqlite_utils.Database, num: int) -> str:
+    row = db.execute(
+        "SELECT b.public_key, n.public_key FROM bracelets b LEFT JOIN nodes n ON n.num=b.node_num "
+        "WHERE b.node_num=?", (num,)).fetchone()
+    if row is not None:
+        pinned, seen = row
+        if pinned and seen and pinned != seen:
+            return IMPOSTOR
+        return REGISTERED
+    # Not registered: does it wear a registered bracelet's name?
+    names = db.execute("SELECT long_name, short_name FROM nodes WHERE num=?", (num,)).fetchone()
+    if names and (names[0] or names[1]):
+        clash = db.execute(
+            """SELECT 1 FROM bracelets b LEFT JOIN nodes n ON n.num=b.node_num
+               WHERE (? != '' AND (lower(b.label)=lower(?) OR lower(n.long_name)=lower(?)))
+                  OR (? != '' AND lower(n.short_name)=lower(?)) LIMIT 1""",
+            (names[0] or "", names[0] or "", names[0] or "", names[1] or "", names[1] or "")).fetchone()
+        if clash:
+            return IMPOSTOR
+    return UNREGISTERED
+
+
+def pin_hashes(db: sqlite_utils.Database, num: int) -> tuple[str | None, str | None]:
+    row = db.execute("SELECT cancel_pin_hash, duress_pin_hash FROM bracelets WHERE node_num=?", (num,)).fetchone()
+    return (row[0], row[1]) if row else (None, None)

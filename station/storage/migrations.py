@@ -1,0 +1,107 @@
+"""Schema migrations, applied in order at start-up; `PRAGMA user_version` records the last one.
+
+A migration is never edited once released: a change of schema is a new function at the end.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import sqlite_utils
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db["packets"].create({
+        "id": int, "received_at": float, "from_num": int, "to_num": int, "packet_id": int,
+        "portnum": int, "port": str, "channel": int, "snr": float, "rssi": int,
+        "hop_start": int, "hop_limit": int, "hops": int, "via_mqtt": int, "rx_time": int,
+        "raw": bytes, "decode": str, "duplicates": int, "last_seen_at": float,
+    }, pk="id", defaults={"duplicates": 0, "decode": "ok"})
+    # Packet id 0 means "no id"; such packets cannot be deduplicated and are all kept.
+    db.execute("CREATE UNIQUE INDEX packets_sender_id ON packets(from_num, packet_id) WHERE packet_id != 0")
+    db["packets"].create_index(["received_at"])
+
+    db["rejects"].create({
+        "id": int, "at": float, "source": str, "reason": str, "detail": str, "raw": bytes,
+    }, pk="id")
+    db["rejects"].create_index(["source", "reason"])
+
+    db["nodes"].create({
+        "num": int, "node_id": str, "long_name": str, "short_name": str, "hw_model": str,
+        "role": str, "public_key": str, "first_heard": float, "last_heard": float,
+        "snr": float, "rssi": int, "hops": int, "battery_level": int, "voltage": float,
+        "lat": float, "lon": float, "fix_at": float, "key_mismatch": int,
+    }, pk="num", defaults={"key_mismatch": 0})
+
+    db["positions"].create({
+        "id": int, "node_num": int, "packet": int, "source": str, "received_at": float,
+        "fix_at": float, "lat": float, "lon": float, "alt": float, "sats": int,
+        "precision_bits": int, "quality": int,
+    }, pk="id")
+    db["positions"].create_index(["node_num", "received_at"])
+
+    db["telemetry"].create({
+        "id": int, "node_num": int, "packet": int, "received_at": float, "battery_level": int,
+        "voltage": float, "channel_util": float, "air_util_tx": float, "uptime_s": int,
+    }, pk="id")
+    db["telemetry"].create_index(["node_num", "received_at"])
+
+    db["bracelets"].create({
+        "node_num": int, "label": str, "public_key": str, "pinned_at": float,
+        "cancel_pin_hash": str, "duress_pin_hash": str, "added_at": float,
+    }, pk="node_num")
+
+    db["incidents"].create({
+        "id": int, "node_num": int, "opened_at": float, "last_press_at": float,
+        "press_count": int, "source": str, "state": str, "resolution": str, "trust": str,
+        "duress": int, "drill": int, "lat": float, "lon": float, "fix_at": float,
+        "fix_source": str, "acknowledged_at": float, "acknowledged_by": str,
+        "resolved_at": float, "resolved_by": str, "opening_packet": int, "message": str,
+    }, pk="id", defaults={"press_count": 1, "state": "open", "duress": 0, "drill": 0})
+    db["incidents"].create_index(["node_num", "state"])
+    db["incidents"].create_index(["state", "opened_at"])
+
+    db["events"].create({
+        "id": int, "incident_id": int, "at": float, "actor": str, "action": str, "detail": str,
+    }, pk="id")
+    db["events"].create_index(["incident_id"])
+    # The event log is evidence: rows are added, never changed or removed.
+    db.execute("""CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
+                  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END""")
+    db.execute("""CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
+                  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END""")
+
+    db["receipts"].create({
+        "id": int, "incident_id": int, "node_num": int, "kind": str, "text": str,
+        "state": str, "packet_id": int, "reason": str, "created_at": float, "updated_at": float,
+    }, pk="id")
+    db["receipts"].create_index(["packet_id"])
+
+    db["station_state"].create({"key": str, "value": str, "updated_at": float}, pk="key")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    return db.execute("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(db: sqlite_utils.Database) -> int:
+    """Apply the pending migrations, each in its own transaction; return the schema version."""
+    current = schema_version(db)
+    if current > len(MIGRATIONS):
+        raise RuntimeError(
+            f"database schema version {current} is newer than this station ({len(MIGRATIONS)}): "
+            "upgrade the station software instead of downgrading it"
+        )
+    for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            step(db)
+            db.execute(f"PRAGMA user_version={version}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    return len(MIGRATIONS)

@@ -1,0 +1,107 @@
+"""Row-level writes used inside writer jobs: packets (deduplicated), rejects, nodes, positions,
+telemetry and the station state. Every function takes the open transaction's database."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlite_utils
+from meshtastic.protobuf import mesh_pb2
+
+from station.decode.packets import NodeInfo, Position, Telemetry, port_name
+from station.nodeids import node_id
+
+RAW_REJECT_MAX = 1024
+
+
+def insert_packet(db: sqlite_utils.Database, p: mesh_pb2.MeshPacket, received_at: float,
+                  decode: str = "ok") -> tuple[int, bool]:
+    """Store the raw packet; returns (row id, is_new). A packet seen again only counts."""
+    sender = getattr(p, "from")
+    hops = p.hop_start - p.hop_limit if p.hop_start and p.hop_start >= p.hop_limit else None
+    portnum = p.decoded.portnum if p.HasField("decoded") else None
+    cur = db.execute(
+        """INSERT OR IGNORE INTO packets (received_at, from_num, to_num, packet_id, portnum, port, channel,
+               snr, rssi, hop_start, hop_limit, hops, via_mqtt, rx_time, raw, decode, duplicates, last_seen_at)
+           VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0,?)""",
+        (received_at, sender, p.to, p.id, portnum,
+         port_name(portnum) if portnum is not None else "ENCRYPTED", p.channel,
+         round(p.rx_snr, 2) if p.rx_snr else None, p.rx_rssi if p.rx_rssi else None, p.hop_start or None,
+         p.hop_limit, hops, int(p.via_mqtt), p.rx_time or None, p.SerializeToString(), decode, received_at))
+    if cur.rowcount == 1:
+        return cur.lastrowid, True
+    row = db.execute("SELECT id FROM packets WHERE from_num=? AND packet_id=?", (sender, p.id)).fetchone()
+    db.execute("UPDATE packets SET duplicates = duplicates + 1, last_seen_at=? WHERE id=?", (received_at, row[0]))
+    return row[0], False
+
+
+def set_packet_decode(db: sqlite_utils.Database, row: int, decode: str) -> None:
+    db.execute("UPDATE packets SET decode=? WHERE id=?", (decode[:200], row))
+
+
+def insert_reject(db: sqlite_utils.Database, at: float, source: str, reason: str,
+                  detail: str = "", raw: bytes | None = None) -> None:
+    db.execute("INSERT INTO rejects (at, source, reason, detail, raw) VALUES (?,?,?,?,?)",
+               (at, source, reason, detail[:300], raw[:RAW_REJECT_MAX] if raw else None))
+
+
+def node_heard(db: sqlite_utils.Database, p: mesh_pb2.MeshPacket, at: float) -> None:
+    num = getattr(p, "from")
+    hops = p.hop_start - p.hop_limit if p.hop_start and p.hop_start >= p.hop_limit else None
+    db.execute(
+        """INSERT INTO nodes (num, node_id, first_heard, last_heard, snr, rssi, hops) VALUES (?,?,?,?,?,?,?)
+           ON CONFLICT(num) DO UPDATE SET last_heard=excluded.last_heard,
+               snr=COALESCE(excluded.snr, snr), rssi=COALESCE(excluded.rssi, rssi),
+               hops=COALESCE(excluded.hops, hops)""",
+        (num, node_id(num), at, at, round(p.rx_snr, 2) if p.rx_snr else None, p.rx_rssi or None, hops))
+
+
+def node_info(db: sqlite_utils.Database, num: int, info: NodeInfo) -> str | None:
+    """Update names and key; returns the key seen before if this one differs from it."""
+    row = db.execute("SELECT public_key FROM nodes WHERE num=?", (num,)).fetchone()
+    before = row[0] if row else None
+    db.execute(
+        """UPDATE nodes SET long_name=?, short_name=?, hw_model=?, role=?,
+               public_key=COALESCE(?, public_key) WHERE num=?""",
+        (info.long_name, info.short_name, info.hw_model, info.role, info.public_key, num))
+    if before and info.public_key and before != info.public_key:
+        return before
+    return None
+
+
+def insert_position(db: sqlite_utils.Database, num: int | None, pos: Position, at: float,
+                    packet_row: int | None) -> None:
+    db.execute(
+        """INSERT INTO positions (node_num, packet, source, received_at, fix_at, lat, lon, alt, sats,
+               precision_bits, quality) VALUES (?,?,?,?,?,?,?,?,?,?,?)""",
+        (num, packet_row, pos.source, at, pos.fix_time, pos.lat, pos.lon, pos.alt, pos.sats,
+         pos.precision_bits, pos.quality))
+    if num is not None:
+        db.execute("UPDATE nodes SET lat=?, lon=?, fix_at=? WHERE num=?", (pos.lat, pos.lon, at, num))
+
+
+def insert_telemetry(db: sqlite_utils.Database, num: int, t: Telemetry, at: float, packet_row: int) -> None:
+    db.execute(
+        """INSERT INTO telemetry (node_num, packet, received_at, battery_level, voltage, channel_util,
+               air_util_tx, uptime_s) VALUES (?,?,?,?,?,?,?,?)""",
+        (num, packet_row, at, t.battery_level, t.voltage, t.channel_util, t.air_util_tx, t.uptime_s))
+    db.execute("UPDATE nodes SET battery_level=COALESCE(?, battery_level), voltage=COALESCE(?, voltage) "
+               "WHERE num=?", (t.battery_level, t.voltage, num))
+
+
+def set_state(db: sqlite_utils.Database, key: str, value: Any, at: float) -> None:
+    db.execute("INSERT INTO station_state (key, value, updated_at) VALUES (?,?,?) "
+               "ON CONFLICT(key) DO UPDATE SET value=excluded.value, updated_at=excluded.updated_at",
+               (key, json.dumps(value, default=str), at))
+
+
+def get_state(db: sqlite_utils.Database, key: str) -> tuple[Any, float] | None:
+    row = db.execute("SELECT value, updated_at FROM station_state WHERE key=?", (key,)).fetchone()
+    return (json.loads(row[0]), row[1]) if row else None
+
+
+def queue_receipt(db: sqlite_utils.Database, incident_id: int, node_num: int, kind: str, text: str,
+                  at: float) -> None:
+    db.execute("INSERT INTO receipts (incident_id, node_num, kind, text, state, created_at, updated_at) "
+               "VALUES (?,?,?,?,'queued',?,?)", (incident_id, node_num, kind, text, at, at))

@@ -1,0 +1,170 @@
+"""The single writer thread: every change to the database goes through it.
+
+Work arrives as small functions on a queue. The thread takes whatever is waiting (up to
+`batch_max`), runs each function inside its own SAVEPOINT of one transaction and commits once:
+a burst of frames costs one fsync, and a function that fails rolls back only its own changes.
+A job's `on_commit` runs only after COMMIT has returned, so nothing downstream (the buzzer, the
+receipt to the bracelet) ever acts on something that is not yet on disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import sqlite_utils
+
+from station.storage import db as dbmod
+from station.storage.migrations import migrate
+
+log = logging.getLogger(__name__)
+
+JobFn = Callable[[sqlite_utils.Database], Any]
+
+
+@dataclass
+class _Job:
+    fn: JobFn
+    on_commit: Callable[[Any], None] | None = None
+    name: str = ""
+    done: threading.Event | None = None
+    result: Any = None
+    error: BaseException | None = None
+
+
+@dataclass
+class WriterStats:
+    commits: int = 0
+    jobs: int = 0
+    failed_jobs: int = 0
+    largest_batch: int = 0
+    commit_errors: int = 0
+    last_error: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+_STOP = object()
+
+
+class Writer:
+    def __init__(self, path: Path | str, batch_max: int = 512):
+        self.path = Path(path)
+        self.batch_max = batch_max
+        self.db = dbmod.connect(self.path)
+        migrate(self.db)
+        self.db_check = dbmod.quick_check(self.db)
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="station-writer", daemon=True)
+        self.stats = WriterStats()
+        self.alive_at = time.monotonic()
+        self._stopping = False
+
+    # -- public API -------------------------------------------------------------------------
+    def start(self) -> "Writer":
+        self._thread.start()
+        return self
+
+    def submit(self, fn: JobFn, on_commit: Callable[[Any], None] | None = None, name: str = "") -> None:
+        """Queue a change; returns at once. Safe from any thread, including the radio's."""
+        self._queue.put(_Job(fn, on_commit, name))
+
+    def call(self, fn: JobFn, timeout: float = 10.0) -> Any:
+        """Run a change and wait until it is committed; re-raises its exception."""
+        job = _Job(fn, None, getattr(fn, "__name__", ""), threading.Event())
+        self._queue.put(job)
+        if not job.done.wait(timeout):
+            raise TimeoutError("the database writer did not commit in time")
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Commit everything queued so far, then stop."""
+        self._stopping = True
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self.db.conn.close()
+
+    # -- the thread ---------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            try:
+                first = self._queue.get(timeout=1.0)
+            except queue.Empty:
+                self.alive_at = time.monotonic()
+                continue
+            batch = [first]
+            while len(batch) < self.batch_max:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = any(j is _STOP for j in batch)
+            jobs = [j for j in batch if j is not _STOP]
+            if jobs:
+                self._commit_with_retry(jobs)
+            self.alive_at = time.monotonic()
+            if stop:
+                return
+
+    def _commit_with_retry(self, jobs: list[_Job]) -> None:
+        delay = 0.2
+        while True:
+            try:
+                self._commit(jobs)
+                return
+            except Exception as e:  # disk full, I/O error, locked: keep the batch, try again
+                self.stats.commit_errors += 1
+                self.stats.last_error = str(e)
+                log.error("database commit failed, keeping %d changes in memory and retrying: %s",
+                          len(jobs), e)
+                try:
+                    self.db.execute("ROLLBACK")
+                except Exception:
+                    pass
+                if self._stopping and delay > 5:
+                    log.error("giving up on %d changes at shutdown", len(jobs))
+                    return
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                self.alive_at = time.monotonic()
+
+    def _commit(self, jobs: list[_Job]) -> None:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        for job in jobs:
+            job.error = None
+            db.execute("SAVEPOINT job")
+            try:
+                job.result = job.fn(db)
+                db.execute("RELEASE job")
+            except Exception as e:
+                db.execute("ROLLBACK TO job")
+                db.execute("RELEASE job")
+                job.error = e
+                self.stats.failed_jobs += 1
+                log.exception("storage job %s failed and was rolled back", job.name or job.fn)
+        db.execute("COMMIT")
+        self.stats.commits += 1
+        self.stats.jobs += len(jobs)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(jobs))
+        for job in jobs:
+            if job.error is None and job.on_commit is not None:
+                try:
+                    job.on_commit(job.result)
+                except Exception:
+                    log.exception("after-commit action of %s failed", job.name or job.fn)
+            if job.done is not None:
+                job.done.set()
