@@ -82,7 +82,7 @@ class Ingest:
         records.node_heard(db, p, at)
         db.execute("SAVEPOINT decode")
         try:
-            effects = self._apply(db, p, at, row)
+            effects = self._apply(db, p, at, row, problem)
             db.execute("RELEASE decode")
         except Exception as e:  # the raw packet stays stored; only its meaning is lost
             db.execute("ROLLBACK TO decode")
@@ -93,14 +93,16 @@ class Ingest:
             return []
         return effects
 
-    def _apply(self, db: sqlite_utils.Database, p: mesh_pb2.MeshPacket, at: float, row: int) -> list:
+    def _apply(self, db: sqlite_utils.Database, p: mesh_pb2.MeshPacket, at: float, row: int,
+               library_problem: str | None = None) -> list:
         num = getattr(p, "from")
         result = dec.classify(p, self.rules)
         effects: list[incidents.Effect] = []
         problems = result.of(dec.Problem)
         if problems:
             self.counters.problems += len(problems)
-            records.set_packet_decode(db, row, "; ".join(pr.reason for pr in problems))
+            records.set_packet_decode(db, row, "; ".join([*filter(None, [library_problem]),
+                                                          *(pr.reason for pr in problems)]))
             for pr in problems:
                 if pr.reason not in ("encrypted", "position without fix"):
                     records.insert_reject(db, at, f"packet:{result.port}", pr.reason, pr.detail)

@@ -173,8 +173,8 @@ class VirtualRadio:
         self.handshakes += 1
         with self._lock:
             replay = list(self._delivered) if self.replay_last else []
-        for payload in replay:
-            self._write_frame(payload)
+        for data in replay:
+            self._write(data)
         self.client_ready.set()
         self._flush()
 
@@ -224,50 +224,54 @@ class VirtualRadio:
         return frames
 
     # -- radio to host -------------------------------------------------------------------------
+    # Everything for the host is queued as ready-to-write bytes, in order, so that noise and
+    # corrupt frames heard while no client was attached arrive where they were heard.
     def emit_packet(self, packet: mesh_pb2.MeshPacket) -> None:
         """A packet heard on the mesh; delivered now, or after the next handshake."""
         if self.faults.drop and self.rng.random() < self.faults.drop:
             return
-        self._queue(mesh_pb2.FromRadio(packet=packet).SerializeToString())
+        self._queue(self._framed(mesh_pb2.FromRadio(packet=packet).SerializeToString()))
 
     def emit_payload(self, payload: bytes) -> None:
         """Any bytes as a frame payload: corrupt protobufs from the corpus, fuzzing."""
-        self._queue(payload)
+        self._queue(self._framed(payload))
 
     def emit_raw(self, data: bytes) -> None:
         """Bytes outside any frame: the firmware's debug console, line noise, oversized headers."""
-        if self.client_ready.is_set() and not self.hung and self._transport is not None:
-            self._transport.send(data)
+        self._queue(data)
 
-    def _queue(self, payload: bytes) -> None:
+    def _framed(self, payload: bytes) -> bytes:
+        data = framing.encode(payload)
+        if self.faults.garbage and self.rng.random() < self.faults.garbage:
+            # Noise without the start byte, as a flaky UART produces, then a newline.
+            noise = bytes(self.rng.randrange(0x20, 0x7f) for _ in range(self.rng.randint(1, 40)))
+            data = noise + b"\n" + data
+        return data
+
+    def _queue(self, data: bytes) -> None:
         with self._lock:
             if len(self._pending) >= self.pending_max:
                 self._pending.popleft()
-            self._pending.append(payload)
+            self._pending.append(data)
         self._flush()
 
     def _flush(self) -> None:
         with self._lock:
             while self._pending and self.client_ready.is_set() and not self.hung and self._transport:
-                payload = self._pending.popleft()
-                if not self._write_frame(payload):
-                    self._pending.appendleft(payload)
+                data = self._pending.popleft()
+                if not self._write(data):
+                    self._pending.appendleft(data)
                     return
                 if self.replay_last:
-                    self._delivered.append(payload)
+                    self._delivered.append(data)
 
     def _send_now(self, msg: mesh_pb2.FromRadio) -> None:
-        self._write_frame(msg.SerializeToString())
+        self._write(framing.encode(msg.SerializeToString()))
 
-    def _write_frame(self, payload: bytes) -> bool:
+    def _write(self, data: bytes) -> bool:
         transport = self._transport
         if transport is None or self.hung:
             return False
-        data = framing.encode(payload)
-        if self.faults.garbage and self.rng.random() < self.faults.garbage:
-            # Noise without the start byte, as a flaky UART produces, then a newline.
-            noise = bytes(self.rng.choice(range(0x20, 0x7f)) for _ in range(self.rng.randint(1, 40)))
-            data = noise + b"\n" + data
         try:
             if self.faults.bytes_per_s:
                 for i in range(0, len(data), 16):

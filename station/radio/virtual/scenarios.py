@@ -169,7 +169,10 @@ def garbage(s: Stage) -> None:
     s.radio.garbage(0.7)
     join(s)
     for _ in range(10):
-        s.radio.emit_raw(bytes(s.rng.randrange(256) for _ in range(s.rng.randint(1, 64))))
+        # Any byte but the frame start: noise that happens to hold 0x94 0xC3 would (really) eat
+        # the next frame, which is the corrupt-frame scenario's business, not this one's.
+        noise = bytes(s.rng.choice([b for b in range(256) if b != framing.START1]) for _ in range(s.rng.randint(1, 64)))
+        s.radio.emit_raw(noise + b"\n")
         s.send(s.amina.position())
     s.send(s.amina.alert("SOS"))
     s.radio.garbage(0.0)

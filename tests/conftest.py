@@ -1,0 +1,141 @@
+"""Shared fixtures: a real station (real meshtastic library, real SQLite, real pty or TCP) on a
+virtual radio that the test controls, and the corpora in ../shared."""
+
+from __future__ import annotations
+
+import base64
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from station import config, registry
+from station.daemon import Station
+from station.radio.sim import SimRadio
+from station.radio.virtual.bracelets import REGISTERED
+from station.storage import db as dbmod
+from station.storage.migrations import migrate
+
+REPO = Path(__file__).resolve().parent.parent
+CORPORA = Path(os.environ.get("STATION_CORPORA", REPO.parent / "shared" / "corpora"))
+
+
+@pytest.fixture(scope="session")
+def corpora() -> Path:
+    if not CORPORA.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"the real-data corpora are missing at {CORPORA} (set STATION_CORPORA)")
+        pytest.skip(f"real-data corpora not found at {CORPORA} (set STATION_CORPORA)")
+    return CORPORA
+
+
+def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def make_config(tmp_path: Path, **sections) -> config.Config:
+    base = {
+        "storage": {"database": str(tmp_path / "station.db")},
+        "gpio": {"enabled": False},
+        "radio": {"heartbeat_s": 0.5, "liveness_timeout_s": 2.0, "handshake_timeout_s": 3.0,
+                  "reconnect_min_s": 0.1, "reconnect_max_s": 0.5, "ready_timeout_s": 5.0},
+        "receipts": {"min_interval_s": 0.0},
+    }
+    for name, values in sections.items():
+        base.setdefault(name, {}).update(values)
+    return config.validate(base, None, tmp_path)
+
+
+def register_cast(path: Path, people, names=REGISTERED, *, with_keys: bool = True) -> None:
+    db = dbmod.connect(path)
+    migrate(db)
+    for name in names:
+        b = people[name]
+        db.execute("BEGIN IMMEDIATE")
+        registry.add(db, b.num, b.long_name, time.time(),
+                     public_key=base64.b64encode(b.public_key).decode() if with_keys else None,
+                     cancel_pin=b.cancel_pin, duress_pin=b.duress_pin)
+        db.execute("COMMIT")
+    db.conn.close()
+
+
+class Harness:
+    """A station on a virtual radio: `h.sim.radio` is the radio, `h.db()` a read connection."""
+
+    def __init__(self, tmp_path: Path, scenario: str, transport: str, *, register: bool = True,
+                 corpus_dir: Path | None = None, start: bool = True, pin_factory=None, **sections):
+        tmp_path.mkdir(parents=True, exist_ok=True)
+        self.cfg = make_config(tmp_path, **sections)
+        self.sim = SimRadio(scenario, speed=0, tcp=0 if transport == "tcp" else None,
+                            pty=None if transport == "tcp" else str(tmp_path / "radio"),
+                            corpus_dir=corpus_dir, start_delay_s=0.0)
+        if register:
+            register_cast(self.cfg.database_path, self.sim.stage.people)
+        self.pin_factory = pin_factory
+        self.station: Station | None = None
+        if start:
+            self.start()
+
+    def start(self) -> "Harness":
+        # The radio starts first and buffers the scenario until the station's handshake, as a
+        # real radio does with packets heard before a client attached.
+        self.sim.start()
+        self.cfg = self.cfg.with_overrides(radio={"port": self.sim.port})
+        self.station = Station(self.cfg, pin_factory=self.pin_factory).start()
+        assert self.station.link.wait_connected(10), self.station.link.state
+        return self
+
+    def settle(self, timeout: float = 15.0) -> None:
+        """Wait until the scenario has played and everything it sent is committed."""
+        wait_until(self.sim.done.is_set, timeout, what="scenario to finish")
+        last = [-1, 0.0]
+
+        def stable() -> bool:
+            n = self.count("SELECT COUNT(*) + COALESCE(SUM(duplicates),0) FROM packets") + \
+                self.count("SELECT COUNT(*) FROM rejects")
+            if (n != last[0] or self.sim.radio.pending() or self.station.writer.pending()):
+                last[:] = [n, time.monotonic()]
+                return False
+            return time.monotonic() - last[1] > 0.3
+        wait_until(stable, timeout, what="ingestion to settle")
+
+    def db(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.cfg.database_path)
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def count(self, sql: str, params: tuple = ()) -> int:
+        with self.db() as c:
+            return c.execute(sql, params).fetchone()[0]
+
+    def rows(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+        with self.db() as c:
+            return c.execute(sql, params).fetchall()
+
+    def stop(self) -> None:
+        if self.station is not None:
+            self.station.stop()
+            self.station = None
+        self.sim.stop()
+
+
+@pytest.fixture
+def harness(tmp_path):
+    made: list[Harness] = []
+
+    def make(scenario: str = "idle", transport: str = "pty", **kw) -> Harness:
+        h = Harness(tmp_path / f"h{len(made)}", scenario, transport, **kw)
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        h.stop()
