@@ -127,6 +127,8 @@ class GpsReader:
         self.error = ""
         self.connected = False
         self.alive_at = time.monotonic()
+        self.bytes_read = 0
+        self._serial: serial.Serial | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="gps-reader", daemon=True)
 
@@ -136,6 +138,12 @@ class GpsReader:
 
     def stop(self) -> None:
         self._stop.set()
+        ser = self._serial
+        if ser is not None:
+            try:
+                ser.cancel_read()   # a blocking read would otherwise hold shutdown for its timeout
+            except Exception:
+                pass
         self._thread.join(3)
 
     def _run(self) -> None:
@@ -143,6 +151,7 @@ class GpsReader:
         while not self._stop.is_set():
             try:
                 with serial.Serial(self.port, self.baud, timeout=0.5) as ser:
+                    self._serial = ser
                     self.connected, self.error, delay = True, "", 0.5
                     self._read(ser)
             except (serial.SerialException, OSError) as e:
@@ -150,6 +159,7 @@ class GpsReader:
                     log.warning("GPS on %s unavailable: %s", self.port, e)
                 self.error = str(e)
             self.connected = False
+            self._serial = None
             self._stop.wait(delay)
             delay = min(delay * 2, 30)
 
@@ -160,6 +170,7 @@ class GpsReader:
             chunk = ser.read(ser.in_waiting or 1)
             if not chunk:
                 continue
+            self.bytes_read += len(chunk)
             buf += chunk
             if len(buf) > 4096 and b"\n" not in buf:
                 self.tracker.state.rejects["line too long"] += 1
@@ -167,6 +178,10 @@ class GpsReader:
             *lines, buf = buf.split(b"\n")
             now = time.monotonic()
             for line in lines:
-                fix = self.tracker.feed_line(line, now)
-                if fix is not None:
-                    self.on_fix(fix, self.tracker.state.fix_datetime)
+                try:
+                    fix = self.tracker.feed_line(line, now)
+                    if fix is not None:
+                        self.on_fix(fix, self.tracker.state.fix_datetime)
+                except Exception:  # one strange line must never end the reader
+                    self.tracker.state.rejects["internal error"] += 1
+                    log.exception("GPS line could not be handled: %r", line[:120])

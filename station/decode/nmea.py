@@ -14,9 +14,12 @@ from dataclasses import dataclass
 import pynmea2
 
 POSITION_TYPES = ("RMC", "GGA", "GLL", "GNS")
+# GGA quality 7 is a position typed in by hand and 8 a simulator's: neither is where we are.
+REAL_FIX_QUALITIES = (1, 2, 3, 4, 5, 6)
+NOT_A_FIX_MODES = ("N", "S", "M")
 # A sentence inside free text: talker + type, fields, and a checksum. '!' starts AIS lines.
 _IN_TEXT = re.compile(r"\$[A-Z]{2}[A-Z]{3},[\x20-\x7e]*?\*[0-9A-Fa-f]{2}")
-_SHAPE = re.compile(r"^\$([A-Z][A-Z0-9])([A-Z]{3}),")
+_POSITION = re.compile(r"^\$([A-Z][A-Z0-9])(RMC|GGA|GLL|GNS),")
 
 
 class NmeaReject(ValueError):
@@ -69,14 +72,12 @@ def parse(line: str) -> Fix | None:
     line = line.strip()
     if not line.startswith("$"):
         raise NmeaReject("not nmea")
+    shape = _POSITION.match(line)
+    if not shape:
+        return None  # satellites, proprietary ($P...) and vendor sentences carry no position
+    talker, kind = shape.groups()
     if "*" not in line:
         raise NmeaReject("missing checksum")
-    shape = _SHAPE.match(line)
-    if not shape:
-        raise NmeaReject("malformed")
-    talker, kind = shape.groups()
-    if kind not in POSITION_TYPES:
-        return None
     try:
         msg = pynmea2.parse(line, check=True)
     except pynmea2.ChecksumError:
@@ -85,6 +86,8 @@ def parse(line: str) -> Fix | None:
         raise NmeaReject("malformed", str(e)[:80]) from None
     try:
         return _fix_from(msg, kind, talker)
+    except NmeaReject:
+        raise
     except (ValueError, TypeError, AttributeError, IndexError) as e:
         # pynmea2 computes fields lazily; a truncated field only fails here.
         raise NmeaReject("malformed", str(e)[:80]) from None
@@ -92,29 +95,40 @@ def parse(line: str) -> Fix | None:
 
 def _fix_from(msg, kind: str, talker: str) -> Fix | None:
     if kind == "RMC":
-        if msg.status != "A":
+        # NMEA 2.3 adds a mode: N no fix, S simulator, M manual input; none of them is a fix.
+        mode = msg.data[11] if len(msg.data) > 11 else ""
+        if msg.status != "A" or mode in NOT_A_FIX_MODES:
             return None
         date = msg.datestamp if msg.data[8] else None
-        return _checked(Fix(kind, talker, msg.latitude, msg.longitude, msg.timestamp, date), msg)
+        if date is not None and not isinstance(date, dt.date):
+            raise NmeaReject("bad date", str(msg.data[8])[:20])
+        return _checked(Fix(kind, talker, msg.latitude, msg.longitude, _time(msg), date), msg)
     if kind == "GGA":
         qual = _int(msg.data[5])
-        if not qual:
+        if not qual or qual not in REAL_FIX_QUALITIES:
             return None
-        return _checked(Fix(kind, talker, msg.latitude, msg.longitude, msg.timestamp, None,
+        return _checked(Fix(kind, talker, msg.latitude, msg.longitude, _time(msg), None,
                             alt=_float(msg.data[8]), sats=_int(msg.data[6]), quality=qual), msg)
     if kind == "GLL":
         status = msg.data[5] if len(msg.data) > 5 else ""
         mode = msg.data[6] if len(msg.data) > 6 else ""
-        if status != "A" or mode == "N":
+        if status != "A" or mode in NOT_A_FIX_MODES:
             return None
-        return _checked(Fix(kind, talker, msg.latitude, msg.longitude, msg.timestamp, None), msg)
+        return _checked(Fix(kind, talker, msg.latitude, msg.longitude, _time(msg), None), msg)
     # GNS: the mode field has one letter per constellation; all 'N' means no fix.
     mode = msg.data[5] if len(msg.data) > 5 else ""
-    if not mode or set(mode) <= {"N"}:
+    if not mode or set(mode) <= set(NOT_A_FIX_MODES):
         return None
-    return _checked(Fix(kind, talker, msg.latitude, msg.longitude, msg.timestamp, None,
+    return _checked(Fix(kind, talker, msg.latitude, msg.longitude, _time(msg), None,
                         alt=_float(msg.data[8]) if len(msg.data) > 8 else None,
                         sats=_int(msg.data[6]) if len(msg.data) > 6 else None), msg)
+
+
+def _time(msg) -> dt.time | None:
+    t = msg.timestamp
+    if t is None or isinstance(t, dt.time):
+        return t
+    raise NmeaReject("bad time", str(t)[:20])
 
 
 def _checked(fix: Fix, msg) -> Fix:

@@ -59,7 +59,8 @@ class SimRadio:
 
     def stop(self) -> None:
         self.stage.stop.set()
-        self._thread.join(2)
+        if self._thread.ident is not None:
+            self._thread.join(2)
         self.transport.unplug()
         if self._tmp is not None:
             self._tmp.cleanup()

@@ -1,0 +1,159 @@
+"""The radio link under the faults the field produces: unplug and replug, a hung radio, a stall,
+a slow link, a TCP server that drops or disappears, a port held by someone else."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from station.config import validate
+from station.radio.link import LinkDown, LinkSettings, RadioLink
+from station.radio.virtual.bracelets import cast
+
+from .conftest import wait_until
+
+P = cast()
+
+
+def positions(h) -> int:
+    return h.count("SELECT COUNT(*) FROM positions")
+
+
+def test_unplug_and_replug_twenty_times_recovers_and_stores_nothing_twice(harness):
+    h = harness("idle", "pty")
+    h.sim.radio.replay_last = 5          # the radio also replays recent packets after each reconnect
+    link = h.station.link
+    amina = h.sim.stage.amina
+    threads_before = threading.active_count()
+    sent = 0
+    for i in range(20):
+        h.sim.transport.unplug()
+        wait_until(lambda: link.state.status != "connected", 10, what="loss to be noticed")
+        h.sim.radio.emit_packet(amina.position(14.69 + i * 1e-4, -17.44))   # heard while unplugged
+        h.sim.transport.plug()
+        wait_until(lambda: link.connected and link.state.connects == i + 2, 15, what=f"reconnect {i + 1}")
+        h.sim.radio.emit_packet(amina.position(14.70 + i * 1e-4, -17.44))   # after recovery
+        sent += 2
+        wait_until(lambda: positions(h) == sent, 10, what="packets after recovery")
+    assert h.count("SELECT COUNT(*) FROM packets") == 40
+    assert h.count("SELECT SUM(duplicates) FROM packets") > 0       # replays were seen, and dropped
+    # No leaked reader, heartbeat or close threads after twenty reconnects.
+    assert threading.active_count() <= threads_before + 3
+
+
+def test_hung_radio_is_detected_and_the_link_restarted(harness):
+    h = harness("idle", "pty")
+    link = h.station.link
+    h.sim.radio.hang()
+    wait_until(lambda: link.state.hangs == 1, 10, what="hang detection")
+    h.sim.radio.emit_packet(h.sim.stage.amina.alert("SOS"))            # buffered by the hung radio
+    h.sim.radio.unhang()
+    wait_until(lambda: link.connected and link.state.connects == 2, 10, what="restart after hang")
+    wait_until(lambda: h.count("SELECT COUNT(*) FROM incidents") == 1, 10, what="alert after recovery")
+
+
+def test_default_settings_detect_a_hang_within_sixty_seconds():
+    radio = validate({}).radio
+    assert radio["liveness_timeout_s"] + radio["heartbeat_s"] <= 60
+
+
+def test_a_stall_shorter_than_the_liveness_timeout_loses_nothing(harness):
+    h = harness("idle", "tcp")
+    link = h.station.link
+    h.sim.radio.stall(0.8)
+    for i in range(5):
+        h.sim.radio.emit_packet(h.sim.stage.amina.position(14.6 + i * 1e-3, -17.4))
+    wait_until(lambda: positions(h) == 5, 10, what="stalled packets")
+    assert link.state.hangs == 0 and link.state.connects == 1
+
+
+def test_slow_link_still_delivers(harness):
+    h = harness("idle", "pty")
+    h.sim.radio.slow(3000)
+    for i in range(5):
+        h.sim.radio.emit_packet(h.sim.stage.bashir.telemetry(50 + i, 3.8))
+    wait_until(lambda: h.count("SELECT COUNT(*) FROM telemetry") == 5, 15, what="slow packets")
+
+
+def test_tcp_connection_dropped_by_the_radio_is_recovered(harness):
+    h = harness("idle", "tcp")
+    h.sim.transport.drop_client()
+    time.sleep(0.5)
+    h.sim.radio.emit_packet(h.sim.stage.amina.alert("SOS"))
+    wait_until(lambda: h.count("SELECT COUNT(*) FROM incidents") == 1, 15, what="alert after TCP drop")
+
+
+def test_tcp_radio_that_disappears_and_returns_is_reconnected(harness):
+    h = harness("idle", "tcp")
+    link = h.station.link
+    h.sim.transport.unplug()
+    wait_until(lambda: link.state.status == "down", 10, what="loss of TCP radio")
+    assert "refused" in link.state.error or "lost" in link.state.error
+    h.sim.transport.plug()
+    wait_until(lambda: link.connected, 10, what="TCP reconnect")
+    h.sim.radio.emit_packet(h.sim.stage.amina.alert("SOS"))
+    wait_until(lambda: h.count("SELECT COUNT(*) FROM incidents") == 1, 10, what="alert after TCP return")
+
+
+class _Sink:
+    def __init__(self):
+        self.packets = []
+
+    def on_packet(self, packet, problem=None):
+        self.packets.append(packet)
+
+    def on_bad_frame(self, raw, reason):
+        pass
+
+    def on_log_line(self, line):
+        pass
+
+
+FAST = LinkSettings(heartbeat_s=0.5, liveness_timeout_s=2, handshake_timeout_s=2, reconnect_min_s=0.1,
+                    reconnect_max_s=0.5)
+
+
+def test_missing_port_is_reported_plainly_and_retried(tmp_path):
+    link = RadioLink(str(tmp_path / "ttyUSB9"), _Sink(), FAST).start()
+    try:
+        wait_until(lambda: link.state.status == "down", 5, what="down state")
+        assert "is not present" in link.state.error and "plugged in" in link.state.error
+        with pytest.raises(LinkDown):
+            link.send_text(P["amina"].num, "hello")     # fails at once, no 30 s wait
+    finally:
+        link.stop()
+
+
+def test_port_held_by_another_process_names_it(harness, tmp_path):
+    h = harness("idle", "pty", start=False)
+    h.sim.transport.plug()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import serial,sys,time; s=serial.Serial(sys.argv[1], exclusive=True); "
+         "print('held', flush=True); time.sleep(30)", str(h.sim.transport.link)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        link = RadioLink(str(h.sim.transport.link), _Sink(), FAST).start()
+        try:
+            wait_until(lambda: "held by" in link.state.error, 10, what="busy port error")
+            assert f"pid {holder.pid}" in link.state.error
+        finally:
+            link.stop()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_handshake_that_never_completes_fails_within_our_timeout_not_thirty_seconds(harness):
+    h = harness("idle", "pty", start=False)
+    h.sim.transport.plug()
+    h.sim.radio.hang()
+    link = RadioLink(str(h.sim.transport.link), _Sink(), FAST).start()
+    try:
+        wait_until(lambda: "did not answer the handshake" in link.state.error, 10, what="handshake timeout")
+    finally:
+        link.stop()
