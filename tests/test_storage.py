@@ -1,0 +1,143 @@
+"""The database: durable settings, migrations, one writer with group commit, append-only log."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+from meshtastic.protobuf import mesh_pb2
+
+from station.clock import StationClock
+from station.decode.packets import Rules
+from station.ingest import Ingest
+from station.storage import db as dbmod
+from station.storage import records
+from station.storage.migrations import MIGRATIONS, migrate, schema_version
+from station.storage.writer import Writer
+
+
+def test_database_is_wal_with_full_sync_and_a_busy_timeout(tmp_path):
+    db = dbmod.connect(tmp_path / "s.db")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA synchronous").fetchone()[0] == 2          # FULL
+    assert db.execute("PRAGMA busy_timeout").fetchone()[0] == dbmod.BUSY_TIMEOUT_MS
+
+
+def test_migrations_apply_once_and_refuse_a_newer_schema(tmp_path):
+    db = dbmod.connect(tmp_path / "s.db")
+    assert migrate(db) == len(MIGRATIONS) == schema_version(db)
+    assert migrate(db) == len(MIGRATIONS)
+    db.execute(f"PRAGMA user_version={len(MIGRATIONS) + 1}")
+    with pytest.raises(RuntimeError, match="newer than this station"):
+        migrate(db)
+
+
+def test_a_file_that_is_not_a_database_gives_a_clear_error(tmp_path):
+    f = tmp_path / "s.db"
+    f.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(dbmod.StorageError, match="not a usable SQLite file"):
+        dbmod.connect(f)
+
+
+def test_a_burst_of_changes_is_one_commit(tmp_path):
+    w = Writer(tmp_path / "s.db")
+    for i in range(300):
+        w.submit(lambda db, i=i: records.insert_reject(db, float(i), "test", "burst"))
+    w.start()
+    w.call(lambda db: None)
+    assert w.stats.commits <= 2 and w.stats.largest_batch >= 300
+    assert w.db.execute("SELECT COUNT(*) FROM rejects").fetchone()[0] == 300
+    w.stop()
+
+
+def test_a_failing_change_is_rolled_back_alone(tmp_path):
+    w = Writer(tmp_path / "s.db")
+    w.submit(lambda db: records.insert_reject(db, 1.0, "test", "before"))
+
+    def broken(db):
+        records.insert_reject(db, 2.0, "test", "half-done")
+        raise ValueError("boom")
+    w.submit(broken)
+    w.submit(lambda db: records.insert_reject(db, 3.0, "test", "after"))
+    w.start()
+    w.call(lambda db: None)
+    assert [r[0] for r in w.db.execute("SELECT reason FROM rejects ORDER BY at")] == ["before", "after"]
+    assert w.stats.failed_jobs == 1
+    w.stop()
+
+
+def test_after_commit_actions_see_the_change_on_disk(tmp_path):
+    path = tmp_path / "s.db"
+    w = Writer(path).start()
+    seen = []
+    done = threading.Event()
+
+    def check(_):
+        with sqlite3.connect(path) as other:
+            seen.append(other.execute("SELECT COUNT(*) FROM rejects").fetchone()[0])
+        done.set()
+    w.submit(lambda db: records.insert_reject(db, 1.0, "test", "x"), on_commit=check)
+    assert done.wait(5)
+    assert seen == [1]
+    w.stop()
+
+
+def test_call_returns_the_result_and_raises_the_error(tmp_path):
+    w = Writer(tmp_path / "s.db").start()
+    assert w.call(lambda db: db.execute("SELECT 41 + 1").fetchone()[0]) == 42
+    with pytest.raises(ZeroDivisionError):
+        w.call(lambda db: 1 / 0)
+    w.stop()
+
+
+def test_the_event_log_is_append_only(tmp_path):
+    db = dbmod.connect(tmp_path / "s.db")
+    migrate(db)
+    db.execute("INSERT INTO events (incident_id, at, actor, action) VALUES (1, 1.0, 'x', 'opened')")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        db.execute("UPDATE events SET action='nothing happened'")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        db.execute("DELETE FROM events")
+
+
+def test_a_packet_seen_again_is_stored_once_and_counted(tmp_path):
+    db = dbmod.connect(tmp_path / "s.db")
+    migrate(db)
+    p = mesh_pb2.MeshPacket(id=77, to=0xFFFFFFFF)
+    setattr(p, "from", 5)
+    p.decoded.portnum = 1
+    assert records.insert_packet(db, p, 1.0)[1] is True
+    p.hop_limit = 1   # the same packet, rebroadcast
+    assert records.insert_packet(db, p, 2.0)[1] is False
+    assert db.execute("SELECT COUNT(*), SUM(duplicates), MAX(last_seen_at) FROM packets").fetchone() == (1, 1, 2.0)
+
+
+packets = st.builds(
+    lambda sender, pid, port, payload: (sender, pid, port, payload),
+    st.integers(1, 2**32 - 2), st.integers(0, 50), st.integers(0, 300), st.binary(max_size=200))
+
+
+@given(st.lists(packets, max_size=25))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_packets_through_ingest_are_all_stored_and_none_twice(tmp_path_factory, items):
+    path = tmp_path_factory.mktemp("ingest") / "s.db"
+    w = Writer(path).start()
+    ingest = Ingest(w, Rules(), StationClock(), fold_window_s=60)
+    keys = set()
+    zero_ids = 0
+    for sender, pid, port, payload in items:
+        p = mesh_pb2.MeshPacket(id=pid, to=0xFFFFFFFF)
+        setattr(p, "from", sender)
+        p.decoded.portnum = port
+        p.decoded.payload = payload
+        ingest.on_packet(p)
+        if pid == 0:
+            zero_ids += 1
+        else:
+            keys.add((sender, pid))
+    w.call(lambda db: None)
+    assert w.db.execute("SELECT COUNT(*) FROM packets").fetchone()[0] == len(keys) + zero_ids
+    assert w.stats.failed_jobs == 0
+    w.stop()
