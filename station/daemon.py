@@ -56,6 +56,7 @@ class Station:
         self._silenced = False
         self._newest_incident = 0
         self._last_gps_store = 0.0
+        self.stale_after_s = STALE_AFTER_S
 
     # -- start and stop ----------------------------------------------------------------------
     def start(self) -> "Station":
@@ -108,8 +109,8 @@ class Station:
 
     def healthy(self) -> tuple[bool, str]:
         now = time.monotonic()
-        grace = STALE_AFTER_S + self.cfg.radio["handshake_timeout_s"]
-        if not self.writer.is_alive() or now - self.writer.alive_at > STALE_AFTER_S:
+        grace = self.stale_after_s + self.cfg.radio["handshake_timeout_s"]
+        if not self.writer.is_alive() or now - self.writer.alive_at > self.stale_after_s:
             return False, "database writer is not running"
         if not self.link.is_alive() or now - self.link.alive_at > grace:
             return False, "radio supervisor is not running"
@@ -211,8 +212,16 @@ def run(cfg: Config, *, sim_speed: float = 1.0, corpus_dir: Path | None = None,
     def _signal(signum, frame):
         stop.set()
 
-    signal.signal(signal.SIGTERM, _signal)
-    signal.signal(signal.SIGINT, _signal)
+    previous = {s: signal.signal(s, _signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return _serve(cfg, notifier, stop, sim_speed, corpus_dir, on_started)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _serve(cfg: Config, notifier: Notifier, stop: threading.Event, sim_speed: float,
+           corpus_dir: Path | None, on_started) -> int:
     station = Station(cfg, sim_speed=sim_speed, corpus_dir=corpus_dir).start()
     if on_started:
         on_started(station)

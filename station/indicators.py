@@ -8,6 +8,7 @@ call the callbacks given; they never touch the database themselves.
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Callable, Protocol
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,10 @@ def make_indicators(gpio_cfg: dict, on_ack: Callable[[], None], on_silence: Call
     if enabled is False:
         return NullIndicators("disabled in config")
     try:
-        return GpioIndicators(gpio_cfg, on_ack, on_silence, pin_factory)
+        with warnings.catch_warnings():
+            # gpiozero warns once per pin library it cannot load; one log line says it all.
+            warnings.simplefilter("ignore")
+            return GpioIndicators(gpio_cfg, on_ack, on_silence, pin_factory)
     except Exception as e:  # BadPinFactory off a Pi, pins in use, no permission
         if enabled is True:
             raise RuntimeError(f"GPIO is enabled in the config but not usable: {e}") from e

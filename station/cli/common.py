@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import sqlite3
 import sys
 from typing import Any
 
@@ -71,7 +72,12 @@ def open_db(ctx: click.Context, *, migrate_schema: bool = True):
 
 def write(db, fn):
     """Run one change in its own transaction (the daemon may be writing too: busy_timeout waits)."""
-    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as e:
+        raise click.ClickException(
+            f"database is {'locked by another process (a backup, or a stuck command?)' if 'locked' in str(e) else e}; "
+            "nothing was changed, try again") from None
     try:
         out = fn(db)
         db.execute("COMMIT")

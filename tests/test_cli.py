@@ -1,0 +1,144 @@
+"""The `station` command as operators use it: output, JSON, errors that say what to do."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from click.testing import CliRunner
+
+from station.cli import cli
+from station.radio.virtual import scenarios
+from station.radio.virtual.bracelets import cast
+
+P = cast()
+
+
+@pytest.fixture
+def run_cli(tmp_path):
+    cfg = tmp_path / "station.toml"
+    cfg.write_text(f'[storage]\ndatabase = "{tmp_path / "station.db"}"\n[gpio]\nenabled = false\n')
+
+    def invoke(*args, input=None):
+        return CliRunner().invoke(cli, ["--config", str(cfg), *args], input=input, catch_exceptions=False)
+    invoke.db_path = tmp_path / "station.db"
+    invoke.config = cfg
+    return invoke
+
+
+@pytest.fixture
+def stored(harness, tmp_path):
+    """A database with real alerts, written by a real station from the virtual radio."""
+    h = harness("triggers", "pty")
+    h.settle()
+    h.stop()
+    return h
+
+
+def cli_on(h):
+    cfg = h.cfg.database_path.parent / "cli.toml"
+    cfg.write_text(f'[storage]\ndatabase = "{h.cfg.database_path}"\n')
+    return lambda *a: CliRunner().invoke(cli, ["--config", str(cfg), *a], catch_exceptions=False)
+
+
+def test_help_names_every_command():
+    out = CliRunner().invoke(cli, ["--help"]).output
+    for cmd in ("run", "demo", "status", "alerts", "nodes", "bracelets", "radio"):
+        assert f"  {cmd} " in out
+
+
+def test_simulate_help_lists_every_scenario():
+    out = CliRunner().invoke(cli, ["radio", "simulate", "--help"], terminal_width=400).output
+    assert all(name in out for name in scenarios.SCENARIOS)
+
+
+def test_alerts_list_show_ack_and_resolve(stored):
+    station = cli_on(stored)
+    rows = json.loads(station("alerts", "list", "--json").output)
+    assert {r["source"] for r in rows} == {"alert_app", "detection_sensor", "bell", "keyword"}
+    visitor = next(r for r in rows if r["node_num"] == P["visitor"].num)
+    assert visitor["trust"] == "unregistered"
+    text = station("alerts", "list").output
+    assert "UNREGISTERED" in text and "Amina D." in text
+    amina = next(r for r in rows if r["node_num"] == P["amina"].num)["id"]
+    assert station("alerts", "ack", str(amina), "--by", "maria").exit_code == 0
+    again = station("alerts", "ack", str(amina))
+    assert again.exit_code == 1 and "is acknowledged, not open" in again.output
+    shown = json.loads(station("alerts", "show", str(amina), "--json").output)
+    assert shown["acknowledged_by"] == "cli:maria"
+    assert [e["action"] for e in shown["events"]] == ["alert opened", "acknowledged"]
+    assert station("alerts", "resolve", str(amina), "--as", "false_alarm").exit_code == 0
+    assert station("alerts", "show", "999").exit_code == 1
+
+
+def test_status_reports_radio_counts_and_database_check(stored):
+    st = json.loads(cli_on(stored)("status", "--json").output)
+    assert st["database_check_now"] == "ok"
+    assert st["radio"]["status"] == "stopped" and st["daemon_running"] is False
+    assert st["counts"]["alerts_open"] == 4
+    text = cli_on(stored)("status").output
+    assert "NOT RUNNING" in text and "quick_check ok" in text
+
+
+def test_nodes_escape_hostile_names_on_the_terminal(harness):
+    h = harness("idle", "pty")
+    evil = P["visitor"]
+    evil.long_name = "\x1b[2J\x1b[31mFAKE\u202e<b>x</b>"
+    h.sim.radio.emit_packet(evil.nodeinfo())
+    from .conftest import wait_until
+    wait_until(lambda: h.count("SELECT COUNT(*) FROM nodes WHERE long_name LIKE '%FAKE%'") == 1, 5, what="node")
+    out = cli_on(h)("nodes").output
+    assert "\x1b" not in out and "\u202e" not in out
+    assert "\\x1b[2J" in out and "\\u202e" in out
+    as_json = cli_on(h)("nodes", "--json").output
+    assert "\x1b" not in as_json and json.loads(as_json)[0]["long_name"] == evil.long_name
+
+
+def test_bracelets_add_list_remove(run_cli):
+    out = run_cli("bracelets", "add", "!b5a1e001", "--label", "Amina", "--cancel-pin", "2468", "--duress-pin", "1357")
+    assert out.exit_code == 0 and "will be pinned when the bracelet is next heard" in out.output
+    listed = json.loads(run_cli("bracelets", "list", "--json").output)
+    assert listed[0]["node_id"] == "!b5a1e001" and listed[0]["has_duress_pin"] is True
+    dup = run_cli("bracelets", "add", "0xb5a1e001", "--label", "Again")
+    assert dup.exit_code == 1 and "already registered" in dup.output
+    assert run_cli("bracelets", "remove", "3047284737").exit_code == 0
+    assert "no bracelets registered" in run_cli("bracelets", "list").output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["bracelets", "add", "amina", "--label", "A"], "is not a node"),
+    (["bracelets", "add", "!b5a1e001", "--label", "A", "--cancel-pin", "12"], "a PIN is 4 to 8 digits"),
+    (["bracelets", "add", "!b5a1e001", "--label", "A", "--cancel-pin", "1234", "--duress-pin", "1234"],
+     "must differ"),
+    (["bracelets", "add", "!b5a1e001", "--label", "A", "--public-key", "short"], "a public key is 32 bytes"),
+])
+def test_bracelet_input_errors_are_explained(run_cli, args, message):
+    out = run_cli(*args)
+    assert out.exit_code != 0 and message in out.output
+
+
+def test_invalid_config_stops_with_the_key_named(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[radio]\nport = "COM3"\n')
+    out = CliRunner().invoke(cli, ["--config", str(cfg), "status"])
+    assert out.exit_code == 1 and "configuration: [radio] port: expected" in out.output
+
+
+def test_missing_config_file_is_reported(tmp_path):
+    out = CliRunner().invoke(cli, ["--config", str(tmp_path / "nope.toml"), "status"])
+    assert out.exit_code == 1 and "does not exist" in out.output
+
+
+def test_locked_database_is_reported_clearly(run_cli, monkeypatch):
+    from station.storage import db as dbmod
+    monkeypatch.setattr(dbmod, "BUSY_TIMEOUT_MS", 200)
+    run_cli("bracelets", "list")
+    holder = sqlite3.connect(run_cli.db_path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        out = run_cli("bracelets", "add", "!b5a1e001", "--label", "A")
+        assert out.exit_code == 1 and "locked" in out.output
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
