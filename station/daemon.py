@@ -118,7 +118,13 @@ class Station:
 
     # -- callbacks -----------------------------------------------------------------------------
     def _on_effects(self, effects: list[incidents.Effect]) -> None:
-        # Runs on the writer thread after commit: only wake the others.
+        # Runs on the writer thread after commit: log, and wake the others.
+        for e in effects:
+            if e.kind in ("opened", "duress", "cancelled", "cancel_rejected"):
+                node = f"!{e.node_num:08x}" if e.node_num else "-"
+                level = logging.WARNING if e.kind in ("opened", "duress") else logging.INFO
+                log.log(level, "alert %d %s (node %s%s)", e.incident_id, e.kind.replace("_", " "), node,
+                        f", trust {e.trust}" if e.trust else "")
         self.receipts.wake()
         self._wake_monitor.set()
 

@@ -67,8 +67,9 @@ def test_alert_without_fix_carries_the_last_known_position_and_its_age(harness, 
     assert h.count("SELECT COUNT(*) FROM packets WHERE decode LIKE '%position without fix%'") == 1
 
 
-def test_all_four_alert_triggers_are_recognised(harness):
-    h = harness("triggers", "pty")
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_all_four_alert_triggers_are_recognised(harness, transport):
+    h = harness("triggers", transport)
     h.settle()
     got = {r["node_num"]: (r["source"], r["trust"]) for r in incidents(h)}
     assert got == {
@@ -79,8 +80,9 @@ def test_all_four_alert_triggers_are_recognised(harness):
     }
 
 
-def test_moving_wearer_keeps_the_incident_position_current(harness):
-    h = harness("moving", "pty")
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_moving_wearer_keeps_the_incident_position_current(harness, transport):
+    h = harness("moving", transport)
     h.settle()
     [inc] = incidents(h)
     track = h.rows("SELECT lat, lon FROM positions WHERE node_num=? ORDER BY id", (AMINA,))
@@ -99,8 +101,9 @@ def test_cancel_with_the_right_pin_resolves_safe_and_is_receipted(harness, trans
     assert h.sim.radio.texts_to(AMINA) == ["Alert received by the base station", "Cancel received"]
 
 
-def test_cancel_with_a_wrong_pin_keeps_the_alert_open(harness):
-    h = harness("wrong-pin", "pty")
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_cancel_with_a_wrong_pin_keeps_the_alert_open(harness, transport):
+    h = harness("wrong-pin", transport)
     h.settle()
     [inc] = incidents(h)
     assert inc["state"] == "open"
@@ -119,8 +122,9 @@ def test_duress_pin_looks_like_a_cancel_to_the_wearer_but_escalates(harness, tra
     assert h.sim.radio.texts_to(AMINA) == ["Alert received by the base station", "Cancel received"]
 
 
-def test_pins_are_stored_hashed(harness):
-    h = harness("idle", "pty")
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_pins_are_stored_hashed(harness, transport):
+    h = harness("idle", transport)
     rows = h.rows("SELECT cancel_pin_hash, duress_pin_hash FROM bracelets")
     assert rows and all(r[0].startswith("scrypt$") and r[1].startswith("scrypt$") for r in rows)
     dump = "\n".join(h.db().iterdump())
@@ -128,8 +132,9 @@ def test_pins_are_stored_hashed(harness):
         assert f"'{b.cancel_pin}'" not in dump and f"'{b.duress_pin}'" not in dump
 
 
-def test_battery_drop_is_recorded_as_telemetry(harness):
-    h = harness("battery", "pty")
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_battery_drop_is_recorded_as_telemetry(harness, transport):
+    h = harness("battery", transport)
     h.settle()
     levels = [r[0] for r in h.rows("SELECT battery_level FROM telemetry WHERE node_num=? ORDER BY id", (BASHIR,))]
     assert levels == [64, 80, 70, 60, 50, 40, 30, 20, 10]
@@ -148,8 +153,9 @@ def test_rebroadcast_duplicates_are_stored_once_and_counted(harness, transport):
     assert h.count("SELECT COUNT(*) FROM positions WHERE node_num=?", (AMINA,)) == 2
 
 
-def test_burst_of_presses_folds_into_one_incident(harness):
-    h = harness("burst", "pty")
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_burst_of_presses_folds_into_one_incident(harness, transport):
+    h = harness("burst", transport)
     h.settle()
     [inc] = incidents(h)
     assert inc["press_count"] == 10
@@ -158,14 +164,16 @@ def test_burst_of_presses_folds_into_one_incident(harness):
     assert h.count("SELECT COUNT(*) FROM receipts") == 1     # one receipt for the incident, not ten
 
 
-def test_presses_outside_the_fold_window_open_a_new_incident(harness):
-    h = harness("burst", "pty", alerts={"fold_window_s": 0.000001})
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_presses_outside_the_fold_window_open_a_new_incident(harness, transport):
+    h = harness("burst", transport, alerts={"fold_window_s": 0.000001})
     h.settle()
     assert h.count("SELECT COUNT(*) FROM incidents") == 10
 
 
-def test_unregistered_sender_is_shown_as_unverified(harness):
-    h = harness("unregistered", "pty")
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_unregistered_sender_is_shown_as_unverified(harness, transport):
+    h = harness("unregistered", transport)
     h.settle()
     [inc] = incidents(h)
     assert (inc["node_num"], inc["trust"]) == (VISITOR, "unregistered")

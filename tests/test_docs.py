@@ -1,0 +1,40 @@
+"""The README is a contract: its first two commands, and the commands it lists, must be true."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from station.cli import cli
+
+REPO = Path(__file__).resolve().parent.parent
+README = (REPO / "README.md").read_text()
+BLOCKS = re.findall(r"```sh\n(.*?)\n```", README, re.S)
+
+
+def test_first_two_commands_set_up_then_run_the_station_and_the_tests():
+    run, test = BLOCKS[0].strip(), BLOCKS[1].strip()
+    assert run == "./install.sh --dev && .venv/bin/station run"
+    assert test == "./install.sh --dev && .venv/bin/python -m pytest"
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    lines = [ln.strip() for ln in (REPO / ".ci" / "run").read_text().splitlines()
+             if ln.strip() and not ln.lstrip().startswith("#")]
+    assert BLOCKS[1].strip() in lines
+
+
+@pytest.mark.parametrize("command", sorted(set(re.findall(r"^\| `station ([a-z]+(?: [a-z]+)?)", README, re.M))))
+def test_every_command_in_the_readme_exists(command):
+    result = CliRunner().invoke(cli, [*command.split(), "--help"])
+    assert result.exit_code == 0, result.output
+
+
+def test_every_scenario_in_the_readme_exists_and_none_is_missing():
+    from station.radio.virtual.scenarios import SCENARIOS
+    listed = re.search(r"Scenarios \(.*?\): (.*?)\.\n\n", README, re.S).group(1)
+    names = set(re.findall(r"`([a-z-]+)`", listed))
+    assert names == set(SCENARIOS)
