@@ -86,6 +86,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "storage": {
         "database": Key("station-data/station.db", str),
         "batch_max": Key(512, int, _positive),
+        "commit_window_ms": Key(5.0, (int, float), _non_negative),
     },
     "gps": {
         "port": Key("", str, _gps_port),

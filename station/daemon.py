@@ -61,7 +61,8 @@ class Station:
     # -- start and stop ----------------------------------------------------------------------
     def start(self) -> "Station":
         cfg = self.cfg
-        self.writer = Writer(cfg.database_path, cfg.storage["batch_max"]).start()
+        self.writer = Writer(cfg.database_path, cfg.storage["batch_max"],
+                             cfg.storage["commit_window_ms"] / 1000).start()
         if self.writer.db_check != "ok":
             log.error("database quick_check reports problems: %s", self.writer.db_check)
         self.clock = StationClock(cfg.gps["clock_margin_s"])

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import collections
 import logging
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import sqlite_utils
@@ -32,7 +31,6 @@ class IngestCounters:
     bad_frames: int = 0
     problems: int = 0
     log_lines: int = 0
-    latencies_ms: list = field(default_factory=list)   # only filled when measuring
 
 
 class Ingest:
@@ -51,15 +49,15 @@ class Ingest:
             "duress": receipt_texts["cancel"]}
         self.on_effects = on_effects or (lambda effects: None)
         self.counters = IngestCounters()
-        self.measure_latency = False
+        # Called after commit with each newly stored packet (benchmarks, future consumers).
+        self.observer: Callable[[mesh_pb2.MeshPacket], None] | None = None
         self.early_answers: collections.OrderedDict[int, tuple[str, str | None]] = collections.OrderedDict()
 
     # -- entry points (any thread; they only queue) --------------------------------------------
     def on_packet(self, packet: mesh_pb2.MeshPacket, problem: str | None = None) -> None:
         at = self.clock.now()
-        t0 = time.perf_counter()
         self.writer.submit(lambda db: self._store(db, packet, at, problem),
-                           on_commit=lambda effects: self._committed(effects, t0), name="packet")
+                           on_commit=lambda effects: self._committed(packet, effects), name="packet")
 
     def on_bad_frame(self, raw: bytes, reason: str) -> None:
         at = self.clock.now()
@@ -154,8 +152,8 @@ class Ingest:
         return self.early_answers.pop(packet_id, None)
 
     # -- after commit --------------------------------------------------------------------------
-    def _committed(self, effects: list[incidents.Effect], t0: float) -> None:
-        if self.measure_latency:
-            self.counters.latencies_ms.append((time.perf_counter() - t0) * 1000)
+    def _committed(self, packet: mesh_pb2.MeshPacket, effects: list[incidents.Effect]) -> None:
+        if self.observer is not None:
+            self.observer(packet)
         if effects:
             self.on_effects(effects)

@@ -71,6 +71,31 @@ class _StationInterface:
     """Mixed into the library's interfaces; `_station_link` is set before __init__ runs."""
 
     _station_link: "RadioLink"
+    _station_rx: bytearray | None = None
+
+    def _readBytes(self, length):  # noqa: N802
+        """The library's reader asks for one byte per call, each a system call that also drops
+        and retakes the GIL (~50 per frame), which the writer thread then contends for. Read what
+        is waiting in one call and serve the reader from a buffer; its framing is unchanged."""
+        buf = self._station_rx
+        if not buf:
+            chunk = super()._readBytes(self._station_chunk())
+            if not chunk:
+                return chunk  # None or b"": the library's own meaning (timeout, closed socket)
+            buf = self._station_rx = bytearray(chunk)
+        out = bytes(buf[:length])
+        del buf[:length]   # cheap: bytearray drops its head without copying the rest
+        return out
+
+    def _station_chunk(self) -> int:
+        stream = getattr(self, "stream", None)
+        if stream is None:
+            return 4096  # TCP: recv returns what is there
+        try:
+            # A serial read of n blocks until n bytes or the timeout: ask for what is waiting.
+            return max(1, min(4096, stream.in_waiting))
+        except (OSError, TypeError, AttributeError):
+            return 1
 
     def _handleFromRadio(self, fromRadioBytes):  # noqa: N802 (library's name)
         link = self._station_link

