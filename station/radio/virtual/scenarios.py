@@ -96,25 +96,23 @@ def moving(s: Stage) -> None:
         s.send(s.amina.position(lat + i * 0.001, lon + i * 0.0005))
 
 
-def cancel(s: Stage) -> None:
+def _alert_then_cancel(s: Stage, pin: str) -> None:
     join(s)
     s.send(s.amina.alert("SOS"))
     s.pause(2)
-    s.send(s.amina.text(f"SAFE {s.amina.cancel_pin}"))
+    s.send(s.amina.text(f"SAFE {pin}"))
+
+
+def cancel(s: Stage) -> None:
+    _alert_then_cancel(s, s.amina.cancel_pin)
 
 
 def wrong_pin(s: Stage) -> None:
-    join(s)
-    s.send(s.amina.alert("SOS"))
-    s.pause(1)
-    s.send(s.amina.text("SAFE 0000"))
+    _alert_then_cancel(s, "0000")
 
 
 def duress(s: Stage) -> None:
-    join(s)
-    s.send(s.amina.alert("SOS"))
-    s.pause(2)
-    s.send(s.amina.text(f"SAFE {s.amina.duress_pin}"))
+    _alert_then_cancel(s, s.amina.duress_pin)
 
 
 def battery(s: Stage) -> None:

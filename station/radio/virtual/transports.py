@@ -21,7 +21,27 @@ from station.radio.virtual.device import VirtualRadio
 log = logging.getLogger(__name__)
 
 
-class PtyPort:
+class _Port:
+    """What both transports share: plugging in again is unplugging (if needed) and plugging."""
+
+    plugged = False
+
+    def plug(self) -> "_Port":
+        raise NotImplementedError
+
+    def unplug(self) -> None:
+        raise NotImplementedError
+
+    def replug(self) -> "_Port":
+        if self.plugged:
+            self.unplug()
+        return self.plug()
+
+    def close(self) -> None:
+        self.unplug()
+
+
+class PtyPort(_Port):
     def __init__(self, radio: VirtualRadio, link: str | os.PathLike):
         self.radio = radio
         self.link = Path(link)
@@ -65,13 +85,6 @@ class PtyPort:
         if self._thread is not None:
             self._thread.join(2)
 
-    def replug(self) -> "PtyPort":
-        if self.plugged:
-            self.unplug()
-        return self.plug()
-
-    close = unplug
-
     def send(self, data: bytes) -> None:
         with self._write_lock:
             fd = self._master
@@ -95,7 +108,7 @@ class PtyPort:
                 self.radio.feed(data)
 
 
-class TcpPort:
+class TcpPort(_Port):
     """One client at a time, as the firmware's TCP API; a new client replaces the old one."""
 
     def __init__(self, radio: VirtualRadio, port: int = 0, host: str = "127.0.0.1"):
@@ -133,13 +146,6 @@ class TcpPort:
                     with contextlib.suppress(OSError):
                         s.close()
             self._client = self._server = None
-
-    def replug(self) -> "TcpPort":
-        if self.plugged:
-            self.unplug()
-        return self.plug()
-
-    close = unplug
 
     def drop_client(self) -> None:
         """Close the current connection but keep listening (a WiFi hiccup)."""
