@@ -68,6 +68,15 @@ def _gpio_enabled(v: Any) -> str | None:
     return None if v in (True, False, "auto") else 'true, false or "auto"'
 
 
+def _zone(v: str) -> str | None:
+    import zoneinfo
+    try:
+        zoneinfo.ZoneInfo(v)
+        return None
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return 'an IANA time zone such as "UTC" or "Africa/Dakar"'
+
+
 def _level(v: str) -> str | None:
     return None if v.upper() in ("DEBUG", "INFO", "WARNING", "ERROR") else "DEBUG, INFO, WARNING or ERROR"
 
@@ -118,7 +127,22 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "log": {
         "level": Key("INFO", str, _level),
     },
+    "relay": {
+        "enabled": Key(True, bool),
+        "templates_dir": Key("", str),
+        "time_zone": Key("UTC", str, _zone),
+        "max_attempts": Key(8, int, _positive),
+        "backoff_max_s": Key(900.0, (int, float), _positive),
+        "probe_interval_s": Key(30.0, (int, float), _positive),
+        "offline_probe_interval_s": Key(2.0, (int, float), _positive),
+        "online_after": Key(2, int, _positive),
+        "offline_after": Key(2, int, _positive),
+        "city_radius_km": Key(30.0, (int, float), _positive),
+        "update_every_min": Key(30.0, (int, float), _positive),
+    },
 }
+# Arrays of tables, validated by the relay (station/relay/settings.py).
+LISTS = ("destinations", "places")
 
 
 @dataclass(frozen=True)
@@ -128,6 +152,7 @@ class Config:
     sections: dict[str, dict[str, Any]]
     source: Path | None = None
     base_dir: Path = field(default_factory=Path.cwd)
+    lists: dict[str, list] = field(default_factory=dict)
 
     def __getattr__(self, name: str) -> dict[str, Any]:
         try:
@@ -140,11 +165,27 @@ class Config:
         p = Path(self.sections["storage"]["database"])
         return p if p.is_absolute() else self.base_dir / p
 
-    def with_overrides(self, **sections: dict[str, Any]) -> "Config":
-        merged = {s: dict(v) for s, v in self.sections.items()}
+    def with_overrides(self, **sections: Any) -> "Config":
+        merged: dict[str, Any] = {s: dict(v) for s, v in self.sections.items()}
+        merged.update({k: list(v) for k, v in self.lists.items()})
         for name, values in sections.items():
-            merged[name].update(values)
+            if name in LISTS:
+                merged[name] = values
+            else:
+                merged[name].update(values)
         return validate(merged, self.source, self.base_dir)
+
+    def destinations(self, *, read_secrets: bool = False):
+        """The [[destinations]]; credentials are read only when asked (the daemon, at start)."""
+        from station.relay import settings
+        try:
+            return settings.destinations(self.lists.get("destinations"), self.base_dir, read_secrets=read_secrets)
+        except settings.SettingsError as e:
+            raise ConfigError(str(e)) from None
+
+    def places(self):
+        from station.relay import settings
+        return settings.places(self.lists.get("places"))
 
 
 def _type_name(kind: type | tuple[type, ...]) -> str:
@@ -169,7 +210,7 @@ def _check_value(section: str, name: str, key: Key, value: Any) -> Any:
 
 
 def validate(raw: dict[str, Any], source: Path | None = None, base_dir: Path | None = None) -> Config:
-    unknown = sorted(set(raw) - set(SCHEMA))
+    unknown = sorted(set(raw) - set(SCHEMA) - set(LISTS))
     if unknown:
         raise ConfigError(f"unknown section [{unknown[0]}]; known sections: " + ", ".join(SCHEMA))
     sections: dict[str, dict[str, Any]] = {}
@@ -193,7 +234,13 @@ def validate(raw: dict[str, Any], source: Path | None = None, base_dir: Path | N
         )
     if base_dir is None:
         base_dir = source.parent if source else Path.cwd()
-    return Config(sections, source, base_dir)
+    cfg = Config(sections, source, base_dir, {k: raw[k] for k in LISTS if k in raw})
+    cfg.destinations(read_secrets=False)   # the shape is checked now; secrets when the relay starts
+    try:
+        cfg.places()
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return cfg
 
 
 def find_config_path(explicit: str | os.PathLike | None, environ: dict[str, str] | None = None) -> Path | None:

@@ -87,6 +87,10 @@ class Station:
             self.gps_tracker = GpsTracker(self.clock)
             self.gps = GpsReader(cfg.gps["port"], cfg.gps["baud"], self.gps_tracker, self._on_gps_fix).start()
         self._reader = dbmod.connect(cfg.database_path)
+        self.relay = None
+        if cfg.relay["enabled"] and cfg.lists.get("destinations"):
+            from station.relay.service import Relay
+            self.relay = Relay(cfg, self.writer, self.clock, on_internet=self.indicators.internet).start()
         self.link.start()
         self.receipts.start()
         self._monitor = threading.Thread(target=self._monitor_loop, name="station-monitor", daemon=True)
@@ -98,6 +102,8 @@ class Station:
         self._wake_monitor.set()
         self.link.stop()
         self.receipts.stop()
+        if self.relay:
+            self.relay.stop()
         if self.gps:
             self.gps.stop()
         self._monitor.join(3)
@@ -115,6 +121,8 @@ class Station:
             return False, "database writer is not running"
         if not self.link.is_alive() or now - self.link.alive_at > grace:
             return False, "radio supervisor is not running"
+        if self.relay and not self.relay.worker.is_alive():
+            return False, "relay worker is not running"
         return True, ""
 
     # -- callbacks -----------------------------------------------------------------------------
@@ -127,6 +135,8 @@ class Station:
                 log.log(level, "alert %d %s (node %s%s)", e.incident_id, e.kind.replace("_", " "), node,
                         f", trust {e.trust}" if e.trust else "")
         self.receipts.wake()
+        if self.relay:
+            self.relay.wake()
         self._wake_monitor.set()
 
     def _on_link_state(self, state: LinkState) -> None:
@@ -202,6 +212,7 @@ class Station:
                        "commit_errors": self.writer.stats.commit_errors},
             "indicators": {"kind": type(self.indicators).__name__,
                            "detail": getattr(self.indicators, "reason", "gpio")},
+            "relay": (self.relay.status(self._reader, time.time()) if self.relay else {"enabled": False}),
         }
 
     def _write_status(self, phase: str) -> None:

@@ -82,6 +82,7 @@ def counts(db: sqlite_utils.Database) -> dict[str, Any]:
         "duplicates": one("SELECT COALESCE(SUM(duplicates),0) FROM packets"),
         "nodes": one("SELECT COUNT(*) FROM nodes"),
         "bracelets": one("SELECT COUNT(*) FROM bracelets"),
+        "outbox": dict(db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall()),
         "rejects": {f"{s}: {r}": n for s, r, n in db.execute(
             "SELECT source, reason, COUNT(*) FROM rejects GROUP BY source, reason ORDER BY 3 DESC").fetchall()},
     }
@@ -90,7 +91,7 @@ def counts(db: sqlite_utils.Database) -> dict[str, Any]:
 def status(db: sqlite_utils.Database) -> dict[str, Any]:
     out: dict[str, Any] = {}
     newest = 0.0
-    for key in ("station", "radio", "gps", "clock", "ingest", "indicators"):
+    for key in ("station", "radio", "gps", "clock", "ingest", "indicators", "relay"):
         got = records.get_state(db, key)
         out[key] = got[0] if got else None
         if got:
@@ -100,3 +101,11 @@ def status(db: sqlite_utils.Database) -> dict[str, Any]:
     out["status_age_s"] = round(time.time() - newest, 1) if newest else None
     out["counts"] = counts(db)
     return out
+
+
+def outbox(db: sqlite_utils.Database, *, include_done: bool = False, limit: int = 500) -> list[dict]:
+    where = "" if include_done else "WHERE state NOT IN ('sent', 'cancelled')"
+    return _rows(db, f"""SELECT id, incident_id, destination, kind, state, reason, text, attempts, remote_id, url,
+                             cost, created_at, updated_at, sent_at, next_attempt_at
+                         FROM outbox {where} ORDER BY state='uncertain' DESC, priority, created_at LIMIT ?""",
+                 (limit,))

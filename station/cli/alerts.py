@@ -8,6 +8,7 @@ import time
 import click
 
 from station import incidents, queries
+from station.relay import outbox
 from station.cli.common import age, emit_json, open_db, safe, table, when, write
 
 
@@ -90,6 +91,30 @@ def register(cli: click.Group) -> None:
         except incidents.IncidentError as e:
             raise click.ClickException(str(e)) from None
         click.echo(f"alert {alert_id} acknowledged")
+
+    @alerts_grp.command("approve")
+    @click.argument("alert_id", type=int)
+    @click.option("--by", help="Who approves (default: your login name). Each person counts once.")
+    @click.pass_context
+    def approve_cmd(ctx, alert_id: int, by: str | None) -> None:
+        """Approve publication of an alert (the wearer's policy says how many approvals it needs)."""
+        try:
+            n = write(open_db(ctx), lambda d: outbox.approve(d, alert_id, _actor(by), time.time()))
+        except outbox.OutboxError as e:
+            raise click.ClickException(str(e)) from None
+        click.echo(f"alert {alert_id}: {n} approval(s) recorded")
+
+    @alerts_grp.command("withhold")
+    @click.argument("alert_id", type=int)
+    @click.option("--by", help="Who withholds (default: your login name).")
+    @click.pass_context
+    def withhold_cmd(ctx, alert_id: int, by: str | None) -> None:
+        """Withhold publication of an alert: nothing not yet posted will be."""
+        try:
+            n = write(open_db(ctx), lambda d: outbox.withhold(d, alert_id, _actor(by), time.time()))
+        except outbox.OutboxError as e:
+            raise click.ClickException(str(e)) from None
+        click.echo(f"alert {alert_id}: publication withheld ({n} pending post(s) cancelled)")
 
     @alerts_grp.command("resolve")
     @click.argument("alert_id", type=int)

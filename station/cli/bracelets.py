@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import getpass
+import json
 import time
 
 import click
 
+from station.incidents import log_event
 from station import registry
 from station.cli.common import emit_json, open_db, table, when, write
 from station.nodeids import node_id, parse_node
@@ -16,6 +19,29 @@ def _pin(ctx, param, value):
     if value is not None and not valid_pin(value):
         raise click.BadParameter("a PIN is 4 to 8 digits")
     return value
+
+
+def _consent_changes(f: dict) -> dict:
+    out: dict = {}
+    mapping = {"publish": "publish", "name_mode": "name_mode", "pseudonym": "pseudonym", "real_name": "real_name",
+               "precision": "precision", "approvals": "approvals", "publish_after": "publish_after_min"}
+    for opt, col in mapping.items():
+        if f.get(opt) is not None:
+            out[col] = f[opt]
+    if f.get("no_publish_after"):
+        out["publish_after_min"] = None
+    if f.get("map_link") is not None:
+        out["map_link"] = int(f["map_link"])
+    if f.get("position_updates") is not None:
+        out["position_updates"] = int(f["position_updates"])
+    if f.get("languages"):
+        langs = [x.strip() for x in f["languages"].split(",") if x.strip()]
+        if not langs or not all(x.isalpha() and 2 <= len(x) <= 3 for x in langs):
+            raise click.BadParameter("languages are codes such as en,fr,ar", param_hint="--languages")
+        out["languages"] = json.dumps(langs)
+    if out.get("name_mode") == "pseudonym" and "pseudonym" not in out:
+        pass  # a pseudonym recorded earlier may exist; without one, posts carry no name
+    return out
 
 
 def register(cli: click.Group) -> None:
@@ -63,6 +89,47 @@ def register(cli: click.Group) -> None:
         table([[node_id(b.node_num), b.label, (b.public_key[:12] + "…") if b.public_key else "not yet pinned",
                 "yes" if b.has_cancel_pin else "no", "yes" if b.has_duress_pin else "no", when(b.added_at)]
                for b in rows], ["NODE", "LABEL", "KEY", "CANCEL PIN", "DURESS PIN", "ADDED"])
+
+    @grp.command("set")
+    @click.argument("node")
+    @click.option("--publish", type=click.Choice(["never", "verified", "at-once"]),
+                  help="Publish alerts never, after verification, or at once (the Natalia model).")
+    @click.option("--name", "name_mode", type=click.Choice(["pseudonym", "real", "none"]),
+                  help="Which name a post may carry.")
+    @click.option("--pseudonym", help="The name to publish when --name pseudonym.")
+    @click.option("--real-name", help="The real name, published only with --name real.")
+    @click.option("--precision", type=click.Choice(["exact", "1km", "10km", "city", "none"]),
+                  help="How precise a published location may be.")
+    @click.option("--map-link/--no-map-link", default=None, help="Whether a post may carry a map link.")
+    @click.option("--languages", help="Comma-separated languages of the posts, e.g. en,fr.")
+    @click.option("--approvals", type=click.IntRange(1, 10), help="Coordinator approvals needed (--publish verified).")
+    @click.option("--publish-after", type=click.FloatRange(0, 10080),
+                  help="Minutes after which a verified alert is published unless someone withholds it.")
+    @click.option("--no-publish-after", is_flag=True, help="Only approvals publish (clears --publish-after).")
+    @click.option("--position-updates/--no-position-updates", default=None,
+                  help="Whether follow-up posts may carry a new position.")
+    @click.pass_context
+    def set_cmd(ctx, node: str, **fields) -> None:
+        """Record NODE's consent and verification policy (what the relay may publish, and when)."""
+        try:
+            num = parse_node(node)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="NODE") from None
+        changes = _consent_changes(fields)
+        if not changes:
+            raise click.UsageError("nothing to set: give at least one option (see --help)")
+        db = open_db(ctx)
+
+        def apply(d):
+            if not d.execute("SELECT 1 FROM bracelets WHERE node_num=?", (num,)).fetchone():
+                raise click.ClickException(f"{node_id(num)} is not registered (station bracelets add first)")
+            d.execute(f"UPDATE bracelets SET {', '.join(f'{k}=?' for k in changes)} WHERE node_num=?",
+                      (*changes.values(), num))
+            log_event(d, None, time.time(), f"cli:{getpass.getuser()}", "consent changed",
+                      f"{node_id(num)}: {', '.join(sorted(changes))}")
+        write(db, apply)
+        click.echo(f"{node_id(num)}: " + ", ".join(f"{k} = {v if k != 'real_name' else '(set)'}"
+                                                   for k, v in changes.items()))
 
     @grp.command("remove")
     @click.argument("node")

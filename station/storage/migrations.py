@@ -80,7 +80,36 @@ def _v1(db: sqlite_utils.Database) -> None:
     db["station_state"].create({"key": str, "value": str, "updated_at": float}, pk="key")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+def _v2(db: sqlite_utils.Database) -> None:
+    """The relay: consent per wearer, approvals, the outbox and persisted rate-limit resets."""
+    # Nothing is published unless the office records the wearer's consent.
+    for col, typ, default in [
+        ("publish", str, "never"), ("name_mode", str, "none"), ("pseudonym", str, None),
+        ("real_name", str, None), ("precision", str, "none"), ("map_link", int, 0),
+        ("languages", str, '["en"]'), ("approvals", int, 1), ("publish_after_min", float, None),
+        ("position_updates", int, 0),
+    ]:
+        db["bracelets"].add_column(col, typ, not_null_default=default) if default is not None \
+            else db["bracelets"].add_column(col, typ)
+    db["incidents"].add_column("withheld", int, not_null_default=0)
+    # The relay's bookkeeping: alert rows planned, follow-ups planned after resolution.
+    db["incidents"].add_column("relay_planned", int, not_null_default=0)
+    db["incidents"].add_column("relay_followed_up", int, not_null_default=0)
+    db["approvals"].create({"incident_id": int, "actor": str, "at": float}, pk=("incident_id", "actor"))
+    db["outbox"].create({
+        "id": int, "incident_id": int, "destination": str, "kind": str, "seq": int, "priority": int,
+        "state": str, "reason": str, "text": str, "has_link": int, "cost": float,
+        "idempotency_key": str, "reply_to": str, "remote_id": str, "url": str, "attempts": int,
+        "next_attempt_at": float, "created_at": float, "updated_at": float, "sent_at": float,
+    }, pk="id", defaults={"attempts": 0, "seq": 0, "has_link": 0, "cost": 0.0})
+    db.execute("CREATE UNIQUE INDEX outbox_once ON outbox(incident_id, destination, kind, seq)")
+    db["outbox"].create_index(["state", "priority", "created_at"])
+    db["outbox"].create_index(["destination", "sent_at"])
+    db["destination_limits"].create({"destination": str, "blocked_until": float, "reason": str,
+                                     "updated_at": float}, pk="destination")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
 
 
 def schema_version(db: sqlite_utils.Database) -> int:

@@ -1,0 +1,68 @@
+"""X (Twitter) through tweepy's v2 Client, OAuth 1.0a user context."""
+
+from __future__ import annotations
+
+import requests
+import tweepy
+
+from station.relay.destinations.base import (Permanent, Posted, RateLimited, TimeoutAdapter, Transient,
+                                             network_outcome)
+
+OFFICIAL = "https://api.twitter.com"
+
+
+class XDestination:
+    supports_idempotency = False
+
+    def __init__(self, settings):
+        self.name = settings.name
+        self.base = settings.api_base_url or OFFICIAL
+        s = settings.secrets
+        self.client = tweepy.Client(
+            consumer_key=s["consumer_key_file"].value, consumer_secret=s["consumer_secret_file"].value,
+            access_token=s["access_token_file"].value, access_token_secret=s["access_token_secret_file"].value,
+            wait_on_rate_limit=False)   # tweepy would sleep in our thread, or retry at once without a reset header
+        adapter = TimeoutAdapter(settings.timeout_s, None if self.base == OFFICIAL else (OFFICIAL, self.base))
+        self.client.session.mount(OFFICIAL, adapter)
+        self.client.session.mount(self.base, adapter)
+
+    def probe_url(self) -> str:
+        return self.base
+
+    def post(self, text: str, *, key: str, reply_to: str | None) -> Posted:
+        try:
+            r = self.client.create_tweet(text=text, in_reply_to_tweet_id=reply_to, user_auth=True)
+        except tweepy.TooManyRequests as e:
+            raise RateLimited("X rate limit (429)", e.reset_time) from None
+        except tweepy.Forbidden as e:
+            raise Permanent(f"X refused the post (403): {_message(e)}") from None
+        except tweepy.Unauthorized:
+            raise Permanent("X rejected the credentials (401): check the key files") from None
+        except tweepy.BadRequest as e:
+            raise Permanent(f"X rejected the post (400): {_message(e)}") from None
+        except tweepy.TwitterServerError as e:
+            raise Transient(f"X server error ({e.response.status_code})") from None
+        except tweepy.HTTPException as e:
+            raise Permanent(f"X answered {e.response.status_code}: {_message(e)}") from None
+        except requests.RequestException as e:
+            raise network_outcome(e) from None
+        tweet_id = str(r.data["id"])
+        return Posted(tweet_id, f"https://x.com/i/status/{tweet_id}")
+
+    def delete(self, remote_id: str) -> None:
+        try:
+            self.client.delete_tweet(remote_id, user_auth=True)
+        except tweepy.TooManyRequests as e:
+            raise RateLimited("X rate limit (429)", e.reset_time) from None
+        except tweepy.NotFound:
+            return  # already gone: the goal is reached
+        except tweepy.TwitterServerError as e:
+            raise Transient(f"X server error ({e.response.status_code})") from None
+        except tweepy.HTTPException as e:
+            raise Permanent(f"X answered {e.response.status_code}: {_message(e)}") from None
+        except requests.RequestException as e:
+            raise network_outcome(e) from None
+
+
+def _message(e: tweepy.HTTPException) -> str:
+    return "; ".join(e.api_messages or e.api_errors and [str(x) for x in e.api_errors] or [str(e)])[:200]
