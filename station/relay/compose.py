@@ -77,8 +77,9 @@ class Location:
 
 
 def _snap(v: float, step: float) -> float:
-    # The centre of the grid cell: the published point says nothing finer than the cell.
-    return round((math.floor(v / step) + 0.5) * step, 6)
+    # The nearest grid point: the published point says only that the fix lies within half a
+    # step of it, and prints exactly at the step's decimals.
+    return round(round(v / step) * step, 6)
 
 
 def _km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

@@ -135,7 +135,8 @@ def promote_held(db: sqlite_utils.Database, plan: Plan, at: float) -> int:
     """Held alerts become ready when their verification is met; withheld ones are cancelled."""
     moved = 0
     for row in _rows(db, """
-            SELECT o.id, o.destination, i.*, (SELECT COUNT(*) FROM approvals a WHERE a.incident_id=i.id) AS n_approvals
+            SELECT o.id AS row_id, o.destination, i.id, i.node_num, i.opened_at, i.lat, i.lon, i.drill, i.withheld,
+                   i.state, (SELECT COUNT(*) FROM approvals a WHERE a.incident_id=i.id) AS n_approvals
             FROM outbox o JOIN incidents i ON i.id=o.incident_id
             WHERE o.state='held' AND o.kind='alert' AND (o.reason IS NULL OR o.reason NOT LIKE 'budget%')"""):
         consent = consent_of(db, row["node_num"]) or NO_CONSENT
@@ -150,16 +151,17 @@ def promote_held(db: sqlite_utils.Database, plan: Plan, at: float) -> int:
             continue
         dest = plan.by_name(row["destination"])
         if dest is None:
-            transition(db, row["id"], (HELD,), CANCELLED, at, reason="destination no longer configured")
+            transition(db, row["row_id"], (HELD,), CANCELLED, at, reason="destination no longer configured")
             continue
         # Composed again: the position may have moved since the alert opened.
         incident = {k: row[k] for k in ("id", "opened_at", "lat", "lon", "drill")}
         try:
             post = _compose(plan, "alert", incident, consent, dest)
         except ComposeError as e:
-            transition(db, row["id"], (HELD,), FAILED, at, reason=str(e))
+            transition(db, row["row_id"], (HELD,), FAILED, at, reason=str(e))
             continue
-        moved += transition(db, row["id"], (HELD,), READY, at, reason=why, text=post.text, has_link=int(post.has_link))
+        moved += transition(db, row["row_id"], (HELD,), READY, at, reason=why, text=post.text,
+                            has_link=int(post.has_link))
     return moved
 
 
@@ -214,9 +216,9 @@ def recover_after_restart(db: sqlite_utils.Database, plan: Plan, at: float, idem
     """Rows caught in `sending` by a crash may have been posted. They become uncertain; where the
     platform deduplicates by idempotency key within a window, they are re-sent with the same key."""
     n = 0
-    for row in _rows(db, "SELECT id, destination, updated_at FROM outbox WHERE state='sending'"):
+    for row in _rows(db, "SELECT id, destination, first_attempt_at FROM outbox WHERE state='sending'"):
         window = idempotent.get(row["destination"])
-        if window is not None and at - row["updated_at"] < window:
+        if window is not None and at - (row["first_attempt_at"] or at) < window:
             n += transition(db, row["id"], (SENDING,), READY, at,
                             reason="station stopped during the request; re-sent with the same idempotency key")
         else:

@@ -26,7 +26,7 @@ RATE_LIMIT_DEFAULT_S = 900.0   # X's window, when a 429 comes without a reset ti
 class RelayWorker:
     def __init__(self, writer: Writer, plan: ob.Plan, clients: dict, connectivity, clock, *,
                  max_attempts: int = 8, backoff_max_s: float = 900.0, rng: random.Random | None = None,
-                 idle_s: float = 1.0):
+                 idle_s: float = 1.0, backoff_base_s: float = BACKOFF_BASE_S):
         self.writer = writer
         self.plan = plan
         self.clients = clients
@@ -36,6 +36,7 @@ class RelayWorker:
         self.backoff_max_s = backoff_max_s
         self.rng = rng or random.Random()
         self.idle_s = idle_s
+        self.backoff_base_s = backoff_base_s
         self.alive_at = time.monotonic()
         self.sent = 0
         self._wake = threading.Event()
@@ -114,8 +115,10 @@ class RelayWorker:
         cost = 0.0 if row["kind"] == "retraction" else (dest.cost_per_link_post if row["has_link"]
                                                          else dest.cost_per_post)
         # Committed before the request: if the station dies now, the row says it may have left.
+        first = row["first_attempt_at"] or at
         if not self.writer.call(lambda db: ob.transition(
-                db, row["id"], (ob.READY,), ob.SENDING, at, attempts=row["attempts"] + 1, sent_at=at, cost=cost)):
+                db, row["id"], (ob.READY,), ob.SENDING, at, attempts=row["attempts"] + 1, sent_at=at, cost=cost,
+                first_attempt_at=first)):
             return
         try:
             if row["kind"] == "retraction":
@@ -140,9 +143,14 @@ class RelayWorker:
             self.connectivity.report(dest.name, e.reached, e.reason)
             return
         except Uncertain as e:
+            self.connectivity.report(dest.name, False, e.reason)
+            window = getattr(client, "idempotency_window_s", None)
+            if window is not None and self.clock.now() - first < window:
+                # The platform returns the first post for a repeated key: repeating is reconciling.
+                self._retry_later(row, f"{e.reason}; repeating with the same idempotency key to reconcile")
+                return
             self.writer.call(lambda db: ob.transition(db, row["id"], (ob.SENDING,), ob.UNCERTAIN, self.clock.now(),
                                                       reason=e.reason))
-            self.connectivity.report(dest.name, False, e.reason)
             return
         self.connectivity.report(dest.name, True)
         self.sent += 1
@@ -160,7 +168,7 @@ class RelayWorker:
             return
         # Capped exponential backoff with jitter; a connection that failed is instead gated by the
         # connectivity monitor, which wakes the worker when the host answers again.
-        delay = (min(self.backoff_max_s, BACKOFF_BASE_S * 2 ** max(0, attempts - 1)) * (0.5 + self.rng.random())
+        delay = (min(self.backoff_max_s, self.backoff_base_s * 2 ** max(0, attempts - 1)) * (0.5 + self.rng.random())
                  if counts else 0.0)
         self.writer.call(lambda db: ob.transition(db, row["id"], (ob.SENDING,), ob.READY, at,
                                                   reason=f"{reason}; attempt {attempts} of {self.max_attempts}",

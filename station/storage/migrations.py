@@ -100,7 +100,8 @@ def _v2(db: sqlite_utils.Database) -> None:
         "id": int, "incident_id": int, "destination": str, "kind": str, "seq": int, "priority": int,
         "state": str, "reason": str, "text": str, "has_link": int, "cost": float,
         "idempotency_key": str, "reply_to": str, "remote_id": str, "url": str, "attempts": int,
-        "next_attempt_at": float, "created_at": float, "updated_at": float, "sent_at": float,
+        "next_attempt_at": float, "first_attempt_at": float, "created_at": float, "updated_at": float,
+        "sent_at": float,
     }, pk="id", defaults={"attempts": 0, "seq": 0, "has_link": 0, "cost": 0.0})
     db.execute("CREATE UNIQUE INDEX outbox_once ON outbox(incident_id, destination, kind, seq)")
     db["outbox"].create_index(["state", "priority", "created_at"])

@@ -109,7 +109,8 @@ class Writer:
                 self.alive_at = time.monotonic()
                 continue
             batch = [first]
-            if self.window_s and first is not _STOP:
+            if self.window_s and first is not _STOP and first.done is None:
+                # (A caller waiting in call() gets its commit at once.)
                 # Sleep through the window rather than wait on the queue: a wait would wake this
                 # thread once per arriving frame, which cost more CPU than the commits saved.
                 time.sleep(self.window_s)
