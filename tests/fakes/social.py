@@ -48,6 +48,7 @@ class FakePlatform:
         self.faults: deque[Fault] = deque()
         self.keys: dict[str, Post] = {}
         self.rejected_duplicates = 0
+        self.delay_s = 0.0             # every post takes this long to be handled (a slow platform)
         self.bad_signatures = 0
         self._ids = itertools.count(1000)
         self._lock = threading.Lock()
@@ -125,6 +126,8 @@ class FakePlatform:
 
     def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
         raw, body = self._body(h)
+        if self.delay_s:
+            time.sleep(self.delay_s)
         with self._lock:
             self.requests.append((method, h.path))
             fault = self.faults.popleft() if self.faults else None
