@@ -20,7 +20,8 @@ from station.storage.writer import Writer
 log = logging.getLogger(__name__)
 
 BACKOFF_BASE_S = 2.0
-RATE_LIMIT_DEFAULT_S = 900.0   # X's window, when a 429 comes without a reset time
+RATE_LIMIT_DEFAULT_S = 900.0
+SWEEP_EVERY_S = 0.5   # X's window, when a 429 comes without a reset time
 
 
 class RelayWorker:
@@ -65,20 +66,25 @@ class RelayWorker:
                         if getattr(c, "supports_idempotency", False) and not hasattr(c, "idempotency_window_s")})
         self.writer.call(lambda db: ob.recover_after_restart(db, self.plan, self.clock.now(), windows))
         reader = dbmod.connect(self.writer.path)
+        woken, last_sweep = True, 0.0
         try:
             while not self._stop.is_set():
                 self.alive_at = time.monotonic()
                 try:
-                    self.writer.call(lambda db: ob.sweep(db, self.plan, self.clock.now()))
-                    self._drain(reader)
+                    # Planning runs when something happened (an alert, an approval) or twice a second;
+                    # not on every short wake between rate-limited posts.
+                    if woken or time.monotonic() - last_sweep >= SWEEP_EVERY_S:
+                        self.writer.call(lambda db: ob.sweep(db, self.plan, self.clock.now()))
+                        last_sweep = time.monotonic()
+                    deferred_until = self._drain(reader)
                     wait = self.idle_s
-                    nxt = ob.next_wake(reader, self.clock.now())
-                    if nxt is not None:
-                        wait = max(0.0, min(wait, nxt - self.clock.now()))
+                    for nxt in (ob.next_wake(reader, self.clock.now()), deferred_until):
+                        if nxt is not None:
+                            wait = max(0.0, min(wait, nxt - self.clock.now()))
                 except Exception:
                     log.exception("relay step failed; trying again")
                     wait = self.idle_s
-                self._wake.wait(wait)
+                woken = self._wake.wait(wait)
                 self._wake.clear()
         finally:
             reader.conn.close()
@@ -89,16 +95,25 @@ class RelayWorker:
         skip |= {d.name for d in self.plan.destinations if d.name not in self.clients}
         return skip
 
-    def _drain(self, reader) -> None:
+    def _drain(self, reader) -> float | None:
+        """Send until nothing is ready; returns when a destination held back by its own limits
+        (rate, daily cap) may send again. Such a destination is skipped for the rest of the
+        pass rather than each of its rows being rescheduled."""
+        deferred: dict[str, float] = {}
         while not self._stop.is_set():
             self.alive_at = time.monotonic()
             at = self.clock.now()
-            row = ob.next_ready(reader, at, self._skip(reader, at))
+            skip = self._skip(reader, at) | {d for d, until in deferred.items() if until > at}
+            row = ob.next_ready(reader, at, skip)
             if row is None:
-                return
-            self._send(reader, row)
+                return min((u for u in deferred.values() if u > at), default=None)
+            until = self._send(reader, row)
+            if until is not None:
+                deferred[row["destination"]] = until
+        return None
 
-    def _send(self, reader, row: dict) -> None:
+    def _send(self, reader, row: dict) -> float | None:
+        """Send one row; returns a time if the destination's own limits hold it back until then."""
         dest = self.plan.by_name(row["destination"])
         client = self.clients[row["destination"]]
         at = self.clock.now()
@@ -107,11 +122,11 @@ class RelayWorker:
             reason, until = limited
             if until is None:
                 self.writer.call(lambda db: ob.transition(db, row["id"], (ob.READY,), ob.HELD, at, reason=reason))
-            else:
+                return None
+            if row["reason"] != reason:   # say why it waits, once, not at every pass
                 self.writer.call(lambda db: db.execute(
-                    "UPDATE outbox SET next_attempt_at=?, reason=?, updated_at=? WHERE id=? AND state='ready'",
-                    (until, reason, at, row["id"])))
-            return
+                    "UPDATE outbox SET reason=?, updated_at=? WHERE id=? AND state='ready'", (reason, at, row["id"])))
+            return until
         cost = 0.0 if row["kind"] == "retraction" else (dest.cost_per_link_post if row["has_link"]
                                                          else dest.cost_per_post)
         # Committed before the request: if the station dies now, the row says it may have left.
