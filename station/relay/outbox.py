@@ -32,6 +32,7 @@ class Plan:
     time_zone: str = "UTC"
     places: tuple[Place, ...] = ()
     radius_km: float = 30.0
+    update_every_s: float = 1800.0
 
     def by_name(self, name: str) -> Destination | None:
         return next((d for d in self.destinations if d.name == name), None)
@@ -208,8 +209,39 @@ def follow_up(db: sqlite_utils.Database, plan: Plan, at: float) -> int:
     return made
 
 
+def plan_updates(db: sqlite_utils.Database, plan: Plan, at: float) -> int:
+    """A new position of a published, still open incident, as a reply in its thread: only if the
+    wearer consented to position updates, and at most every `update_every_s` a destination."""
+    made = 0
+    for row in _rows(db, """
+            SELECT a.destination, a.remote_id, a.sent_at, i.id, i.node_num, i.opened_at, i.lat, i.lon, i.fix_at, i.drill,
+                   (SELECT MAX(u.created_at) FROM outbox u WHERE u.incident_id=i.id AND u.destination=a.destination
+                    AND u.kind='update') AS last_update,
+                   (SELECT COUNT(*) FROM outbox u WHERE u.incident_id=i.id AND u.destination=a.destination
+                    AND u.kind='update') AS n_updates
+            FROM outbox a JOIN incidents i ON i.id=a.incident_id
+            JOIN bracelets b ON b.node_num=i.node_num AND b.position_updates=1
+            WHERE a.kind='alert' AND a.state='sent' AND i.state != 'resolved' AND i.withheld=0
+              AND i.fix_at > a.sent_at"""):
+        since = row["last_update"] or row["sent_at"]
+        if at - since < plan.update_every_s or (row["last_update"] and row["fix_at"] <= row["last_update"]):
+            continue
+        dest = plan.by_name(row["destination"])
+        consent = consent_of(db, row["node_num"]) or NO_CONSENT
+        if dest is None:
+            continue
+        try:
+            # The update's time is the fix's, not the alert's.
+            post = _compose(plan, "update", dict(row, opened_at=row["fix_at"]), consent, dest)
+        except ComposeError:
+            continue
+        made += bool(_insert(db, row["id"], dest.name, "update", row["n_updates"] + 1, PRIORITY_FOLLOW_UP, READY,
+                             None, post.text, post.has_link, at, reply_to=row["remote_id"]))
+    return made
+
+
 def sweep(db: sqlite_utils.Database, plan: Plan, at: float) -> int:
-    return plan_new(db, plan, at) + promote_held(db, plan, at) + follow_up(db, plan, at)
+    return plan_new(db, plan, at) + promote_held(db, plan, at) + follow_up(db, plan, at) + plan_updates(db, plan, at)
 
 
 def recover_after_restart(db: sqlite_utils.Database, plan: Plan, at: float, idempotent: dict[str, float]) -> int:

@@ -31,7 +31,7 @@ class Relay:
                 self.errors[d.name] = f"{type(e).__name__}: {e}"
                 log.error("destination %s cannot be used: %s", d.name, self.errors[d.name])
         self.plan = ob.Plan(self.destinations, Templates(rc["templates_dir"] or None), rc["time_zone"],
-                            tuple(cfg.places()), rc["city_radius_km"])
+                            tuple(cfg.places()), rc["city_radius_km"], rc["update_every_min"] * 60)
 
         def changed(online: bool) -> None:
             log.warning("internet %s", "available: relaying" if online else "lost: posts wait in the outbox")

@@ -54,7 +54,8 @@ def test_publish_after_delay_unless_withheld(relay):
     time.sleep(1.0)
     assert [p.text for p in h.x.posts if f"#{withheld}" in p.text] == []
     assert f"#{published}" in h.x.posts[0].text
-    assert {r["state"] for r in h.rows("SELECT state FROM outbox WHERE incident_id=?", (withheld,))} == {"cancelled"}
+    # Withheld before planning: no row at all; after: its rows cancelled. Never anything else.
+    assert {r["state"] for r in h.rows("SELECT state FROM outbox WHERE incident_id=?", (withheld,))} <= {"cancelled"}
 
 
 def test_withheld_then_approved_is_published_again(relay):
@@ -277,6 +278,15 @@ def test_destination_offline_waits_without_using_attempts(relay):
 def test_internet_flapping_a_hundred_times_loses_nothing_and_posts_nothing_twice(relay):
     h = relay(kinds=("x", "mastodon")).start()
     h.bracelet(publish="at-once")
+    h.x.down()
+    h.mastodon.down()
+    time.sleep(0.2)
+    # Older follow-ups first in the queue, then thirty SOS alerts: the alerts must go first.
+    for i in range(10):
+        h.writer.call(lambda db, i=i: db.execute(
+            "INSERT INTO outbox (incident_id, destination, kind, seq, priority, state, text, idempotency_key, "
+            "created_at, updated_at) VALUES (0, ?, 'resolution', ?, 1, 'ready', ?, ?, 0, 0)",
+            ("x" if i % 2 else "mastodon", i, f"follow-up {i}", f"key-{i}")))
     for i in range(30):
         h.incident(lat=i * 0.5, lon=i * 0.5)
     h.worker.wake()
@@ -287,12 +297,47 @@ def test_internet_flapping_a_hundred_times_loses_nothing_and_posts_nothing_twice
         h.x.up()
         h.mastodon.up()
         time.sleep(0.04)
-    wait_until(lambda: all(r["state"] in ("sent", "uncertain") for r in h.rows()) and len(h.rows()) == 60, 60,
+    wait_until(lambda: all(r["state"] in ("sent", "uncertain") for r in h.rows()) and len(h.rows()) == 70, 60,
                what="drain to finish")
+    for fake in (h.x, h.mastodon):
+        kinds = ["follow" if p.text.startswith("follow-up") else "sos" for p in fake.posts]
+        assert "sos" not in kinds[kinds.index("follow"):] if "follow" in kinds else True, kinds
     states = [r["state"] for r in h.rows()]
     x_texts = h.x.texts()
     assert len(x_texts) == len(set(x_texts)) and h.x.rejected_duplicates == 0
     assert len({p.key for p in h.mastodon.posts}) == len(h.mastodon.posts)
     sent_x = [r for r in h.rows() if r["destination"] == "x" and r["state"] == "sent"]
     assert {r["remote_id"] for r in sent_x} <= {p.id for p in h.x.posts}
-    assert states.count("sent") >= 50
+    assert states.count("sent") >= 60
+
+
+def test_position_updates_are_thread_replies_only_with_consent_and_at_most_every_n_minutes(relay):
+    h = relay(kinds=("mastodon",), dest_overrides={"mastodon": {"max_precision": "1km"}})
+    h.plan.update_every_s = 0.6
+    h.start()
+    h.bracelet(publish="at-once", position_updates=1)
+    iid = h.incident(lat=14.60, lon=-17.40)
+    h.worker.wake()
+    h.wait_states({("mastodon", "alert"): "sent"})
+
+    def move(lat):
+        h.act(lambda db: db.execute("UPDATE incidents SET lat=?, fix_at=? WHERE id=?", (lat, time.time(), iid)))
+    move(14.70)
+    wait_until(lambda: len(h.mastodon.posts) == 2, 5, what="first update")
+    update = h.mastodon.posts[1]
+    assert update.reply_to == h.mastodon.posts[0].id and "14.7" in update.text and "UPDATE" in update.text
+    move(14.80)
+    time.sleep(0.2)
+    assert len(h.mastodon.posts) == 2                    # too soon after the last update
+    wait_until(lambda: len(h.mastodon.posts) == 3, 5, what="second update after the interval")
+
+    quiet = relay(kinds=("mastodon",))
+    quiet.plan.update_every_s = 0.1
+    quiet.start()
+    quiet.bracelet(publish="at-once", position_updates=0)
+    other = quiet.incident(lat=14.60, lon=-17.40)
+    quiet.worker.wake()
+    quiet.wait_states({("mastodon", "alert"): "sent"})
+    quiet.act(lambda db: db.execute("UPDATE incidents SET lat=15.0, fix_at=? WHERE id=?", (time.time(), other)))
+    time.sleep(0.6)
+    assert len(quiet.mastodon.posts) == 1               # no consent to position updates
