@@ -27,6 +27,14 @@ def _actor(by: str | None) -> str:
     return f"cli:{by or getpass.getuser()}"
 
 
+def _act(ctx, fn):
+    """One change to an alert, in its own transaction; refusals become operator messages."""
+    try:
+        return write(open_db(ctx), fn)
+    except (incidents.IncidentError, outbox.OutboxError) as e:
+        raise click.ClickException(str(e)) from None
+
+
 def register(cli: click.Group) -> None:
     @cli.group("alerts")
     def alerts_grp() -> None:
@@ -85,11 +93,7 @@ def register(cli: click.Group) -> None:
     @click.pass_context
     def ack_cmd(ctx, alert_id: int, by: str | None) -> None:
         """Acknowledge an alert: someone is on it (the buzzer stops)."""
-        db = open_db(ctx)
-        try:
-            write(db, lambda d: incidents.acknowledge(d, alert_id, _actor(by), time.time()))
-        except incidents.IncidentError as e:
-            raise click.ClickException(str(e)) from None
+        _act(ctx, lambda d: incidents.acknowledge(d, alert_id, _actor(by), time.time()))
         click.echo(f"alert {alert_id} acknowledged")
 
     @alerts_grp.command("approve")
@@ -98,10 +102,7 @@ def register(cli: click.Group) -> None:
     @click.pass_context
     def approve_cmd(ctx, alert_id: int, by: str | None) -> None:
         """Approve publication of an alert (the wearer's policy says how many approvals it needs)."""
-        try:
-            n = write(open_db(ctx), lambda d: outbox.approve(d, alert_id, _actor(by), time.time()))
-        except outbox.OutboxError as e:
-            raise click.ClickException(str(e)) from None
+        n = _act(ctx, lambda d: outbox.approve(d, alert_id, _actor(by), time.time()))
         click.echo(f"alert {alert_id}: {n} approval(s) recorded")
 
     @alerts_grp.command("withhold")
@@ -110,10 +111,7 @@ def register(cli: click.Group) -> None:
     @click.pass_context
     def withhold_cmd(ctx, alert_id: int, by: str | None) -> None:
         """Withhold publication of an alert: nothing not yet posted will be."""
-        try:
-            n = write(open_db(ctx), lambda d: outbox.withhold(d, alert_id, _actor(by), time.time()))
-        except outbox.OutboxError as e:
-            raise click.ClickException(str(e)) from None
+        n = _act(ctx, lambda d: outbox.withhold(d, alert_id, _actor(by), time.time()))
         click.echo(f"alert {alert_id}: publication withheld ({n} pending post(s) cancelled)")
 
     @alerts_grp.command("resolve")
@@ -123,9 +121,5 @@ def register(cli: click.Group) -> None:
     @click.pass_context
     def resolve_cmd(ctx, alert_id: int, resolution: str, by: str | None) -> None:
         """Close an alert: the wearer is safe, it was a false alarm, or a drill."""
-        db = open_db(ctx)
-        try:
-            write(db, lambda d: incidents.resolve(d, alert_id, resolution, _actor(by), time.time()))
-        except incidents.IncidentError as e:
-            raise click.ClickException(str(e)) from None
+        _act(ctx, lambda d: incidents.resolve(d, alert_id, resolution, _actor(by), time.time()))
         click.echo(f"alert {alert_id} resolved: {resolution}")

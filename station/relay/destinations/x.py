@@ -32,36 +32,31 @@ class XDestination:
     def post(self, text: str, *, key: str, reply_to: str | None) -> Posted:
         try:
             r = self.client.create_tweet(text=text, in_reply_to_tweet_id=reply_to, user_auth=True)
-        except tweepy.TooManyRequests as e:
-            raise RateLimited("X rate limit (429)", e.reset_time) from None
-        except tweepy.Forbidden as e:
-            raise Permanent(f"X refused the post (403): {_message(e)}") from None
-        except tweepy.Unauthorized:
-            raise Permanent("X rejected the credentials (401): check the key files") from None
-        except tweepy.BadRequest as e:
-            raise Permanent(f"X rejected the post (400): {_message(e)}") from None
-        except tweepy.TwitterServerError as e:
-            raise Transient(f"X server error ({e.response.status_code})") from None
-        except tweepy.HTTPException as e:
-            raise Permanent(f"X answered {e.response.status_code}: {_message(e)}") from None
-        except requests.RequestException as e:
-            raise network_outcome(e) from None
+        except (tweepy.HTTPException, requests.RequestException) as e:
+            raise _outcome(e) from None
         tweet_id = str(r.data["id"])
         return Posted(tweet_id, f"https://x.com/i/status/{tweet_id}")
 
     def delete(self, remote_id: str) -> None:
         try:
             self.client.delete_tweet(remote_id, user_auth=True)
-        except tweepy.TooManyRequests as e:
-            raise RateLimited("X rate limit (429)", e.reset_time) from None
         except tweepy.NotFound:
             return  # already gone: the goal is reached
-        except tweepy.TwitterServerError as e:
-            raise Transient(f"X server error ({e.response.status_code})") from None
-        except tweepy.HTTPException as e:
-            raise Permanent(f"X answered {e.response.status_code}: {_message(e)}") from None
-        except requests.RequestException as e:
-            raise network_outcome(e) from None
+        except (tweepy.HTTPException, requests.RequestException) as e:
+            raise _outcome(e) from None
+
+
+def _outcome(e: Exception):
+    if isinstance(e, requests.RequestException):
+        return network_outcome(e)
+    if isinstance(e, tweepy.TooManyRequests):
+        return RateLimited("X rate limit (429)", e.reset_time)
+    if isinstance(e, tweepy.Unauthorized):
+        return Permanent("X rejected the credentials (401): check the key files")
+    if isinstance(e, tweepy.TwitterServerError):
+        return Transient(f"X server error ({e.response.status_code})")
+    # 403 covers duplicate content; 400 a malformed post: sending it again cannot help.
+    return Permanent(f"X refused ({e.response.status_code}): {_message(e)}")
 
 
 def _message(e: tweepy.HTTPException) -> str:
