@@ -38,6 +38,7 @@ def register(cli: click.Group) -> None:
             ("packets", f"{c['packets']} stored, {c['duplicates']} duplicates dropped"),
             ("nodes", f"{c['nodes']} heard, {c['bracelets']} registered bracelets"),
             ("rejected", ", ".join(f"{k}: {v}" for k, v in c["rejects"].items()) or "none"),
+            ("relay", _relay_line(st.get("relay") or {}, c.get("outbox") or {})),
         ]
         for k, v in lines:
             click.echo(f"{k:<9} {safe(v)}")
@@ -53,3 +54,17 @@ def _gps_line(gps: dict) -> str:
         return f"no fix ({gps.get('sats') or 0} satellites)"
     return (f"{fix['lat']:.5f}, {fix['lon']:.5f} at {fix['time']} ({fix['kind']}, quality {gps.get('quality')}, "
             f"{gps.get('sats')} satellites, {age(fix.get('age_s'))} old)")
+
+
+def _relay_line(relay: dict, outbox: dict) -> str:
+    if not relay or relay.get("enabled") is False:
+        return "no destinations configured"
+    parts = ["internet " + ("up" if relay.get("online") else "DOWN")]
+    if outbox:
+        parts.append("outbox " + ", ".join(f"{n} {s}" for s, n in sorted(outbox.items())))
+    if outbox.get("uncertain"):
+        parts.append(f"{outbox['uncertain']} MAY HAVE BEEN POSTED: station outbox list")
+    for name, b in (relay.get("budget") or {}).items():
+        if b.get("budget") is not None:
+            parts.append(f"{name} budget {b['used']:.2f} of {b['budget']:.2f} this month")
+    return "; ".join(parts)
