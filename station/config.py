@@ -127,6 +127,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "log": {
         "level": Key("INFO", str, _level),
     },
+    "backup": {
+        "dir": Key("", str),
+        "keep": Key(7, int, _positive),
+    },
     "relay": {
         "enabled": Key(True, bool),
         "templates_dir": Key("", str),

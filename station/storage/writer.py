@@ -95,6 +95,9 @@ class Writer:
     def stop(self, timeout: float = 10.0) -> None:
         """Commit everything queued so far, then stop."""
         self._stopping = True
+        if self._thread.ident is None:      # never started: nothing queued can be committed
+            self.db.conn.close()
+            return
         self._queue.put(_STOP)
         self._thread.join(timeout)
         if not self._thread.is_alive():
