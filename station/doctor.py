@@ -1,0 +1,241 @@
+"""`station doctor`: checks what makes a station work, and says what to do about each problem.
+
+Each check returns a `Check` with a status: ok, warn (worth knowing, works anyway), fail (needs
+action) or unknown (cannot be told on this machine). Checks never change anything.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from station import config as configmod
+from station import queries
+from station.radio.ports import holders_of, parse_tcp
+from station.storage import backup as bk
+from station.storage import db as dbmod
+
+OK, WARN, FAIL, UNKNOWN = "ok", "warn", "fail", "unknown"
+MIN_FREE_MB, LOW_FREE_MB = 100, 1024
+BACKUP_MAX_AGE_H = 36
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str
+    message: str
+    remedy: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def run(config_path: str | None, *, service_user: str = "station", systemctl: str | None = None) -> list[Check]:
+    checks: list[Check] = []
+    try:
+        cfg = configmod.load(config_path)
+    except configmod.ConfigError as e:
+        return [Check("config", FAIL, str(e), "fix the key named above (station.example.toml documents every key)")]
+    checks.append(Check("config", OK, f"valid ({cfg.source or 'built-in defaults'})"))
+    checks.append(config_permissions(cfg))
+    checks += database(cfg)
+    status = _status(cfg)
+    checks.append(daemon(status))
+    checks.append(radio(cfg, status))
+    checks.append(groups(service_user))
+    checks.append(gpio(cfg))
+    checks.append(gps(cfg, status))
+    checks.append(backups(cfg))
+    checks.append(relay_credentials(cfg))
+    checks.append(services(systemctl))
+    checks.append(undervoltage())
+    return checks
+
+
+def _status(cfg) -> dict | None:
+    if not cfg.database_path.exists():
+        return None
+    try:
+        return queries.status(dbmod.connect(cfg.database_path, create=False))
+    except Exception:
+        return None
+
+
+def config_permissions(cfg) -> Check:
+    if cfg.source is None:
+        return Check("config permissions", OK, "no config file: built-in defaults")
+    mode = stat.S_IMODE(cfg.source.stat().st_mode)
+    if mode & stat.S_IWOTH or mode & stat.S_IWGRP:
+        return Check("config permissions", FAIL, f"{cfg.source} is writable by others (mode {mode:o})",
+                     f"sudo chmod 640 {cfg.source}")
+    if mode & stat.S_IROTH:
+        return Check("config permissions", WARN, f"{cfg.source} is readable by every user (mode {mode:o})",
+                     f"sudo chmod 640 {cfg.source} && sudo chgrp station {cfg.source}")
+    return Check("config permissions", OK, f"{cfg.source} mode {mode:o}")
+
+
+def database(cfg) -> list[Check]:
+    path = cfg.database_path
+    out = []
+    if not path.exists():
+        out.append(Check("database", WARN, f"{path} does not exist yet", "start the station once: it is created"))
+    else:
+        try:
+            db = dbmod.connect(path, create=False)
+            result = dbmod.quick_check(db)
+            db.conn.close()
+            out.append(Check("database", OK if result == "ok" else FAIL, f"{path}: quick_check {result}",
+                             "" if result == "ok" else "restore the newest backup: station restore FILE"))
+        except dbmod.StorageError as e:
+            damaged = "not a usable SQLite file" in str(e)
+            out.append(Check("database", FAIL, str(e), "restore the newest backup: station restore FILE" if damaged
+                             else "check the path and its owner (the station user)"))
+        if not os.access(path, os.W_OK):
+            out.append(Check("database permissions", WARN, f"{path} is not writable by this user",
+                             "run the doctor as the station user to check its access (sudo -u station station doctor)"))
+    folder = path.parent if path.parent.exists() else Path("/")
+    free_mb = shutil.disk_usage(folder).free / 2**20
+    level = FAIL if free_mb < MIN_FREE_MB else WARN if free_mb < LOW_FREE_MB else OK
+    out.append(Check("disk space", level, f"{free_mb:.0f} MiB free for the database",
+                     "" if level == OK else "free space or move [storage] database to a larger medium"))
+    return out
+
+
+def daemon(status: dict | None) -> Check:
+    if status is None or status["status_age_s"] is None:
+        return Check("daemon", WARN, "no status recorded: the daemon has not run with this database",
+                     "sudo systemctl start station")
+    if status["daemon_running"]:
+        return Check("daemon", OK, f"running (pid {(status['station'] or {}).get('pid')})")
+    return Check("daemon", FAIL, f"not running (last status {status['status_age_s']} s ago)",
+                 "sudo systemctl start station; journalctl -u station says why it stopped")
+
+
+def radio(cfg, status: dict | None) -> Check:
+    port = cfg.radio["port"]
+    if port in ("sim", "auto") and not os.path.exists("/dev/meshtastic"):
+        return Check("radio", WARN, f"port {port!r}: the VIRTUAL radio is used (alerts are drills only)",
+                     'plug in the radio and set [radio] port = "/dev/meshtastic"')
+    if parse_tcp(port):
+        st = (status or {}).get("radio") or {}
+        return Check("radio", OK if st.get("status") == "connected" else WARN,
+                     f"{port}: {st.get('status', 'unknown')} {st.get('error', '')}".strip())
+    path = "/dev/meshtastic" if port == "auto" else port
+    if not os.path.exists(path):
+        return Check("radio", FAIL, f"radio port {path} is not present",
+                     "plug the radio in; `ls /dev/serial/by-id/` lists serial devices; see hardware/bom.md")
+    daemon_pid = str(((status or {}).get("station") or {}).get("pid", ""))
+    holders = [h for h in holders_of(path) if not (daemon_pid and h.endswith(f"(pid {daemon_pid})"))]
+    if holders:
+        return Check("radio", FAIL, f"radio port {path} is held by {', '.join(holders)}",
+                     "close that program (another station, the meshtastic CLI, a flasher)")
+    st = (status or {}).get("radio") or {}
+    if st and st.get("status") != "connected":
+        return Check("radio", WARN, f"{path} present, link {st.get('status')}: {st.get('error', '')}",
+                     "check the cable and the radio's power; journalctl -u station")
+    return Check("radio", OK, f"{path} present" + (", link connected" if st.get("status") == "connected" else ""))
+
+
+def groups(user: str) -> Check:
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        return Check("groups", UNKNOWN, f"no {user!r} user on this machine (a development machine?)",
+                     "sudo ./install.sh creates it")
+    names = {g.gr_name for g in grp.getgrall() if user in g.gr_mem}
+    names.add(grp.getgrgid(entry.pw_gid).gr_name)
+    missing = [g for g in ("dialout", "gpio") if g not in names]
+    if missing:
+        return Check("groups", FAIL, f"user {user} is not in {', '.join(missing)}",
+                     " && ".join(f"sudo adduser {user} {g}" for g in missing))
+    return Check("groups", OK, f"user {user} is in dialout and gpio")
+
+
+def gpio(cfg) -> Check:
+    present = [p for p in ("/dev/gpiochip0", "/dev/gpiomem") if os.path.exists(p)]
+    enabled = cfg.gpio["enabled"]
+    if enabled is False:
+        return Check("gpio", OK, "disabled in the config")
+    if present:
+        return Check("gpio", OK, f"{', '.join(present)} present")
+    level = FAIL if enabled is True else WARN
+    return Check("gpio", level, "no GPIO on this machine: no buzzer, LEDs or button",
+                 "on a Raspberry Pi this is a kernel problem; elsewhere set [gpio] enabled = false")
+
+
+def gps(cfg, status: dict | None) -> Check:
+    if not cfg.gps["port"]:
+        return Check("gps", WARN, "no GPS configured: after a power cut without internet the clock may be wrong",
+                     "add a GPS and set [gps] port (hardware/bom.md)")
+    if not os.path.exists(cfg.gps["port"]):
+        return Check("gps", FAIL, f"GPS port {cfg.gps['port']} is not present", "check the GPS cable or UART settings")
+    g = (status or {}).get("gps") or {}
+    clock = (status or {}).get("clock") or {}
+    if not g.get("fix"):
+        return Check("gps", WARN, f"no fix yet ({g.get('sats') or 0} satellites)",
+                     "put the antenna where it sees the sky")
+    return Check("gps", OK, f"fix {g['fix']['time']}, {g.get('sats')} satellites; clock from {clock.get('source')}")
+
+
+def backups(cfg) -> Check:
+    folder = cfg.backup["dir"]
+    if not folder:
+        return Check("backups", WARN, "no backup folder configured", "set [backup] dir to a USB stick")
+    found = bk.backups(Path(folder)) if Path(folder).is_dir() else []
+    if not found:
+        return Check("backups", FAIL, f"no backup in {folder}", "station backup, and check station-backup.timer")
+    age_h = (time.time() - found[0].stat().st_mtime) / 3600
+    if age_h > BACKUP_MAX_AGE_H:
+        return Check("backups", FAIL, f"newest backup is {age_h:.0f} h old ({found[0].name})",
+                     "systemctl status station-backup.timer; is the USB stick mounted?")
+    return Check("backups", OK, f"newest backup {age_h:.1f} h old, {len(found)} kept")
+
+
+def relay_credentials(cfg) -> Check:
+    if not cfg.lists.get("destinations"):
+        return Check("relay", OK, "no destinations: nothing is published")
+    try:
+        dests = cfg.destinations(read_secrets=True)
+    except configmod.ConfigError as e:
+        return Check("relay", FAIL, str(e), "fix the credential file named above")
+    return Check("relay", OK, f"{len(dests)} destination(s), credentials readable")
+
+
+def services(systemctl: str | None = None) -> Check:
+    systemctl = systemctl or shutil.which("systemctl")
+    if systemctl is None or not os.path.isdir("/run/systemd/system"):
+        return Check("services", UNKNOWN, "not running under systemd")
+    states = {}
+    for unit in ("station.service", "station-backup.timer"):
+        enabled = subprocess.run([systemctl, "is-enabled", unit], capture_output=True, text=True).stdout.strip()
+        active = subprocess.run([systemctl, "is-active", unit], capture_output=True, text=True).stdout.strip()
+        states[unit] = (enabled, active)
+    bad = {u: s for u, s in states.items() if s != ("enabled", "active")}
+    if bad:
+        return Check("services", FAIL, "; ".join(f"{u} is {e or '?'}/{a or '?'}" for u, (e, a) in bad.items()),
+                     "sudo systemctl enable --now " + " ".join(bad))
+    return Check("services", OK, "station.service and station-backup.timer enabled and active")
+
+
+def undervoltage(vcgencmd: str | None = None) -> Check:
+    vcgencmd = vcgencmd or shutil.which("vcgencmd")
+    if vcgencmd is None:
+        return Check("power", UNKNOWN, "no vcgencmd: undervoltage cannot be read here")
+    out = subprocess.run([vcgencmd, "get_throttled"], capture_output=True, text=True).stdout.strip()
+    try:
+        flags = int(out.split("=")[1], 16)
+    except (IndexError, ValueError):
+        return Check("power", UNKNOWN, f"vcgencmd said {out!r}")
+    if flags & 0x1:
+        return Check("power", FAIL, "undervoltage NOW", "use the official power supply and a short, thick cable")
+    if flags & 0x10000:
+        return Check("power", WARN, "undervoltage has occurred since boot", "check the power supply and cable")
+    return Check("power", OK, "no undervoltage since boot")
