@@ -18,9 +18,11 @@ def test_shellcheck_is_clean(script):
     assert result.returncode == 0, result.stdout
 
 
-def test_install_sh_without_arguments_shows_usage_and_fails():
-    result = subprocess.run(["bash", str(REPO / "install.sh")], capture_output=True, text=True)
-    assert result.returncode == 2 and "Usage: ./install.sh --dev" in result.stdout
+def test_install_sh_help_lists_every_mode():
+    result = subprocess.run(["bash", str(REPO / "install.sh"), "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    for option in ("--dev", "--uninstall", "--purge", "--dry-run", "--root"):
+        assert option in result.stdout
 
 
 def test_install_sh_refuses_unknown_options():
