@@ -126,6 +126,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "log": {
         "level": Key("INFO", str, _level),
+        "raw_frames": Key("", str),
     },
     "backup": {
         "dir": Key("", str),

@@ -17,6 +17,7 @@ from station.config import Config
 from station.decode.packets import Rules
 from station.gps import GpsReader, GpsTracker
 from station.indicators import alarm_level, make_indicators
+from station.logs import event
 from station.ingest import Ingest
 from station.radio.link import LinkSettings, LinkState, RadioLink
 from station.radio.sim import SimRadio
@@ -129,11 +130,10 @@ class Station:
     def _on_effects(self, effects: list[incidents.Effect]) -> None:
         # Runs on the writer thread after commit: log, and wake the others.
         for e in effects:
-            if e.kind in ("opened", "duress", "cancelled", "cancel_rejected"):
-                node = f"!{e.node_num:08x}" if e.node_num else "-"
+            if e.kind in ("opened", "duress", "cancelled", "cancel_rejected", "folded"):
                 level = logging.WARNING if e.kind in ("opened", "duress") else logging.INFO
-                log.log(level, "alert %d %s (node %s%s)", e.incident_id, e.kind.replace("_", " "), node,
-                        f", trust {e.trust}" if e.trust else "")
+                event(log, f"alert.{e.kind}", level, incident=e.incident_id,
+                      node=f"!{e.node_num:08x}" if e.node_num else None, trust=e.trust)
         self.receipts.wake()
         if self.relay:
             self.relay.wake()
@@ -257,7 +257,7 @@ def _serve(cfg: Config, notifier: Notifier, stop: threading.Event, sim_speed: fl
             notifier.notify("WATCHDOG=1")
         if problem != last_problem:
             if problem:
-                log.error("withholding the watchdog ping: %s", problem)
+                event(log, "watchdog.withheld", logging.ERROR, problem)
             notifier.notify("STATUS=" + (problem or f"radio {station.link.state.status}"))
             last_problem = problem
     notifier.notify("STOPPING=1")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import logging
 import os
 import signal
 import threading
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from station import daemon, registry
+from station import daemon, logs, registry
 from station.cli.common import load_config, safe, when, write
 from station.radio.virtual import scenarios
 from station.radio.virtual.bracelets import REGISTERED, cast
@@ -20,11 +19,8 @@ from station.storage import db as dbmod
 from station.storage.migrations import migrate
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper()),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # The library logs every frame at DEBUG and errors we already handle at ERROR.
-    logging.getLogger("meshtastic").setLevel(logging.CRITICAL)
+def _logging(level: str, raw_frames: str = "") -> None:
+    logs.setup(level, raw_frames)
 
 
 def register(cli: click.Group) -> None:
@@ -36,7 +32,7 @@ def register(cli: click.Group) -> None:
         cfg = load_config(ctx)
         if port:
             cfg = _override(cfg, radio={"port": port})
-        _logging(cfg.log["level"])
+        _logging(cfg.log["level"], cfg.log["raw_frames"])
         try:
             raise SystemExit(daemon.run(cfg))
         except dbmod.StorageError as e:

@@ -28,9 +28,11 @@ from meshtastic.serial_interface import SerialInterface
 from meshtastic.tcp_interface import TCPInterface
 from pubsub import pub
 
+from station.logs import event
 from station.radio.ports import RadioUnavailable, check_serial_path, describe_serial_error, parse_tcp
 
 log = logging.getLogger(__name__)
+RAW = logging.getLogger("station.rawframes")
 
 
 class PacketSink(Protocol):
@@ -101,6 +103,8 @@ class _StationInterface:
         link = self._station_link
         link.last_rx = time.monotonic()
         raw = bytes(fromRadioBytes)
+        if RAW.isEnabledFor(logging.DEBUG):
+            RAW.debug("%s", raw.hex())
         try:
             parsed = mesh_pb2.FromRadio.FromString(raw)
         except Exception as e:
@@ -230,7 +234,7 @@ class RadioLink:
                 self._connect()
             except RadioUnavailable as e:
                 if self.state.error != str(e):
-                    log.warning("radio unavailable: %s", e)
+                    event(log, "radio.unavailable", logging.WARNING, str(e), port=self.port)
                 self._set_state(status="down", error=str(e))
                 self._wait(delay)
                 delay = min(delay * 2, self.settings.reconnect_max_s)
@@ -239,7 +243,8 @@ class RadioLink:
             reason = self._watch()
             self._teardown()
             if reason != "stop":
-                log.warning("radio link %s; reconnecting", reason)
+                event(log, "radio.lost", logging.WARNING, f"radio link {reason}; reconnecting", port=self.port,
+                      reason=reason.split(" ")[0])
                 self._set_state(status="down", error=reason)
                 self._wait(self.settings.reconnect_min_s)
 
@@ -277,7 +282,8 @@ class RadioLink:
             raise RadioUnavailable(f"{what}: {e.strerror or e}") from e
         self._iface = iface
         node = iface.myInfo.my_node_num if iface.myInfo else None
-        log.info("radio connected on %s (node !%08x)", self.port, node or 0)
+        event(log, "radio.connected", logging.INFO, f"radio connected on {self.port}", port=self.port,
+              node=f"!{node or 0:08x}")
         self._set_state(status="connected", error="", connects=self.state.connects + 1, node_num=node)
 
     def _watch(self) -> str:

@@ -9,14 +9,18 @@ network call it leads to. All functions here run inside a writer transaction.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from dataclasses import dataclass
 
 import sqlite_utils
 
 from station import incidents as inc
+from station.logs import event
 from station.relay.compose import NO_CONSENT, ComposeError, Consent, Templates, compose
 from station.relay.settings import Destination, Place
+
+log = logging.getLogger(__name__)
 
 HELD, READY, SENDING, SENT, FAILED, UNCERTAIN, CANCELLED = (
     "held", "ready", "sending", "sent", "failed", "uncertain", "cancelled")
@@ -55,6 +59,9 @@ def transition(db: sqlite_utils.Database, row_id: int, allowed: tuple[str, ...],
         return False
     row = db.execute("SELECT incident_id, destination, kind FROM outbox WHERE id=?", (row_id,)).fetchone()
     inc.log_event(db, row[0], at, actor, f"outbox {row[1]} {row[2]}: {to}", reason or "")
+    if to in (SENT, FAILED, UNCERTAIN):
+        event(log, f"relay.{to}", logging.WARNING if to != SENT else logging.INFO, reason or "",
+              incident=row[0], destination=row[1], kind=row[2], row=row_id)
     return True
 
 

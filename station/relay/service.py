@@ -6,6 +6,7 @@ import logging
 from typing import Callable
 
 from station.config import Config
+from station.logs import event
 from station.relay import outbox as ob
 from station.relay.compose import Templates
 from station.relay.connectivity import Connectivity
@@ -34,7 +35,8 @@ class Relay:
                             tuple(cfg.places()), rc["city_radius_km"], rc["update_every_min"] * 60)
 
         def changed(online: bool) -> None:
-            log.warning("internet %s", "available: relaying" if online else "lost: posts wait in the outbox")
+            event(log, "internet.up" if online else "internet.down", logging.WARNING,
+                  "relaying" if online else "posts wait in the outbox")
             if on_internet:
                 on_internet(online)
             self.worker.wake()
