@@ -77,6 +77,10 @@ def _zone(v: str) -> str | None:
         return 'an IANA time zone such as "UTC" or "Africa/Dakar"'
 
 
+def _port(v: int) -> str | None:
+    return None if 1 <= v <= 65535 else "a TCP port from 1 to 65535"
+
+
 def _level(v: str) -> str | None:
     return None if v.upper() in ("DEBUG", "INFO", "WARNING", "ERROR") else "DEBUG, INFO, WARNING or ERROR"
 
@@ -127,6 +131,13 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "log": {
         "level": Key("INFO", str, _level),
         "raw_frames": Key("", str),
+    },
+    "console": {
+        "host": Key("127.0.0.1", str),
+        "port": Key(8080, int, _port),
+        "secret_file": Key("", str),
+        "idle_minutes": Key(30.0, (int, float), _positive),
+        "secure_cookies": Key(False, bool),
     },
     "backup": {
         "dir": Key("", str),

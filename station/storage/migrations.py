@@ -110,7 +110,20 @@ def _v2(db: sqlite_utils.Database) -> None:
                                      "updated_at": float}, pk="destination")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
+def _v3(db: sqlite_utils.Database) -> None:
+    """The console: accounts with roles, and an audit log of what is not tied to an incident."""
+    db["users"].create({
+        "name": str, "role": str, "password_hash": str, "created_at": float, "failed_logins": int,
+        "locked_until": float, "last_login": float, "disabled": int,
+    }, pk="name", defaults={"failed_logins": 0, "disabled": 0})
+    db["audit"].create({"id": int, "at": float, "actor": str, "action": str, "detail": str}, pk="id")
+    db.execute("""CREATE TRIGGER audit_append_only_update BEFORE UPDATE ON audit
+                  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""")
+    db.execute("""CREATE TRIGGER audit_append_only_delete BEFORE DELETE ON audit
+                  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
 
 
 def schema_version(db: sqlite_utils.Database) -> int:

@@ -1,0 +1,70 @@
+"""Pages: the alert list and one incident, with the coordinators' actions."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+
+from station import incidents, queries
+from station.cli.common import write
+from station.relay import outbox
+from web.security import require
+
+bp = Blueprint("alerts", __name__)
+
+
+@bp.route("/")
+@require("read")
+def index():
+    db = current_app.station_db()
+    rows = queries.alerts(db, include_resolved=request.args.get("all") == "1")
+    unacked = sum(1 for r in rows if r["state"] == "open")
+    return render_template("alerts.html", alerts=rows, unacked=unacked, status=queries.status(db))
+
+
+@bp.route("/alerts/<int:iid>")
+@require("read")
+def incident(iid: int):
+    db = current_app.station_db()
+    row = queries.alert(db, iid)
+    if row is None:
+        abort(404)
+    posts = [p for p in queries.outbox(db, include_done=True, limit=10_000) if p["incident_id"] == iid]
+    return render_template("incident.html", a=row, posts=posts)
+
+
+def _act(iid: int, fn, done: str):
+    actor = f"console:{g.user.name}"
+    try:
+        write(current_app.station_db(), lambda d: fn(d, actor, time.time()))
+    except (incidents.IncidentError, outbox.OutboxError) as e:
+        flash(str(e), "error")
+    else:
+        flash(done, "ok")
+    return redirect(url_for("alerts.incident", iid=iid))
+
+
+@bp.route("/alerts/<int:iid>/ack", methods=["POST"])
+@require("incidents")
+def ack(iid: int):
+    return _act(iid, lambda d, a, t: incidents.acknowledge(d, iid, a, t), "acknowledged")
+
+
+@bp.route("/alerts/<int:iid>/resolve", methods=["POST"])
+@require("incidents")
+def resolve(iid: int):
+    resolution = request.form.get("resolution", "")
+    return _act(iid, lambda d, a, t: incidents.resolve(d, iid, resolution, a, t), f"resolved: {resolution}")
+
+
+@bp.route("/alerts/<int:iid>/approve", methods=["POST"])
+@require("publish")
+def approve(iid: int):
+    return _act(iid, lambda d, a, t: outbox.approve(d, iid, a, t), "publication approved")
+
+
+@bp.route("/alerts/<int:iid>/withhold", methods=["POST"])
+@require("publish")
+def withhold(iid: int):
+    return _act(iid, lambda d, a, t: outbox.withhold(d, iid, a, t), "publication withheld")

@@ -1,0 +1,84 @@
+"""The console's app factory: `create_app(config)`."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+from pathlib import Path
+
+from flask import Flask, g
+
+from station.config import Config
+from station.storage import db as dbmod
+from station.storage.migrations import migrate
+from web import security
+
+
+def _secret_key(cfg: Config) -> bytes:
+    path = Path(cfg.console["secret_file"]) if cfg.console["secret_file"] else cfg.database_path.with_name("console.key")
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+def create_app(cfg: Config) -> Flask:
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=_secret_key(cfg),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SECURE=cfg.console["secure_cookies"],
+        SESSION_COOKIE_NAME="station_session",
+        IDLE_SECONDS=cfg.console["idle_minutes"] * 60,
+        MAX_CONTENT_LENGTH=64 * 1024,
+    )
+    app.station_config = cfg
+    db = dbmod.connect(cfg.database_path)
+    migrate(db)
+    db.conn.close()
+
+    def station_db():
+        """One connection per request; the daemon writes through its own (WAL: readers never block)."""
+        if "db" not in g:
+            g.db = dbmod.connect(cfg.database_path, create=False)
+        return g.db
+    app.station_db = station_db
+
+    @app.teardown_appcontext
+    def close_db(exc):
+        conn = g.pop("db", None)
+        if conn is not None:
+            conn.conn.close()
+
+    app.before_request(security.load_user)
+    app.after_request(security.headers)
+    app.jinja_env.globals["csrf_token"] = security.csrf_token
+
+    from web import alerts, api, auth, stream
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(alerts.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(stream.bp)
+
+    @app.errorhandler(403)
+    def forbidden(e):
+        return {"error": e.description} if _api() else (f"<h1>Not allowed</h1><p>{_esc(e.description)}</p>", 403)
+
+    @app.errorhandler(sqlite3.OperationalError)
+    def database_busy(e):
+        return {"error": f"database: {e}"}, 503
+    return app
+
+
+def _api() -> bool:
+    from flask import request
+    return request.path.startswith("/api/")
+
+
+def _esc(text) -> str:
+    from markupsafe import escape
+    return str(escape(text))

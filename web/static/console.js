@@ -1,0 +1,40 @@
+// Live updates and the alarm. No inline script anywhere (the Content-Security-Policy forbids it).
+(function () {
+  "use strict";
+  var body = document.body;
+  var unacked = parseInt(body.dataset.unacked || "0", 10);
+
+  document.querySelectorAll("time[data-ts]").forEach(function (t) {
+    var d = new Date(parseFloat(t.dataset.ts) * 1000);
+    t.textContent = d.toLocaleString();
+  });
+
+  // The alarm: a browser may play sound only after a click, so the first click turns it on.
+  var audio = null, beeping = null;
+  function beep() {
+    if (!audio) { return; }
+    var osc = audio.createOscillator(), gain = audio.createGain();
+    osc.frequency.value = 880; gain.gain.value = 0.3;
+    osc.connect(gain); gain.connect(audio.destination);
+    osc.start(); osc.stop(audio.currentTime + 0.25);
+  }
+  var button = document.getElementById("sound");
+  if (button && unacked > 0) {
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      audio = new (window.AudioContext || window.webkitAudioContext)();
+      button.hidden = true;
+      beep(); beeping = setInterval(beep, 1000);
+    });
+  }
+
+  // New events (a new alert, an acknowledgement) arrive over Server-Sent Events.
+  if (window.EventSource && body.dataset.page) {
+    var source = new EventSource("/api/stream");
+    var pending = null;
+    source.addEventListener("incident", function () {
+      if (pending) { return; }
+      pending = setTimeout(function () { window.location.reload(); }, 200);
+    });
+  }
+})();
