@@ -193,14 +193,14 @@ migrate() {
 
 services() {
     if [ -n "$root" ]; then
-        run systemctl --root="$root" enable station.service station-backup.timer
+        run systemctl --root="$root" enable station.service station-console.service station-backup.timer
         return
     fi
     run udevadm control --reload-rules
     run udevadm trigger --subsystem-match=tty
     run systemctl daemon-reload
-    run systemctl enable station.service station-backup.timer
-    run systemctl restart station.service
+    run systemctl enable station.service station-console.service station-backup.timer
+    run systemctl restart station.service station-console.service
     run systemctl start station-backup.timer
 }
 
@@ -223,18 +223,21 @@ Next:
   2. Check it:            sudo -u station $(printf '%s' /opt/station/venv/bin/station) doctor
   3. Register bracelets:  sudo -u station /opt/station/venv/bin/station bracelets add NODE --label NAME
   4. Edit /etc/station/station.toml for backups ([backup] dir) and publishing ([[destinations]]).
-  The first console admin is created when the console is installed (a later version).
+  5. Create the first console account, then open http://THIS-PI:8080/ (set [console] host
+     to "0.0.0.0" to serve the office network):
+       sudo -u station /opt/station/venv/bin/station users add NAME --role admin
 TXT
 }
 
 uninstall() {
     [ "$(id -u)" -eq 0 ] || die "uninstalling needs root: sudo ./install.sh --uninstall"
     if [ -z "$root" ]; then
-        run systemctl disable --now station.service station-backup.timer || true
+        run systemctl disable --now station.service station-console.service station-backup.timer || true
     else
-        run systemctl --root="$root" disable station.service station-backup.timer || true
+        run systemctl --root="$root" disable station.service station-console.service station-backup.timer || true
     fi
-    for f in "$(units)"/station.service "$(units)"/station-backup.service "$(units)"/station-backup.timer \
+    for f in "$(units)"/station.service "$(units)"/station-console.service "$(units)"/station-backup.service \
+             "$(units)"/station-backup.timer \
              "$(rules)/99-station.rules"; do
         [ -e "$f" ] && run rm -f "$f"
     done

@@ -214,7 +214,7 @@ def services(systemctl: str | None = None) -> Check:
     if systemctl is None or not os.path.isdir("/run/systemd/system"):
         return Check("services", UNKNOWN, "not running under systemd")
     states = {}
-    for unit in ("station.service", "station-backup.timer"):
+    for unit in ("station.service", "station-console.service", "station-backup.timer"):
         enabled = subprocess.run([systemctl, "is-enabled", unit], capture_output=True, text=True).stdout.strip()
         active = subprocess.run([systemctl, "is-active", unit], capture_output=True, text=True).stdout.strip()
         states[unit] = (enabled, active)
@@ -222,7 +222,7 @@ def services(systemctl: str | None = None) -> Check:
     if bad:
         return Check("services", FAIL, "; ".join(f"{u} is {e or '?'}/{a or '?'}" for u, (e, a) in bad.items()),
                      "sudo systemctl enable --now " + " ".join(bad))
-    return Check("services", OK, "station.service and station-backup.timer enabled and active")
+    return Check("services", OK, "station, station-console and station-backup.timer enabled and active")
 
 
 def undervoltage(vcgencmd: str | None = None) -> Check:

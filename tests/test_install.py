@@ -67,7 +67,7 @@ def test_dry_run_prints_every_action_and_changes_nothing(tmp_root):
     for action in ("+ useradd --system", "+ install -d -m 0750 " + str(root / "var/lib/station"),
                    "venv", "+ write " + str(root / "etc/station/station.toml") + " (mode 0640, root:station)",
                    "+ install -m 0644 " + str(REPO / "hardware/udev/99-station.rules"),
-                   f"+ systemctl --root={root} enable station.service station-backup.timer"):
+                   f"+ systemctl --root={root} enable station.service station-console.service station-backup.timer"):
         assert action in out, action
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
 
@@ -84,6 +84,7 @@ def test_system_install_upgrade_doctor_uninstall_and_purge(tmp_root):
     assert 'port = "/dev/meshtastic"' in text and 'database = "/var/lib/station/station.db"' in text
     assert (root / "etc/systemd/system/multi-user.target.wants/station.service").is_symlink()
     assert (root / "etc/systemd/system/timers.target.wants/station-backup.timer").is_symlink()
+    assert (root / "etc/systemd/system/multi-user.target.wants/station-console.service").is_symlink()
     assert (root / "etc/udev/rules.d/99-station.rules").exists()
     station_line = next(line for line in (root / "etc/passwd").read_text().splitlines() if line.startswith("station:"))
     groups = (root / "etc/group").read_text()

@@ -83,3 +83,14 @@ def test_units_call_commands_that_exist():
             args = s["Service"]["ExecStart"].split()[1:]
             command = [a for a in args if not a.startswith("--") and not a.startswith("/")]
             assert CliRunner().invoke(cli, [*command, "--help"]).exit_code == 0, unit.name
+
+
+def test_console_service_is_hardened_like_the_daemon_and_separate_from_it():
+    s = parse(REPO / "systemd" / "station-console.service")
+    svc = s["Service"]
+    for key, value in {"ProtectSystem": "strict", "NoNewPrivileges": "yes", "PrivateTmp": "yes",
+                       "ProtectHome": "yes", "PrivateDevices": "yes", "User": "station"}.items():
+        assert svc[key] == value
+    assert svc["ExecStart"].endswith(" console")
+    # The console may stop or crash without taking the daemon along.
+    assert "station.service" not in s["Unit"].get("Requires", "") + s["Unit"].get("BindsTo", "")
