@@ -1,0 +1,91 @@
+"""Exports for evidence and the nodes and health pages."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+import xml.dom.minidom
+
+import pytest
+
+from web.exports import cell
+
+from .test_console_security import XSS, app, login, tags  # noqa: F401  (fixture)
+
+FORMULAS = ["=HYPERLINK(\"http://evil\",\"x\")", "+cmd|' /C calc'!A0", "-2+3", "@SUM(1)", "\t=1"]
+
+
+@pytest.mark.parametrize("text", FORMULAS)
+def test_csv_cells_never_start_a_formula(text):
+    assert cell(text).startswith("'")
+
+
+@pytest.mark.parametrize("value", [-17.4441, "-17.4441", 14.69, "plain text", None])
+def test_numbers_and_plain_text_are_left_alone(value):
+    assert cell(value) == ("" if value is None else str(value))
+
+
+@pytest.fixture
+def with_positions(app):   # noqa: F811
+    from station.storage.writer import Writer
+    w = Writer(app.station_config.database_path).start()
+    now = time.time()
+
+    def add(db):
+        db.execute("UPDATE nodes SET long_name=? WHERE num=1", (FORMULAS[0],))
+        for i in range(3):
+            db.execute("INSERT INTO positions (node_num, source, received_at, lat, lon) VALUES (1, 'position_app', ?, ?, ?)",
+                       (now + i, 14.69 + i / 100, -17.44))
+    w.call(add)
+    w.stop()
+    return app
+
+
+def test_position_exports_in_three_formats(with_positions):
+    c = with_positions.test_client()
+    login(c, "coordinator")
+    rows = list(csv.reader(io.StringIO(c.get("/exports/positions.csv?incident=1").get_data(as_text=True))))
+    assert rows[0][:5] == ["received_at", "node", "name", "lat", "lon"] and len(rows) == 4
+    assert rows[1][2].startswith("'=HYPERLINK") and rows[1][4] == "-17.44"
+    geo = json.loads(c.get("/exports/positions.geojson?incident=1").get_data(as_text=True))
+    assert geo["type"] == "FeatureCollection" and geo["features"][0]["geometry"]["coordinates"] == [-17.44, 14.69]
+    kml = c.get("/exports/positions.kml?incident=1").get_data(as_text=True)
+    doc = xml.dom.minidom.parseString(kml)
+    assert len(doc.getElementsByTagName("Placemark")) == 3
+    events = list(csv.reader(io.StringIO(c.get("/exports/events.csv?incident=1").get_data(as_text=True))))
+    assert events[1][2] == "alert opened"
+
+
+def test_exports_with_precise_positions_need_more_than_a_viewer(with_positions):
+    c = with_positions.test_client()
+    login(c, "viewer")
+    assert c.get("/exports/positions.csv?incident=1").status_code == 403
+
+
+def test_kml_escapes_hostile_names(app):   # noqa: F811
+    from station.storage.writer import Writer
+    w = Writer(app.station_config.database_path).start()
+    w.call(lambda db: db.execute("INSERT INTO positions (node_num, source, received_at, lat, lon) "
+                                 "VALUES (2, 'nmea', ?, 1.0, 2.0)", (time.time(),)))
+    w.stop()
+    c = app.test_client()
+    login(c, "admin")
+    kml = c.get("/exports/positions.kml?from=0").get_data(as_text=True)
+    xml.dom.minidom.parseString(kml)       # still well-formed with "<img ...>" in a name
+    assert "<img" not in kml
+
+
+def test_nodes_and_health_pages_render_and_stay_inert(app):   # noqa: F811
+    c = app.test_client()
+    login(c, "viewer")
+    page = c.get("/nodes").get_data(as_text=True)
+    assert c.get("/nodes").status_code == 200
+    assert not [t for t, _ in tags(page) if t in ("img", "svg", "iframe")]
+    health = c.get("/health")
+    assert health.status_code == 200
+    text = health.get_data(as_text=True)
+    for label in ("Radio link", "GPS", "Clock", "Internet", "Queue", "Database", "CPU temperature", "power",
+                  "uptime", "disk free", "versions"):
+        assert label in text
