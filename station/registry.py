@@ -104,3 +104,55 @@ def trust_of(db: sqlite_utils.Database, num: int) -> str:
 def pin_hashes(db: sqlite_utils.Database, num: int) -> tuple[str | None, str | None]:
     row = db.execute("SELECT cancel_pin_hash, duress_pin_hash FROM bracelets WHERE node_num=?", (num,)).fetchone()
     return (row[0], row[1]) if row else (None, None)
+
+
+CONSENT_CHOICES = {
+    "publish": ("never", "verified", "at-once"),
+    "name_mode": ("pseudonym", "real", "none"),
+    "precision": ("exact", "1km", "10km", "city", "none"),
+}
+
+
+def set_consent(db: sqlite_utils.Database, num: int, changes: dict, actor: str, at: float) -> dict:
+    """Validate and record consent and verification fields; returns what was stored.
+
+    Keys: publish, name_mode, pseudonym, real_name, precision, map_link, languages (a list),
+    approvals, publish_after_min (None clears it), position_updates.
+    """
+    import json
+
+    out: dict = {}
+    for key, value in changes.items():
+        if key in CONSENT_CHOICES:
+            if value not in CONSENT_CHOICES[key]:
+                raise ValueError(f"{key} must be one of {', '.join(CONSENT_CHOICES[key])}")
+            out[key] = value
+        elif key in ("pseudonym", "real_name"):
+            text = (value or "").strip()
+            if len(text) > 64:
+                raise ValueError(f"{key} is at most 64 characters")
+            out[key] = text or None
+        elif key in ("map_link", "position_updates"):
+            out[key] = int(bool(value))
+        elif key == "languages":
+            langs = [x.strip() for x in value if x.strip()]
+            if not langs or not all(x.isalpha() and 2 <= len(x) <= 3 for x in langs):
+                raise ValueError("languages are codes such as en,fr,ar")
+            out[key] = json.dumps(langs)
+        elif key == "approvals":
+            if not 1 <= int(value) <= 10:
+                raise ValueError("approvals is from 1 to 10")
+            out[key] = int(value)
+        elif key == "publish_after_min":
+            if value is not None and not 0 <= float(value) <= 10080:
+                raise ValueError("publish_after_min is from 0 to 10080 minutes (a week)")
+            out[key] = None if value is None else float(value)
+        else:
+            raise ValueError(f"unknown consent field {key}")
+    if not db.execute("SELECT 1 FROM bracelets WHERE node_num=?", (num,)).fetchone():
+        raise ValueError(f"!{num:08x} is not registered (station bracelets add first)")
+    if out:
+        db.execute(f"UPDATE bracelets SET {', '.join(f'{k}=?' for k in out)} WHERE node_num=?", (*out.values(), num))
+        db.execute("INSERT INTO events (incident_id, at, actor, action, detail) VALUES (NULL,?,?,?,?)",
+                   (at, actor, "consent changed", f"!{num:08x}: {', '.join(sorted(out))}"))
+    return out

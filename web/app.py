@@ -58,10 +58,11 @@ def create_app(cfg: Config) -> Flask:
     app.after_request(security.headers)
     app.jinja_env.globals["csrf_token"] = security.csrf_token
 
-    from web import alerts, api, auth, exports, pages, stream
+    from web import alerts, api, auth, exports, pages, stream, wearers
     app.register_blueprint(auth.bp)
     app.register_blueprint(exports.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(wearers.bp)
     app.register_blueprint(alerts.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(stream.bp)

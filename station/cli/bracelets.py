@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import getpass
-import json
 import time
 
 import click
 
-from station.incidents import log_event
 from station import registry
 from station.cli.common import emit_json, open_db, table, when, write
 from station.nodeids import node_id, parse_node
@@ -22,25 +20,18 @@ def _pin(ctx, param, value):
 
 
 def _consent_changes(f: dict) -> dict:
+    """Command-line options to registry.set_consent fields."""
     out: dict = {}
     mapping = {"publish": "publish", "name_mode": "name_mode", "pseudonym": "pseudonym", "real_name": "real_name",
-               "precision": "precision", "approvals": "approvals", "publish_after": "publish_after_min"}
+               "precision": "precision", "approvals": "approvals", "publish_after": "publish_after_min",
+               "map_link": "map_link", "position_updates": "position_updates"}
     for opt, col in mapping.items():
         if f.get(opt) is not None:
             out[col] = f[opt]
     if f.get("no_publish_after"):
         out["publish_after_min"] = None
-    if f.get("map_link") is not None:
-        out["map_link"] = int(f["map_link"])
-    if f.get("position_updates") is not None:
-        out["position_updates"] = int(f["position_updates"])
     if f.get("languages"):
-        langs = [x.strip() for x in f["languages"].split(",") if x.strip()]
-        if not langs or not all(x.isalpha() and 2 <= len(x) <= 3 for x in langs):
-            raise click.BadParameter("languages are codes such as en,fr,ar", param_hint="--languages")
-        out["languages"] = json.dumps(langs)
-    if out.get("name_mode") == "pseudonym" and "pseudonym" not in out:
-        pass  # a pseudonym recorded earlier may exist; without one, posts carry no name
+        out["languages"] = f["languages"].split(",")
     return out
 
 
@@ -118,16 +109,12 @@ def register(cli: click.Group) -> None:
         changes = _consent_changes(fields)
         if not changes:
             raise click.UsageError("nothing to set: give at least one option (see --help)")
-        db = open_db(ctx)
-
-        def apply(d):
-            if not d.execute("SELECT 1 FROM bracelets WHERE node_num=?", (num,)).fetchone():
-                raise click.ClickException(f"{node_id(num)} is not registered (station bracelets add first)")
-            d.execute(f"UPDATE bracelets SET {', '.join(f'{k}=?' for k in changes)} WHERE node_num=?",
-                      (*changes.values(), num))
-            log_event(d, None, time.time(), f"cli:{getpass.getuser()}", "consent changed",
-                      f"{node_id(num)}: {', '.join(sorted(changes))}")
-        write(db, apply)
+        try:
+            stored = write(open_db(ctx), lambda d: registry.set_consent(d, num, changes, f"cli:{getpass.getuser()}",
+                                                                        time.time()))
+        except ValueError as e:
+            raise click.ClickException(str(e)) from None
+        changes = stored
         click.echo(f"{node_id(num)}: " + ", ".join(f"{k} = {v if k != 'real_name' else '(set)'}"
                                                    for k, v in changes.items()))
 

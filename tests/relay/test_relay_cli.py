@@ -38,7 +38,7 @@ def test_bracelets_set_records_consent_and_policy(tmp_path):
     assert run(cfg, "bracelets", "set", "!b5a1e001", "--no-publish-after").exit_code == 0
     assert run(cfg, "bracelets", "set", "!b5a1e001").exit_code == 2            # nothing to set
     bad = run(cfg, "bracelets", "set", "!b5a1e001", "--languages", "english!")
-    assert bad.exit_code == 2 and "languages are codes" in bad.output
+    assert bad.exit_code == 1 and "languages are codes" in bad.output
     missing = run(cfg, "bracelets", "set", "!b5a1e009", "--publish", "never")
     assert missing.exit_code == 1 and "is not registered" in missing.output
 

@@ -89,3 +89,32 @@ def test_nodes_and_health_pages_render_and_stay_inert(app):   # noqa: F811
     for label in ("Radio link", "GPS", "Clock", "Internet", "Queue", "Database", "CPU temperature", "power",
                   "uptime", "disk free", "versions"):
         assert label in text
+
+
+def test_coordinator_edits_consent_and_a_viewer_cannot(app):   # noqa: F811
+    import re
+    from station.storage.writer import Writer
+    w = Writer(app.station_config.database_path).start()
+    w.call(lambda db: db.execute("INSERT INTO bracelets (node_num, label, added_at) VALUES (7, 'Amina', 0)"))
+    w.stop()
+    viewer = app.test_client()
+    vtoken = login(viewer, "viewer")
+    assert "Amina" in viewer.get("/wearers/").get_data(as_text=True)
+    assert viewer.post("/wearers/7", data={"csrf_token": vtoken, "publish": "at-once"}).status_code == 403
+    c = app.test_client()
+    token = login(c, "coordinator")
+    form = {"csrf_token": token, "publish": "verified", "name_mode": "pseudonym", "precision": "city",
+            "pseudonym": "Defender A", "real_name": "", "languages": "en,fr", "approvals": "2",
+            "publish_after_min": "15", "map_link": "on"}
+    assert c.post("/wearers/7", data=form).status_code == 302
+    page = c.get("/wearers/7").get_data(as_text=True)
+    assert re.search(r'<option value="verified" selected>', page) and 'value="Defender A"' in page
+    import sqlite3
+    with sqlite3.connect(app.station_config.database_path) as db:
+        row = db.execute("SELECT publish, precision, languages, approvals, publish_after_min, map_link "
+                         "FROM bracelets WHERE node_num=7").fetchone()
+        actor = db.execute("SELECT actor FROM events WHERE action='consent changed'").fetchone()[0]
+    assert row == ("verified", "city", '["en", "fr"]', 2, 15.0, 1) and actor == "console:coordinator"
+    bad = dict(form, precision="street")
+    c.post("/wearers/7", data=bad)
+    assert "precision must be one of" in c.get("/wearers/7").get_data(as_text=True)

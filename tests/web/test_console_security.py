@@ -61,7 +61,7 @@ def urls(app):
     for rule in app.url_map.iter_rules():
         if rule.endpoint in ("auth.login", "static"):
             continue
-        url = rule.rule.replace("<int:iid>", "1")
+        url = re.sub(r"<(?:int:)?\w+>", "1", rule.rule)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             yield rule.endpoint, method, url
 

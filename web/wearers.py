@@ -1,0 +1,55 @@
+"""Wearers and bracelets: the registry, pinned keys, consent and verification policy."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+
+from station import registry
+from station.cli.common import write
+from web.security import require
+
+bp = Blueprint("wearers", __name__, url_prefix="/wearers")
+
+ROWS_SQL = """SELECT b.*, printf('!%08x', b.node_num) AS node_id, n.last_heard, n.battery_level, n.key_mismatch
+              FROM bracelets b LEFT JOIN nodes n ON n.num=b.node_num"""
+
+
+def _rows(db, sql, params=()):
+    cur = db.execute(sql, params)
+    cols = [c[0] for c in cur.description]
+    return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
+@bp.route("/")
+@require("read")
+def index():
+    return render_template("wearers.html", wearers=_rows(current_app.station_db(), ROWS_SQL + " ORDER BY b.label"))
+
+
+@bp.route("/<int:num>", methods=["GET", "POST"])
+@require("read")
+def edit(num: int):
+    # The role first: a viewer must not learn which nodes are registered by probing.
+    if request.method == "POST" and not g.user.can("wearers"):
+        abort(403, description="your role may not change consent (wearers)")
+    db = current_app.station_db()
+    found = _rows(db, ROWS_SQL + " WHERE b.node_num=?", (num,))
+    if not found:
+        abort(404)
+    if request.method == "POST":
+        f = request.form
+        changes = {k: f.get(k) for k in ("publish", "name_mode", "precision", "pseudonym", "real_name")}
+        changes.update(map_link="map_link" in f, position_updates="position_updates" in f,
+                       languages=(f.get("languages") or "en").split(","),
+                       approvals=f.get("approvals") or 1,
+                       publish_after_min=f.get("publish_after_min") or None)
+        try:
+            write(db, lambda d: registry.set_consent(d, num, changes, f"console:{g.user.name}", time.time()))
+        except (ValueError, TypeError) as e:
+            flash(str(e), "error")
+        else:
+            flash("consent and policy saved", "ok")
+        return redirect(url_for("wearers.edit", num=num))
+    return render_template("wearer.html", w=found[0], choices=registry.CONSENT_CHOICES)
