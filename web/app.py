@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import sqlite3
+import time
 from pathlib import Path
 
 from flask import Flask, g
@@ -54,8 +55,19 @@ def create_app(cfg: Config) -> Flask:
         if conn is not None:
             conn.conn.close()
 
+    @app.before_request
+    def start_timer():
+        g.started = time.perf_counter()
+
     app.before_request(security.load_user)
     app.after_request(security.headers)
+
+    @app.after_request
+    def server_timing(response):
+        # The server's own time for this request, for operators' tools and the benchmark.
+        if "started" in g:
+            response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - g.started) * 1000:.2f}"
+        return response
     app.jinja_env.globals["csrf_token"] = security.csrf_token
 
     from web import alerts, api, auth, exports, pages, stream, wearers

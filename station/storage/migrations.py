@@ -117,6 +117,8 @@ def _v3(db: sqlite_utils.Database) -> None:
         "locked_until": float, "last_login": float, "disabled": int,
     }, pk="name", defaults={"failed_logins": 0, "disabled": 0})
     db["audit"].create({"id": int, "at": float, "actor": str, "action": str, "detail": str}, pk="id")
+    # Status counts must not scan a million packets: duplicates are few, index only them.
+    db.execute("CREATE INDEX packets_with_duplicates ON packets(duplicates) WHERE duplicates > 0")
     db.execute("""CREATE TRIGGER audit_append_only_update BEFORE UPDATE ON audit
                   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""")
     db.execute("""CREATE TRIGGER audit_append_only_delete BEFORE DELETE ON audit

@@ -1,0 +1,170 @@
+"""Console benchmark: 100,000 incidents and 1,000,000 stored packets.
+
+Measures, with the console under waitress in its own process: server time p50/p95 (from the
+Server-Timing header) of the alerts page, an incident page and the main API calls (target p95
+under 100 ms), the time for a new alert to reach an open event stream (target under 1 s), and
+the console's peak RSS.
+
+    .venv/bin/python bench/console.py        # writes bench/results/console.json
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from station import users  # noqa: E402
+from station.storage import db as dbmod  # noqa: E402
+from station.storage.migrations import migrate  # noqa: E402
+
+INCIDENTS, PACKETS, OPEN = 100_000, 1_000_000, 40
+
+
+def fill(path: Path) -> None:
+    db = dbmod.connect(path)
+    migrate(db)
+    rng = random.Random(1)
+    now = time.time()
+    db.execute("BEGIN")
+    db.conn.executemany(
+        "INSERT INTO nodes (num, node_id, long_name, short_name, first_heard, last_heard, battery_level, lat, lon, fix_at)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?)",
+        [(n, f"!{n:08x}", f"Node {n}", f"N{n % 100}", now - 1e6, now - rng.random() * 1e5, rng.randint(5, 100),
+          14 + rng.random(), -17 + rng.random(), now) for n in range(1, 201)])
+    db.conn.executemany(
+        "INSERT INTO packets (received_at, from_num, to_num, packet_id, portnum, port, raw, decode, duplicates, last_seen_at)"
+        " VALUES (?,?,?,?,3,'POSITION_APP',?, 'ok', 0, ?)",
+        ((now - (PACKETS - i), 1 + i % 200, 0xFFFFFFFF, i + 1, b"\x00" * 40, now) for i in range(PACKETS)))
+    db.conn.executemany(
+        "INSERT INTO positions (node_num, source, received_at, lat, lon) VALUES (?,?,?,?,?)",
+        ((1 + i % 200, "position_app", now - (300_000 - i) * 3, 14 + rng.random(), -17 + rng.random())
+         for i in range(300_000)))
+    rows = []
+    for i in range(INCIDENTS):
+        opened = now - (INCIDENTS - i) * 30
+        state = "open" if i >= INCIDENTS - OPEN else "resolved"
+        rows.append((1 + i % 200, opened, opened, state, "registered" if i % 7 else "unregistered",
+                     None if state == "open" else "safe", 14.7, -17.4, opened))
+    db.conn.executemany(
+        "INSERT INTO incidents (node_num, opened_at, last_press_at, source, state, trust, resolution, lat, lon, fix_at) "
+        "VALUES (?,?,?,'alert_app',?,?,?,?,?,?)", rows)
+    db.conn.executemany("INSERT INTO events (incident_id, at, actor, action) VALUES (?,?,?,?)",
+                        ((i + 1, now - (INCIDENTS - i) * 30, "wearer", "alert opened") for i in range(INCIDENTS)))
+    users.add(db, "bench", "viewer", "benchmark password", now, "bench")
+    db.execute("COMMIT")
+    db.conn.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(p / 100 * len(values)))]
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        t0 = time.time()
+        fill(tmp / "s.db")
+        fill_s = time.time() - t0
+        port = free_port()
+        cfg = tmp / "station.toml"
+        cfg.write_text(f'[storage]\ndatabase = "{tmp / "s.db"}"\n[console]\nport = {port}\n')
+        console = subprocess.Popen([sys.executable, "-m", "station", "--config", str(cfg), "console"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            s = requests.Session()
+            base = f"http://127.0.0.1:{port}"
+            for _ in range(100):
+                try:
+                    page = s.get(base + "/login", timeout=2)
+                    break
+                except requests.ConnectionError:
+                    time.sleep(0.1)
+            token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+            s.post(base + "/login", data={"name": "bench", "password": "benchmark password", "csrf_token": token})
+            targets = {"alerts page": "/", "incident page": f"/alerts/{INCIDENTS - 5}",
+                       "api alerts": "/api/alerts", "api incident": f"/api/alerts/{INCIDENTS - 5}",
+                       "api nodes": "/api/nodes", "api status": "/api/status", "api outbox": "/api/outbox",
+                       "nodes page": "/nodes", "health page": "/health"}
+            timings = {}
+            for name, path in targets.items():
+                durations = []
+                for _ in range(60):
+                    r = s.get(base + path, timeout=30)
+                    assert r.status_code == 200, (path, r.status_code)
+                    durations.append(float(r.headers["Server-Timing"].split("dur=")[1]))
+                timings[name] = {"p50_ms": round(pct(durations, 50), 2), "p95_ms": round(pct(durations, 95), 2)}
+            # A new alert reaching an open event stream.
+            latencies = []
+            for _ in range(10):
+                stream = s.get(base + "/api/stream", stream=True, timeout=10)
+                lines = stream.iter_lines(decode_unicode=True)
+                next(lines)                                          # "retry: 1000"
+                got = threading.Event()
+
+                def reader():
+                    for line in lines:
+                        if line and line.startswith("event: incident"):
+                            got.set()
+                            return
+                t = threading.Thread(target=reader, daemon=True)
+                t.start()
+                time.sleep(0.3)
+                w = dbmod.connect(tmp / "s.db")
+                sent = time.perf_counter()
+                w.execute("INSERT INTO events (incident_id, at, actor, action) VALUES (1, ?, 'wearer', 'alert opened')",
+                          (time.time(),))
+                got.wait(5)
+                latencies.append((time.perf_counter() - sent) * 1000)
+                w.conn.close()
+                stream.close()
+            rss = rss_mib(console.pid)
+        finally:
+            console.send_signal(signal.SIGTERM)
+            console.wait(10)
+    out = {
+        "incidents": INCIDENTS, "packets": PACKETS, "fill_s": round(fill_s, 1),
+        "server_time": timings,
+        "new_alert_to_open_stream_ms": {"p50": round(statistics.median(latencies), 1),
+                                        "max": round(max(latencies), 1)},
+        "console_peak_rss_mib": round(rss, 1),
+    }
+    out["targets_met"] = {
+        "p95_under_100_ms": all(t["p95_ms"] < 100 for t in timings.values()),
+        "alert_reaches_browser_under_1_s": max(latencies) < 1000,
+    }
+    (HERE / "results" / "console.json").write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
