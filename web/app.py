@@ -70,11 +70,12 @@ def create_app(cfg: Config) -> Flask:
         return response
     app.jinja_env.globals["csrf_token"] = security.csrf_token
 
-    from web import alerts, api, auth, exports, pages, stream, wearers
+    from web import alerts, api, auth, exports, maps, pages, stream, wearers
     app.register_blueprint(auth.bp)
     app.register_blueprint(exports.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(wearers.bp)
+    app.register_blueprint(maps.bp)
     app.register_blueprint(alerts.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(stream.bp)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from station import __version__
-from station.cli import alerts, backup, bracelets, console, doctor, drill, nodes, outbox, radio, run, status, users
+from station.cli import (alerts, backup, bracelets, console, doctor, drill, maps, nodes, outbox, radio, run,
+                         status, users)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,7 +25,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     ctx.obj = {"config_path": config_path}
 
 
-for module in (run, status, alerts, nodes, bracelets, outbox, drill, backup, doctor, users, console, radio):
+for module in (run, status, alerts, nodes, bracelets, outbox, drill, backup, doctor, users, console, maps, radio):
     module.register(cli)
 
 

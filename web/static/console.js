@@ -28,6 +28,20 @@
     });
   }
 
+  // The local tile map, when the office imported one (Leaflet from Debian's libjs-leaflet).
+  var mapDiv = document.getElementById("map");
+  if (mapDiv) {
+    window.addEventListener("load", function () {
+      if (!window.L) { mapDiv.textContent = "Leaflet is missing: sudo apt-get install libjs-leaflet"; return; }
+      var track = JSON.parse(mapDiv.dataset.track || "[]");
+      var map = window.L.map(mapDiv);
+      window.L.tileLayer(mapDiv.dataset.tiles, { maxZoom: 18 }).addTo(map);
+      var line = window.L.polyline(track, { color: "#b00020" }).addTo(map);
+      if (track.length) { window.L.circleMarker(track[track.length - 1], { radius: 8 }).addTo(map); }
+      map.fitBounds(line.getBounds(), { maxZoom: 15 });
+    });
+  }
+
   // New events (a new alert, an acknowledgement) arrive over Server-Sent Events.
   if (window.EventSource && body.dataset.page) {
     var source = new EventSource("/api/stream");
