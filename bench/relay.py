@@ -26,7 +26,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from station.storage.writer import Writer  # noqa: E402
 from tests.fakes.social import FakeMastodon, FakeX  # noqa: E402
-from tests.relay.conftest import secret_files  # noqa: E402
+from tests.relay.conftest import destinations_toml, secret_files  # noqa: E402
 
 ROWS = 10_000
 SOS = 50
@@ -83,22 +83,8 @@ database = "{db_path}"
 enabled = false
 [log]
 level = "WARNING"
-[[destinations]]
-name = "x"
-kind = "x"
-api_base_url = "http://127.0.0.1:{ports[0]}"
-rate_per_hour = {per_hour}
-consumer_key_file = "{files['consumer_key_file']}"
-consumer_secret_file = "{files['consumer_secret_file']}"
-access_token_file = "{files['access_token_file']}"
-access_token_secret_file = "{files['access_token_secret_file']}"
-[[destinations]]
-name = "mastodon"
-kind = "mastodon"
-api_base_url = "http://127.0.0.1:{ports[1]}"
-rate_per_hour = {per_hour}
-access_token_file = "{files['access_token_file']}"
-""")
+""" + destinations_toml(f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}", files,
+                                         rate_per_hour=per_hour))
         station = subprocess.Popen([sys.executable, "-m", "station", "--config", str(cfg), "run"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(4)                      # running, offline, backlog waiting

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import socket
 import sqlite3
 import time
 from pathlib import Path
@@ -29,6 +30,20 @@ def corpora() -> Path:
             pytest.fail(f"the real-data corpora are missing at {CORPORA} (set STATION_CORPORA)")
         pytest.skip(f"real-data corpora not found at {CORPORA} (set STATION_CORPORA)")
     return CORPORA
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), 0.2).close()
+        return True
+    except OSError:
+        return False
 
 
 def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"):

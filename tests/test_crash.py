@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -14,23 +13,11 @@ import time
 
 from station.radio.virtual.bracelets import cast
 
-from .conftest import register_cast, wait_until
+from .conftest import free_port, listening, register_cast, wait_until
 
 KILLS = 30
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), 0.2).close()
-        return True
-    except OSError:
-        return False
 
 
 def station(*args, **kw) -> subprocess.Popen:

@@ -38,6 +38,26 @@ def secret_files(d: Path) -> dict[str, str]:
     return out
 
 
+def destinations_toml(x_url: str, mastodon_url: str, files: dict[str, str], **extra) -> str:
+    """[[destinations]] for an X and a Mastodon fake, as a station's config file says it."""
+    more = "".join(f"{k} = {v}\n" for k, v in extra.items())
+    return f"""
+[[destinations]]
+name = "x"
+kind = "x"
+api_base_url = "{x_url}"
+{more}consumer_key_file = "{files['consumer_key_file']}"
+consumer_secret_file = "{files['consumer_secret_file']}"
+access_token_file = "{files['access_token_file']}"
+access_token_secret_file = "{files['access_token_secret_file']}"
+[[destinations]]
+name = "mastodon"
+kind = "mastodon"
+api_base_url = "{mastodon_url}"
+{more}access_token_file = "{files['access_token_file']}"
+"""
+
+
 class RelayHarness:
     def __init__(self, tmp: Path, *, dest_overrides: dict | None = None, kinds=("x", "mastodon"),
                  max_attempts: int = 4, timeout_s: float = 1.0):

@@ -16,7 +16,7 @@ from station.storage.writer import Writer
 from tests.conftest import wait_until
 from tests.fakes.social import FakeMastodon, FakeX
 
-from .conftest import AMINA, CONSENT, secret_files
+from .conftest import AMINA, CONSENT, destinations_toml, secret_files
 
 KILLS = 50
 INCIDENTS = 300
@@ -58,24 +58,7 @@ level = "WARNING"
 probe_interval_s = 0.5
 offline_probe_interval_s = 0.1
 online_after = 1
-[[destinations]]
-name = "x"
-kind = "x"
-api_base_url = "{x.url}"
-max_precision = "exact"
-timeout_s = 2
-consumer_key_file = "{files['consumer_key_file']}"
-consumer_secret_file = "{files['consumer_secret_file']}"
-access_token_file = "{files['access_token_file']}"
-access_token_secret_file = "{files['access_token_secret_file']}"
-[[destinations]]
-name = "mastodon"
-kind = "mastodon"
-api_base_url = "{mastodon.url}"
-max_precision = "exact"
-timeout_s = 2
-access_token_file = "{files['access_token_file']}"
-""")
+""" + destinations_toml(x.url, mastodon.url, files, max_precision='"exact"', timeout_s=2))
     try:
         for i in range(KILLS):
             p = subprocess.Popen([sys.executable, "-m", "station", "--config", str(cfg), "run"],
