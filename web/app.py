@@ -13,7 +13,7 @@ from flask import Flask, g
 from station.config import Config
 from station.storage import db as dbmod
 from station.storage.migrations import migrate
-from web import security
+from web import i18n, security
 
 
 def _secret_key(cfg: Config) -> bytes:
@@ -69,6 +69,8 @@ def create_app(cfg: Config) -> Flask:
             response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - g.started) * 1000:.2f}"
         return response
     app.jinja_env.globals["csrf_token"] = security.csrf_token
+    app.jinja_env.globals["_"] = i18n.gettext
+    app.jinja_env.globals["lang"] = i18n.current
 
     from web import alerts, api, auth, exports, maps, pages, stream, wearers
     app.register_blueprint(auth.bp)

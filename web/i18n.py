@@ -1,0 +1,40 @@
+"""Console translations: `_("English text")` in templates, catalogs in web/translations/LANG.json.
+
+The language comes from `?lang=xx` (remembered in the session), else the browser's
+Accept-Language, else English. A string missing from a catalog shows in English, and
+tests/web/test_i18n.py fails until every wrapped string is in every catalog.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+from flask import request, session
+
+CATALOGS = Path(__file__).with_name("translations")
+
+
+@lru_cache(maxsize=None)
+def catalog(lang: str) -> dict[str, str]:
+    path = CATALOGS / f"{lang}.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def languages() -> list[str]:
+    return ["en"] + sorted(p.stem for p in CATALOGS.glob("*.json"))
+
+
+def current() -> str:
+    wanted = request.args.get("lang")
+    if wanted in languages():
+        session["lang"] = wanted
+    if session.get("lang") in languages():
+        return session["lang"]
+    return request.accept_languages.best_match(languages()) or "en"
+
+
+def gettext(text: str, **values) -> str:
+    translated = catalog(current()).get(text, text) if current() != "en" else text
+    return translated.format(**values) if values else translated
