@@ -114,6 +114,13 @@ def test_coordinator_sees_an_sos_live_acknowledges_approves_and_resolves(browser
     assert page.is_visible("#sound")            # the alarm waits for one click to be allowed to sound
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "alert-page.png"), full_page=True)
+    # On a phone: nothing wider than the screen, the alert and its link still there.
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    page.wait_for_selector("tr.state-open")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    page.screenshot(path=str(ARTIFACTS / "alert-page-phone.png"), full_page=True)
+    page.set_viewport_size({"width": 1100, "height": 800})
 
     page.click("table.alerts a")
     page.click("#ack")
