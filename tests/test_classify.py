@@ -6,7 +6,7 @@ import pytest
 from meshtastic.protobuf import mesh_pb2
 
 from station.decode.packets import (Alert, Cancel, NodeInfo, Position, Problem, Routing, Rules, Telemetry,
-                                    Text, classify)
+                                    classify)
 from station.radio.virtual.bracelets import cast, gga, rmc
 
 RULES = Rules(keywords=("SOS", "HELP", "AIDE"), cancel_keywords=("SAFE", "CANCEL"))

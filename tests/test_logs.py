@@ -9,7 +9,6 @@ import os
 from station.logs import LogfmtFormatter, event, setup
 
 from .conftest import wait_until
-from .relay.conftest import relay  # noqa: F401  (fixture)
 
 
 def lines(caplog) -> list[str]:
@@ -36,18 +35,6 @@ def test_a_duress_run_logs_events_but_no_pin_and_no_position(harness, caplog):
     assert "event=alert.opened" in text and "event=radio.connected" in text
     for secret in ("2468", "1357", "14.6937", "17.4441"):
         assert secret not in text
-
-
-def test_relay_logs_outcomes_without_credentials(relay, caplog):
-    with caplog.at_level(logging.INFO):
-        h = relay(kinds=("x", "mastodon")).start()
-        h.bracelet(publish="at-once")
-        h.incident()
-        h.worker.wake()
-        h.wait_states({("x", "alert"): "sent", ("mastodon", "alert"): "sent"})
-    text = "\n".join(lines(caplog))
-    assert "event=relay.sent" in text and "destination=x" in text
-    assert "value-of-" not in text
 
 
 def test_raw_frame_log_only_when_configured(harness, tmp_path):

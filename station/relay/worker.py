@@ -141,16 +141,19 @@ class RelayWorker:
                 posted = None
             else:
                 posted = client.post(row["text"], key=row["idempotency_key"], reply_to=row["reply_to"])
+        # Values are copied out of the exception first: Python unbinds `e` when the except block ends,
+        # and a writer job must never depend on when it runs.
         except RateLimited as e:
-            until = e.reset_at or (self.clock.now() + RATE_LIMIT_DEFAULT_S)
-            self.writer.call(lambda db: (ob.block(db, dest.name, until, e.reason, self.clock.now()), ob.transition(
-                db, row["id"], (ob.SENDING,), ob.READY, self.clock.now(), reason=f"{e.reason}; waiting until the reset",
+            until, reason = e.reset_at or (self.clock.now() + RATE_LIMIT_DEFAULT_S), e.reason
+            self.writer.call(lambda db: (ob.block(db, dest.name, until, reason, self.clock.now()), ob.transition(
+                db, row["id"], (ob.SENDING,), ob.READY, self.clock.now(), reason=f"{reason}; waiting until the reset",
                 next_attempt_at=until, attempts=row["attempts"], sent_at=None, cost=0.0)))
             self.connectivity.report(dest.name, True)
             return
         except Permanent as e:
+            reason = e.reason
             self.writer.call(lambda db: ob.transition(db, row["id"], (ob.SENDING,), ob.FAILED, self.clock.now(),
-                                                      reason=e.reason, sent_at=None, cost=0.0))
+                                                      reason=reason, sent_at=None, cost=0.0))
             self.connectivity.report(dest.name, True)
             return
         except Transient as e:
@@ -158,14 +161,15 @@ class RelayWorker:
             self.connectivity.report(dest.name, e.reached, e.reason)
             return
         except Uncertain as e:
-            self.connectivity.report(dest.name, False, e.reason)
+            reason = e.reason
+            self.connectivity.report(dest.name, False, reason)
             window = getattr(client, "idempotency_window_s", None)
             if window is not None and self.clock.now() - first < window:
                 # The platform returns the first post for a repeated key: repeating is reconciling.
-                self._retry_later(row, f"{e.reason}; repeating with the same idempotency key to reconcile")
+                self._retry_later(row, f"{reason}; repeating with the same idempotency key to reconcile")
                 return
             self.writer.call(lambda db: ob.transition(db, row["id"], (ob.SENDING,), ob.UNCERTAIN, self.clock.now(),
-                                                      reason=e.reason))
+                                                      reason=reason))
             return
         self.connectivity.report(dest.name, True)
         self.sent += 1

@@ -8,7 +8,6 @@ import time
 from station.relay import outbox as ob
 from tests.conftest import wait_until
 
-from .conftest import AMINA
 
 
 def test_at_once_consent_publishes_once_to_each_destination(relay):
