@@ -130,7 +130,7 @@ def main() -> int:
                 next(lines)                                          # "retry: 1000"
                 got = threading.Event()
 
-                def reader():
+                def reader(lines=lines, got=got):   # bound now: a late reader must not signal the next round
                     for line in lines:
                         if line and line.startswith("event: incident"):
                             got.set()
