@@ -155,3 +155,34 @@ def test_status_shows_the_relay_uncertain_posts_and_budget(run_cli):
                "created_at, updated_at) VALUES (1, 'x', 'alert', 0, 0, 'uncertain', 't', 'k', 0, 0)")
     out = run_cli("status").output
     assert "internet DOWN" in out and "1 MAY HAVE BEEN POSTED" in out and "x budget 0.45 of 10.00" in out
+
+
+def test_demo_starts_the_console_with_a_one_time_account(tmp_path):
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    import requests
+
+    from .conftest import free_port, wait_until
+    port = free_port()
+    cfg = tmp_path / "station.toml"
+    cfg.write_text(f'[console]\nport = {port}\n')
+    p = subprocess.Popen([sys.executable, "-m", "station", "--config", str(cfg), "demo", "--scenario", "sos",
+                          "--speed", "10", "--database", str(tmp_path / "demo.db")],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        p.stdout.readline()
+        line = p.stdout.readline()
+        m = re.search(r"console: (http://\S+) — log in as demo / (\S+)", line)
+        assert m, line
+        s = requests.Session()
+        page = s.get(m.group(1) + "login", timeout=5).text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        s.post(m.group(1) + "login", data={"name": "demo", "password": m.group(2), "csrf_token": token}, timeout=5)
+        wait_until(lambda: s.get(m.group(1) + "api/alerts", timeout=5).json(), 20, 0.3, what="the SOS in the API")
+        assert s.get(m.group(1) + "api/alerts", timeout=5).json()[0]["drill"] == 1
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(15)

@@ -23,6 +23,35 @@ def _logging(level: str, raw_frames: str = "") -> None:
     logs.setup(level, raw_frames)
 
 
+def _start_local_console(cfg) -> None:
+    """On the virtual radio only: the console in this process, and a demo account if there is
+    none (a random password, printed once). A real station runs its console as its own service."""
+    import secrets
+    import threading
+
+    import waitress
+
+    from station import users
+    from web import create_app
+
+    app = create_app(cfg)
+    host, port = cfg.console["host"], cfg.console["port"]
+    try:
+        server = waitress.create_server(app, host=host, port=port, threads=4)
+    except OSError as e:
+        click.echo(f"console not started: {host}:{port} is not available ({e.strerror}); set [console] port", err=True)
+        return
+    db = dbmod.connect(cfg.database_path)
+    note = ""
+    if db.execute("SELECT COUNT(*) FROM users").fetchone()[0] == 0:
+        password = secrets.token_urlsafe(9)
+        write(db, lambda d: users.add(d, "demo", "coordinator", password, time.time(), "station demo"))
+        note = f" — log in as demo / {password}"
+    db.conn.close()
+    threading.Thread(target=server.run, name="local-console", daemon=True).start()
+    click.echo(f"console: http://{host}:{port}/{note}")
+
+
 def register(cli: click.Group) -> None:
     @cli.command("run")
     @click.option("--port", help="Radio port for this run: /dev/ttyUSB0, tcp://HOST:PORT or sim.")
@@ -33,6 +62,8 @@ def register(cli: click.Group) -> None:
         if port:
             cfg = _override(cfg, radio={"port": port})
         _logging(cfg.log["level"], cfg.log["raw_frames"])
+        if daemon.resolve_port(cfg.radio["port"]) == "sim":
+            _start_local_console(cfg)
         try:
             raise SystemExit(daemon.run(cfg))
         except dbmod.StorageError as e:
@@ -57,6 +88,7 @@ def register(cli: click.Group) -> None:
         _logging("WARNING")
         _register_cast(cfg.database_path)
         click.echo(f"station demo: scenario {scenario!r}, database {cfg.database_path}")
+        _start_local_console(cfg)
         stop = threading.Event()
         printer = threading.Thread(target=_print_events, args=(cfg.database_path, stop), daemon=True)
         printer.start()
