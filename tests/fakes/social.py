@@ -118,14 +118,22 @@ class FakePlatform:
         except (BrokenPipeError, ConnectionResetError):
             pass   # the client gave up (its timeout): the post, if any, stays accepted
 
-    def _body(self, h: BaseHTTPRequestHandler) -> tuple[bytes, dict]:
-        raw = h.rfile.read(int(h.headers.get("Content-Length") or 0))
+    def _body(self, h: BaseHTTPRequestHandler) -> tuple[bytes, dict] | None:
+        expected = int(h.headers.get("Content-Length") or 0)
+        raw = h.rfile.read(expected)
+        if len(raw) < expected:
+            return None   # the client died mid-request: a real platform accepts nothing from it
         if "json" in (h.headers.get("Content-Type") or ""):
             return raw, json.loads(raw or b"{}")
         return raw, {k: v[0] for k, v in parse_qs(raw.decode()).items()}
 
     def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
-        raw, body = self._body(h)
+        got = self._body(h)
+        if got is None:
+            with self._lock:
+                self.requests.append((method, h.path + " (aborted)"))
+            return
+        raw, body = got
         if self.delay_s:
             time.sleep(self.delay_s)
         with self._lock:

@@ -87,6 +87,7 @@ online_after = 1
     # X: no text twice; each sent row is exactly one post; uncertain rows were never sent again.
     x_texts = x.texts()
     assert len(x_texts) == len(set(x_texts)) and x.rejected_duplicates == 0
+    assert "" not in x_texts and "" not in mastodon.texts()
     sent_x = [r for r in outbox if r[1] == "x" and r[2] == "sent"]
     assert sorted(r[3] for r in sent_x) == sorted({r[3] for r in sent_x})
     assert {r[3] for r in sent_x} <= {p.id for p in x.posts}
