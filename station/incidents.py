@@ -138,3 +138,13 @@ def resolve(db: sqlite_utils.Database, iid: int, resolution: str, actor: str, at
                (resolution, at, actor, resolution, iid))
     log_event(db, iid, at, actor, "resolved", resolution)
     return Effect("resolved", iid)
+
+
+def add_note(db: sqlite_utils.Database, iid: int, text: str, actor: str, at: float) -> Effect:
+    text = text.strip()
+    if not text or len(text) > 2000:
+        raise IncidentError("a note is 1 to 2000 characters")
+    if db.execute("SELECT 1 FROM incidents WHERE id=?", (iid,)).fetchone() is None:
+        raise IncidentError(f"there is no alert {iid}")
+    log_event(db, iid, at, actor, "note", text)
+    return Effect("noted", iid)

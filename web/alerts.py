@@ -77,6 +77,13 @@ def resolve(iid: int):
     return _act(iid, lambda d, a, t: incidents.resolve(d, iid, resolution, a, t), f"resolved: {resolution}")
 
 
+@bp.route("/alerts/<int:iid>/note", methods=["POST"])
+@require("incidents")
+def note(iid: int):
+    text = request.form.get("note", "")
+    return _act(iid, lambda d, a, t: incidents.add_note(d, iid, text, a, t), "note added")
+
+
 @bp.route("/alerts/<int:iid>/approve", methods=["POST"])
 @require("publish")
 def approve(iid: int):

@@ -118,3 +118,16 @@ def test_coordinator_edits_consent_and_a_viewer_cannot(app):   # noqa: F811
     bad = dict(form, precision="street")
     c.post("/wearers/7", data=bad)
     assert "precision must be one of" in c.get("/wearers/7").get_data(as_text=True)
+
+
+def test_coordinators_add_notes_to_the_timeline_and_see_each_fix(with_positions):
+    c = with_positions.test_client()
+    token = login(c, "coordinator")
+    assert c.post("/alerts/1/note", data={"csrf_token": token, "note": "Called her brother: no answer"}).status_code == 302
+    data = c.get("/api/alerts/1").get_json()
+    assert [(e["actor"], e["action"], e["detail"]) for e in data["events"]][-1] == \
+        ("console:coordinator", "note", "Called her brother: no answer")
+    page = c.get("/alerts/1").get_data(as_text=True)
+    assert "Called her brother" in page and page.count("<td>position_app</td>") == 3
+    c.post("/alerts/1/note", data={"csrf_token": token, "note": "   "})
+    assert "a note is 1 to 2000 characters" in c.get("/alerts/1").get_data(as_text=True)
