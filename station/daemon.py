@@ -182,9 +182,9 @@ class Station:
         # Acknowledgements also come from the console and the command line, so the database,
         # not this process's memory, says what is open.
         open_n, duress_n, ack_n, newest = self._reader.execute(
-            "SELECT COALESCE(SUM(state='open'),0), COALESCE(SUM(state!='resolved' AND duress=1),0), "
+            "SELECT COALESCE(SUM(state='open'),0), COALESCE(SUM(duress=1),0), "
             "COALESCE(SUM(state='acknowledged'),0), COALESCE(MAX(id),0) FROM incidents "
-            "WHERE state != 'resolved'").fetchone()
+            "WHERE state IN ('open', 'acknowledged')").fetchone()
         if newest > self._newest_incident:
             self._newest_incident = newest
             self._silenced = False

@@ -113,8 +113,12 @@ def _compose(plan: Plan, template: str, incident: dict, consent: Consent, dest: 
 def plan_new(db: sqlite_utils.Database, plan: Plan, at: float) -> int:
     """Create alert rows for incidents not yet planned."""
     made = 0
-    for incident in _rows(db, "SELECT * FROM incidents WHERE relay_planned=0 AND state != 'resolved' "
-                              "AND withheld=0 ORDER BY id"):
+    # Resolved before the relay saw it: nothing was planned, so nothing will need a follow-up.
+    # (INDEXED BY: without statistics SQLite would pick the state index and walk all history.)
+    db.execute("UPDATE incidents INDEXED BY incidents_relay_unplanned SET relay_planned=1, relay_followed_up=1 "
+               "WHERE relay_planned=0 AND state='resolved'")
+    for incident in _rows(db, "SELECT * FROM incidents INDEXED BY incidents_relay_unplanned WHERE relay_planned=0 "
+                              "AND state IN ('open', 'acknowledged') AND withheld=0 ORDER BY id"):
         consent = consent_of(db, incident["node_num"])
         for dest in plan.destinations:
             if eligible(incident, consent, dest) is not None:
@@ -176,8 +180,8 @@ def promote_held(db: sqlite_utils.Database, plan: Plan, at: float) -> int:
 def follow_up(db: sqlite_utils.Database, plan: Plan, at: float) -> int:
     """After resolution: cancel what was not published, reply to (or delete) what was."""
     made = 0
-    for incident in _rows(db, "SELECT * FROM incidents WHERE state='resolved' AND relay_followed_up=0 "
-                              "AND relay_planned=1"):
+    for incident in _rows(db, "SELECT * FROM incidents INDEXED BY incidents_relay_live WHERE state='resolved' "
+                              "AND relay_followed_up=0 AND relay_planned=1"):
         consent = consent_of(db, incident["node_num"]) or NO_CONSENT
         for row in _rows(db, "SELECT * FROM outbox WHERE incident_id=? AND kind='alert'", (incident["id"],)):
             dest = plan.by_name(row["destination"])
@@ -218,7 +222,8 @@ def follow_up(db: sqlite_utils.Database, plan: Plan, at: float) -> int:
 
 def plan_updates(db: sqlite_utils.Database, plan: Plan, at: float) -> int:
     """A new position of a published, still open incident, as a reply in its thread: only if the
-    wearer consented to position updates, and at most every `update_every_s` a destination."""
+    wearer consented to position updates, and at most every `update_every_s` a destination.
+    (CROSS JOIN keeps the live incidents as the outer loop, not every alert ever sent.)"""
     made = 0
     for row in _rows(db, """
             SELECT a.destination, a.remote_id, a.sent_at, i.id, i.node_num, i.opened_at, i.lat, i.lon, i.fix_at, i.drill,
@@ -226,9 +231,11 @@ def plan_updates(db: sqlite_utils.Database, plan: Plan, at: float) -> int:
                     AND u.kind='update') AS last_update,
                    (SELECT COUNT(*) FROM outbox u WHERE u.incident_id=i.id AND u.destination=a.destination
                     AND u.kind='update') AS n_updates
-            FROM outbox a JOIN incidents i ON i.id=a.incident_id
+            FROM incidents i INDEXED BY incidents_relay_live
+            CROSS JOIN outbox a ON a.incident_id=i.id AND a.kind='alert' AND a.state='sent'
             JOIN bracelets b ON b.node_num=i.node_num AND b.position_updates=1
-            WHERE a.kind='alert' AND a.state='sent' AND i.state != 'resolved' AND i.withheld=0
+            WHERE i.relay_followed_up=0 AND i.relay_planned=1 AND i.state IN ('open', 'acknowledged')
+              AND i.withheld=0
               AND i.fix_at > a.sent_at"""):
         since = row["last_update"] or row["sent_at"]
         if at - since < plan.update_every_s or (row["last_update"] and row["fix_at"] <= row["last_update"]):

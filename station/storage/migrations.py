@@ -95,6 +95,9 @@ def _v2(db: sqlite_utils.Database) -> None:
     # The relay's bookkeeping: alert rows planned, follow-ups planned after resolution.
     db["incidents"].add_column("relay_planned", int, not_null_default=0)
     db["incidents"].add_column("relay_followed_up", int, not_null_default=0)
+    # The relay sweeps twice a second: it must find its few live incidents without scanning history.
+    db.execute("CREATE INDEX incidents_relay_unplanned ON incidents(id) WHERE relay_planned = 0")
+    db.execute("CREATE INDEX incidents_relay_live ON incidents(id) WHERE relay_followed_up = 0 AND relay_planned = 1")
     db["approvals"].create({"incident_id": int, "actor": str, "at": float}, pk=("incident_id", "actor"))
     db["outbox"].create({
         "id": int, "incident_id": int, "destination": str, "kind": str, "seq": int, "priority": int,
