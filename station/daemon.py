@@ -14,7 +14,7 @@ from pathlib import Path
 from station import __version__, incidents
 from station.clock import StationClock
 from station.config import Config
-from station.decode.packets import Rules
+from station.decode.packets import Position, Rules
 from station.gps import GpsReader, GpsTracker
 from station.indicators import alarm_level, make_indicators
 from station.logs import event
@@ -148,7 +148,6 @@ class Station:
         if now - self._last_gps_store < self.cfg.gps["store_interval_s"]:
             return
         self._last_gps_store = now
-        from station.decode.packets import Position
         pos = Position(fix.lat, fix.lon, "station_gps", when.timestamp() if when else None, fix.alt, fix.sats,
                        None, fix.quality)
         at = self.clock.now()

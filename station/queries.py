@@ -104,9 +104,16 @@ def status(db: sqlite_utils.Database) -> dict[str, Any]:
     return out
 
 
-def outbox(db: sqlite_utils.Database, *, include_done: bool = False, limit: int = 500) -> list[dict]:
-    where = "" if include_done else "WHERE state NOT IN ('sent', 'cancelled')"
+def outbox(db: sqlite_utils.Database, *, include_done: bool = False, incident: int | None = None,
+           limit: int = 500) -> list[dict]:
+    terms, params = [], []
+    if not include_done:
+        terms.append("state NOT IN ('sent', 'cancelled')")
+    if incident is not None:
+        terms.append("incident_id = ?")
+        params.append(incident)
+    where = ("WHERE " + " AND ".join(terms)) if terms else ""
     return _rows(db, f"""SELECT id, incident_id, destination, kind, state, reason, text, attempts, remote_id, url,
                              cost, created_at, updated_at, sent_at, next_attempt_at
                          FROM outbox {where} ORDER BY state='uncertain' DESC, priority, created_at LIMIT ?""",
-                 (limit,))
+                 (*params, limit))

@@ -33,7 +33,7 @@ def incident(iid: int):
     row = queries.alert(db, iid)
     if row is None:
         abort(404)
-    posts = [p for p in queries.outbox(db, include_done=True, limit=10_000) if p["incident_id"] == iid]
+    posts = queries.outbox(db, include_done=True, incident=iid)
     return render_template("incident.html", a=row, posts=posts, **_map(db, row))
 
 

@@ -15,11 +15,15 @@ from station.nodeids import node_id
 RAW_REJECT_MAX = 1024
 
 
+def hops(p: mesh_pb2.MeshPacket) -> int | None:
+    """Hops taken so far; unknown for firmware that does not send hop_start."""
+    return p.hop_start - p.hop_limit if p.hop_start and p.hop_start >= p.hop_limit else None
+
+
 def insert_packet(db: sqlite_utils.Database, p: mesh_pb2.MeshPacket, received_at: float,
                   decode: str = "ok") -> tuple[int, bool]:
     """Store the raw packet; returns (row id, is_new). A packet seen again only counts."""
     sender = getattr(p, "from")
-    hops = p.hop_start - p.hop_limit if p.hop_start and p.hop_start >= p.hop_limit else None
     portnum = p.decoded.portnum if p.HasField("decoded") else None
     cur = db.execute(
         """INSERT OR IGNORE INTO packets (received_at, from_num, to_num, packet_id, portnum, port, channel,
@@ -28,7 +32,7 @@ def insert_packet(db: sqlite_utils.Database, p: mesh_pb2.MeshPacket, received_at
         (received_at, sender, p.to, p.id, portnum,
          port_name(portnum) if portnum is not None else "ENCRYPTED", p.channel,
          round(p.rx_snr, 2) if p.rx_snr else None, p.rx_rssi if p.rx_rssi else None, p.hop_start or None,
-         p.hop_limit, hops, int(p.via_mqtt), p.rx_time or None, p.SerializeToString(), decode, received_at))
+         p.hop_limit, hops(p), int(p.via_mqtt), p.rx_time or None, p.SerializeToString(), decode, received_at))
     if cur.rowcount == 1:
         return cur.lastrowid, True
     row = db.execute("SELECT id FROM packets WHERE from_num=? AND packet_id=?", (sender, p.id)).fetchone()
@@ -48,13 +52,12 @@ def insert_reject(db: sqlite_utils.Database, at: float, source: str, reason: str
 
 def node_heard(db: sqlite_utils.Database, p: mesh_pb2.MeshPacket, at: float) -> None:
     num = getattr(p, "from")
-    hops = p.hop_start - p.hop_limit if p.hop_start and p.hop_start >= p.hop_limit else None
     db.execute(
         """INSERT INTO nodes (num, node_id, first_heard, last_heard, snr, rssi, hops) VALUES (?,?,?,?,?,?,?)
            ON CONFLICT(num) DO UPDATE SET last_heard=excluded.last_heard,
                snr=COALESCE(excluded.snr, snr), rssi=COALESCE(excluded.rssi, rssi),
                hops=COALESCE(excluded.hops, hops)""",
-        (num, node_id(num), at, at, round(p.rx_snr, 2) if p.rx_snr else None, p.rx_rssi or None, hops))
+        (num, node_id(num), at, at, round(p.rx_snr, 2) if p.rx_snr else None, p.rx_rssi or None, hops(p)))
 
 
 def node_info(db: sqlite_utils.Database, num: int, info: NodeInfo) -> str | None:
