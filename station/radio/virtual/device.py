@@ -30,6 +30,7 @@ from station.radio import framing
 from station.radio.virtual.bracelets import Bracelet, node_id
 
 log = logging.getLogger(__name__)
+REPLAY_MAX = 256
 
 
 class Transport(Protocol):
@@ -83,7 +84,8 @@ class VirtualRadio:
         self._transport: Transport | None = None
         self._lock = threading.RLock()
         self._pending: collections.deque[bytes] = collections.deque()
-        self._delivered: collections.deque[bytes] = collections.deque(maxlen=max(self.replay_last, 1))
+        # Sized apart from replay_last, which may be changed while the radio runs.
+        self._delivered: collections.deque[bytes] = collections.deque(maxlen=REPLAY_MAX)
         self._listeners: list[Callable[[HostPacket], None]] = []
 
     # -- wiring ----------------------------------------------------------------------------
@@ -172,7 +174,7 @@ class VirtualRadio:
             self._send_now(fr)
         self.handshakes += 1
         with self._lock:
-            replay = list(self._delivered) if self.replay_last else []
+            replay = list(self._delivered)[-self.replay_last:] if self.replay_last else []
         for data in replay:
             self._write(data)
         self.client_ready.set()
