@@ -44,7 +44,7 @@ def last_fix(db: sqlite_utils.Database, num: int) -> tuple | None:
         (num,)).fetchone()
 
 
-def raise_alert(db: sqlite_utils.Database, num: int, alert: Alert, at: float, *, packet_row: int,
+def raise_alert(db: sqlite_utils.Database, num: int, alert: Alert, at: float, *, packet_row: int | None,
                 fold_window_s: float, drill: bool, fix: Position | None = None) -> Effect:
     current = _open_incident_of(db, num)
     if current is not None and at - current[1] <= fold_window_s:
@@ -66,7 +66,7 @@ def raise_alert(db: sqlite_utils.Database, num: int, alert: Alert, at: float, *,
         (num, at, at, alert.source, trust, int(drill), lat, lon, fix_at, fix_source, packet_row,
          alert.text[:200]))
     iid = cur.lastrowid
-    detail = f"{alert.source}; trust {trust}" + ("; drill (virtual radio)" if drill else "")
+    detail = f"{alert.source}; trust {trust}" + ("; drill" if drill else "")
     log_event(db, iid, at, "wearer", "alert opened", detail)
     return Effect("opened", iid, num, trust)
 

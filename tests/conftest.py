@@ -3,7 +3,6 @@ virtual radio that the test controls, and the corpora in ../shared."""
 
 from __future__ import annotations
 
-import base64
 import os
 import socket
 import sqlite3
@@ -12,12 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from station import config, registry
+from station import config
 from station.daemon import Station
 from station.radio.sim import SimRadio
-from station.radio.virtual.bracelets import REGISTERED
-from station.storage import db as dbmod
-from station.storage.migrations import migrate
+from station.radio.virtual.bracelets import register_cast  # noqa: F401  (tests import it from here)
 
 REPO = Path(__file__).resolve().parent.parent
 CORPORA = Path(os.environ.get("STATION_CORPORA", REPO.parent / "shared" / "corpora"))
@@ -67,19 +64,6 @@ def make_config(tmp_path: Path, **sections) -> config.Config:
     for name, values in sections.items():
         base.setdefault(name, {}).update(values)
     return config.validate(base, None, tmp_path)
-
-
-def register_cast(path: Path, people, names=REGISTERED, *, with_keys: bool = True) -> None:
-    db = dbmod.connect(path)
-    migrate(db)
-    for name in names:
-        b = people[name]
-        db.execute("BEGIN IMMEDIATE")
-        registry.add(db, b.num, b.long_name, time.time(),
-                     public_key=base64.b64encode(b.public_key).decode() if with_keys else None,
-                     cancel_pin=b.cancel_pin, duress_pin=b.duress_pin)
-        db.execute("COMMIT")
-    db.conn.close()
 
 
 class Harness:

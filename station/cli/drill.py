@@ -6,22 +6,18 @@ import time
 
 import click
 
-from station import queries
+from station import incidents, queries
 from station.cli.common import load_config, open_db, write
 from station.clock import StationClock
+from station.decode.packets import Alert
 from station.relay.destinations.drill import DrillDestination
 
 DRILL_NODE = 0xD0000001   # no bracelet has this number: it stands for "a drill"
 
 
 def _open_drill_incident(db, at: float) -> int:
-    cur = db.execute(
-        "INSERT INTO incidents (node_num, opened_at, last_press_at, press_count, source, state, trust, duress, drill,"
-        " message) VALUES (?,?,?,1,'drill','open','registered',0,1,'station drill')", (DRILL_NODE, at, at))
-    iid = cur.lastrowid
-    db.execute("INSERT INTO events (incident_id, at, actor, action, detail) VALUES (?,?,?,?,?)",
-               (iid, at, "cli", "drill started", "synthetic alert from `station drill`"))
-    return iid
+    return incidents.raise_alert(db, DRILL_NODE, Alert("drill", "station drill"), at, packet_row=None,
+                                 fold_window_s=0, drill=True).incident_id
 
 
 def register(cli: click.Group) -> None:

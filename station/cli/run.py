@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import os
 import signal
 import threading
@@ -11,12 +10,11 @@ from pathlib import Path
 
 import click
 
-from station import daemon, logs, registry
+from station import daemon, logs
 from station.cli.common import load_config, safe, when, write
 from station.radio.virtual import scenarios
-from station.radio.virtual.bracelets import REGISTERED, cast
+from station.radio.virtual.bracelets import register_cast
 from station.storage import db as dbmod
-from station.storage.migrations import migrate
 
 
 def _logging(level: str, raw_frames: str = "") -> None:
@@ -86,7 +84,7 @@ def register(cli: click.Group) -> None:
         cfg = _override(load_config(ctx), radio={"port": "sim", "scenario": scenario},
                         storage={"database": str(Path(database).resolve())}, gpio={"enabled": False})
         _logging("WARNING")
-        _register_cast(cfg.database_path)
+        register_cast(cfg.database_path)
         click.echo(f"station demo: scenario {scenario!r}, database {cfg.database_path}")
         _start_local_console(cfg)
         stop = threading.Event()
@@ -108,20 +106,6 @@ def _override(cfg, **sections):
         return cfg.with_overrides(**sections)
     except ConfigError as e:
         raise click.ClickException(f"configuration: {e}") from None
-
-
-def _register_cast(path: Path) -> None:
-    db = dbmod.connect(path)
-    migrate(db)
-    people = cast()
-    known = {b.node_num for b in registry.list_all(db)}
-    for name in REGISTERED:
-        b = people[name]
-        if b.num not in known:
-            write(db, lambda d, b=b: registry.add(d, b.num, b.long_name, time.time(),
-                                                  public_key=base64.b64encode(b.public_key).decode(),
-                                                  cancel_pin=b.cancel_pin, duress_pin=b.duress_pin))
-    db.conn.close()
 
 
 def _print_events(path: Path, stop: threading.Event) -> None:

@@ -60,10 +60,7 @@ class RelayWorker:
         return self._thread.is_alive()
 
     def _run(self) -> None:
-        windows = {name: c.idempotency_window_s for name, c in self.clients.items()
-                   if getattr(c, "supports_idempotency", False) and hasattr(c, "idempotency_window_s")}
-        windows.update({name: 86400.0 * 365 for name, c in self.clients.items()
-                        if getattr(c, "supports_idempotency", False) and not hasattr(c, "idempotency_window_s")})
+        windows = {name: c.idempotency_window_s for name, c in self.clients.items() if c.idempotency_window_s}
         self.writer.call(lambda db: ob.recover_after_restart(db, self.plan, self.clock.now(), windows))
         reader = dbmod.connect(self.writer.path)
         woken, last_sweep = True, 0.0
@@ -163,7 +160,7 @@ class RelayWorker:
         except Uncertain as e:
             reason = e.reason
             self.connectivity.report(dest.name, False, reason)
-            window = getattr(client, "idempotency_window_s", None)
+            window = client.idempotency_window_s
             if window is not None and self.clock.now() - first < window:
                 # The platform returns the first post for a repeated key: repeating is reconciling.
                 self._retry_later(row, f"{reason}; repeating with the same idempotency key to reconcile")

@@ -171,3 +171,35 @@ def cast(seed: int = 1) -> dict[str, Bracelet]:
 
 
 REGISTERED = ("amina", "bashir", "chen")
+
+
+def register_cast(path, people: dict[str, Bracelet] | None = None, names=REGISTERED, *,
+                  with_keys: bool = True) -> None:
+    """Put the cast's registered bracelets (keys and PINs) in the registry of the database at
+    `path`, as `station demo` and the tests need; bracelets already there are left alone."""
+    import base64
+
+    from station import registry
+    from station.storage import db as dbmod
+    from station.storage.migrations import migrate
+
+    people = people or cast()
+    db = dbmod.connect(path)
+    try:
+        migrate(db)
+        known = {b.node_num for b in registry.list_all(db)}
+        for name in names:
+            b = people[name]
+            if b.num in known:
+                continue
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                registry.add(db, b.num, b.long_name, time.time(),
+                             public_key=base64.b64encode(b.public_key).decode() if with_keys else None,
+                             cancel_pin=b.cancel_pin, duress_pin=b.duress_pin)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+    finally:
+        db.conn.close()

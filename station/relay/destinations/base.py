@@ -52,7 +52,9 @@ class Uncertain(Outcome):
 
 class Destination(Protocol):
     name: str
-    supports_idempotency: bool
+    # How long a repeated idempotency key returns the first post instead of a second one; None
+    # when the platform offers no such key. Within it, a post that may have gone out is repeated.
+    idempotency_window_s: float | None
 
     def post(self, text: str, *, key: str, reply_to: str | None) -> Posted: ...
     def delete(self, remote_id: str) -> None: ...

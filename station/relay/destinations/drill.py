@@ -11,7 +11,7 @@ from station.relay.destinations.base import Permanent, Posted
 
 
 class DrillDestination:
-    supports_idempotency = True   # the file is ours: a repeated key is found and not written twice
+    idempotency_window_s = float("inf")   # the file is ours: a repeated key is found, never written twice
 
     def __init__(self, settings):
         self.name = settings.name

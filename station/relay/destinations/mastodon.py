@@ -13,8 +13,7 @@ from station.relay.destinations.base import (Permanent, Posted, RateLimited, Tim
 class MastodonDestination:
     # Mastodon keeps an Idempotency-Key for an hour: a post repeated with the same key within it
     # returns the first status instead of publishing a second one.
-    supports_idempotency = True
-    idempotency_window_s = 3000
+    idempotency_window_s = 3000.0
 
     def __init__(self, settings):
         self.name = settings.name

@@ -22,7 +22,7 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
 
 
 class WebhookDestination:
-    supports_idempotency = False   # we send a key, but cannot know that the receiver honours it
+    idempotency_window_s = None   # we send a key, but cannot know that the receiver honours it
 
     def __init__(self, settings):
         self.name = settings.name

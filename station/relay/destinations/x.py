@@ -12,7 +12,7 @@ OFFICIAL = "https://api.twitter.com"
 
 
 class XDestination:
-    supports_idempotency = False
+    idempotency_window_s = None
 
     def __init__(self, settings):
         self.name = settings.name
