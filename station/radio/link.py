@@ -105,6 +105,9 @@ class _StationInterface:
         raw = bytes(fromRadioBytes)
         if RAW.isEnabledFor(logging.DEBUG):
             RAW.debug("%s", raw.hex())
+        # Parsed here as well as in the library (0.3 us of a frame's ~180 us): a frame that does not
+        # parse is counted without the traceback the library prints to stderr, and a packet whose
+        # payload the library then fails on can still be handed over below.
         try:
             parsed = mesh_pb2.FromRadio.FromString(raw)
         except Exception as e:
