@@ -186,3 +186,15 @@ def test_demo_starts_the_console_with_a_one_time_account(tmp_path):
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait(15)
+
+
+def test_maps_import_and_list_pmtiles_and_explain_a_refusal(run_cli, tmp_path):
+    from tests.web.tilefiles import make_pmtiles, pyramid
+    assert "no maps imported" in run_cli("maps", "list").output
+    r = run_cli("maps", "import", str(make_pmtiles(tmp_path / "dakar.pmtiles", pyramid(1))))
+    assert r.exit_code == 0 and "map dakar imported" in r.output
+    assert run_cli("maps", "list").output.split() == ["dakar"]
+    bad = tmp_path / "vector.pmtiles"
+    bad.write_bytes(b"PMTiles\x02" + bytes(200))
+    r = run_cli("maps", "import", str(bad))
+    assert r.exit_code == 1 and "pmtiles convert" in r.output and run_cli("maps", "list").output.split() == ["dakar"]

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import time
 
-import json
-
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
-from markupsafe import Markup
 
-from station import incidents, maps, queries
+from station import incidents, queries
 from station.cli.common import write
 from station.relay import outbox
+from web.maps import incident_map
 from web.security import require
 
 bp = Blueprint("alerts", __name__)
@@ -34,23 +32,7 @@ def incident(iid: int):
     if row is None:
         abort(404)
     posts = queries.outbox(db, include_done=True, incident=iid)
-    return render_template("incident.html", a=row, posts=posts, **_map(db, row))
-
-
-def _map(db, row: dict) -> dict:
-    """A local tile map if the office imported one, else a grid around the station (or the
-    first fix), never a blank box."""
-    track = [(p["lat"], p["lon"]) for p in row["positions"] if p["lat"] is not None]
-    if row["lat"] is not None and (not track or track[-1] != (row["lat"], row["lon"])):
-        track.append((row["lat"], row["lon"]))
-    if not track:
-        return {"map_tiles": None, "grid": None, "track_json": "[]"}
-    tiles = maps.available(current_app.station_config.database_path)
-    station = db.execute("SELECT lat, lon FROM positions WHERE node_num IS NULL ORDER BY id DESC LIMIT 1").fetchone()
-    origin, label = ((station[0], station[1]), "station") if station else (track[0], "first fix")
-    grid = maps.grid_svg(origin, label, [(lat, lon, row["name"] or row["node_id"]) for lat, lon in track])
-    return {"map_tiles": url_for("maps.tile", name=tiles[0], z=0, x=0, y=0).replace("/0/0/0", "/{z}/{x}/{y}")
-            if tiles else None, "grid": Markup(grid), "track_json": json.dumps(track)}
+    return render_template("incident.html", a=row, posts=posts, **incident_map(db, row))
 
 
 def _act(iid: int, fn, done: str):

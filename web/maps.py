@@ -1,10 +1,12 @@
-"""Map tiles from the office's MBTiles files, and Leaflet from Debian's libjs-leaflet package."""
+"""Map tiles from the office's MBTiles and PMTiles files, and Leaflet from Debian's libjs-leaflet package."""
 
 from __future__ import annotations
 
+import json
 import os
 
-from flask import Blueprint, Response, abort, current_app, send_from_directory
+from flask import Blueprint, Response, abort, current_app, send_from_directory, url_for
+from markupsafe import Markup
 
 from station import maps
 from web.security import require
@@ -31,3 +33,38 @@ def leaflet(filename: str):
     if not os.path.isdir(LEAFLET_DIR):
         abort(404, description="Leaflet is not installed: sudo apt-get install libjs-leaflet")
     return send_from_directory(LEAFLET_DIR, filename)   # refuses paths outside the folder
+
+
+def incident_map(db, row: dict) -> dict:
+    """The office's tile maps when one covers the last fix, else a grid around the station (or
+    the first fix) with distances and bearings: never a blank box, never a grey one."""
+    track = [(p["lat"], p["lon"]) for p in row["positions"] if p["lat"] is not None]
+    if row["lat"] is not None and (not track or track[-1] != (row["lat"], row["lon"])):
+        track.append((row["lat"], row["lon"]))
+    if not track:
+        return {"map_layers": None, "grid": None, "track_json": "[]", "uncovered": False}
+    station = db.execute("SELECT lat, lon FROM positions WHERE node_num IS NULL ORDER BY id DESC LIMIT 1").fetchone()
+    origin, label = ((station[0], station[1]), "station") if station else (track[0], "first fix")
+    grid = maps.grid_svg(origin, label, [(lat, lon, row["name"] or row["node_id"]) for lat, lon in track])
+    described = maps.describe(current_app.station_config.database_path)
+    layers = [_layer(name, info) for name, info in described if _covers(info, track[-1])]
+    return {"map_layers": json.dumps(layers) if layers else None, "grid": Markup(grid),
+            "track_json": json.dumps(track), "uncovered": bool(described) and not layers}
+
+
+def _covers(info: maps.MapInfo, point: tuple[float, float]) -> bool:
+    if info.bounds is None:
+        return True
+    west, south, east, north = info.bounds
+    return south <= point[0] <= north and west <= point[1] <= east
+
+
+def _layer(name: str, info: maps.MapInfo) -> dict:
+    url = url_for("maps.tile", name=name, z=0, x=0, y=0).replace("/0/0/0", "/{z}/{x}/{y}")
+    # Leaflet stretches the deepest tiles past maxNativeZoom instead of asking for tiles the
+    # file does not have, and asks nothing outside the bounds.
+    layer = {"url": url, "minNativeZoom": info.minzoom, "maxNativeZoom": info.maxzoom}
+    if info.bounds:
+        west, south, east, north = info.bounds
+        layer["bounds"] = [[south, west], [north, east]]
+    return layer

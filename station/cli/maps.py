@@ -13,14 +13,16 @@ from station.cli.common import load_config
 def register(cli: click.Group) -> None:
     @cli.group("maps")
     def grp() -> None:
-        """Offline maps (MBTiles) for the console."""
+        """Offline maps (MBTiles or PMTiles raster files) for the console."""
 
     @grp.command("import")
     @click.argument("file", type=click.Path(exists=True, dir_okay=False))
     @click.option("--name", help="Name of the map (default: the file's name).")
     @click.pass_context
     def import_cmd(ctx, file: str, name: str | None) -> None:
-        """Check FILE and copy it into the maps folder beside the database."""
+        """Check FILE (.mbtiles or .pmtiles) and copy it into the maps folder beside the database.
+
+        Importing under a name already used replaces that map."""
         cfg = load_config(ctx)
         try:
             dest = maps.import_file(Path(file), cfg.database_path, name)

@@ -141,3 +141,80 @@ def test_coordinator_sees_an_sos_live_acknowledges_approves_and_resolves(browser
     assert "resolved" in page.inner_text("p.summary")
     wait_until(lambda: len(hook.posts) == 2, 20, what="the follow-up post")
     assert "is safe" in hook.posts[1].text
+
+
+@pytest.fixture
+def console_with_map(tmp_path):
+    """`station console` alone (no daemon needed) over a database holding one alert with a track
+    in Dakar, a PMTiles country map and an MBTiles town map."""
+    import time
+
+    from station import maps, users
+    from station.storage.writer import Writer
+    from tests.web.tilefiles import make_mbtiles, make_pmtiles, pyramid
+
+    db, port = tmp_path / "station.db", free_port()
+    w = Writer(db).start()
+    now = time.time()
+
+    def seed(d):
+        users.add(d, "maria", "coordinator", "a long enough secret", now, "test")
+        d.execute("INSERT INTO nodes (num, node_id, long_name, short_name, first_heard, last_heard) "
+                  "VALUES (1, '!00000001', 'Amina D.', 'AMI', ?, ?)", (now, now))
+        d.execute("INSERT INTO incidents (node_num, opened_at, last_press_at, source, state, trust, lat, lon) "
+                  "VALUES (1, ?, ?, 'button', 'open', 'registered', 14.6937, -17.4441)", (now, now))
+        d.execute("INSERT INTO positions (node_num, source, received_at, lat, lon) VALUES (NULL, 'station_gps', ?, "
+                  "14.7167, -17.4677)", (now,))
+        for i in range(4):
+            d.execute("INSERT INTO positions (node_num, source, received_at, lat, lon) "
+                      "VALUES (1, 'position_app', ?, ?, -17.4441)", (now + i, 14.6900 + i * 0.0012))
+    w.call(seed)
+    w.stop()
+    maps.import_file(make_pmtiles(tmp_path / "country.pmtiles", pyramid(4, (230, 200, 200))), db)
+    maps.import_file(make_mbtiles(tmp_path / "dakar.mbtiles", pyramid(6, (200, 230, 200)),
+                                  bounds="-17.6,14.6,-17.3,14.9"), db)
+    cfg = tmp_path / "station.toml"
+    cfg.write_text(f'[storage]\ndatabase = "{db}"\n[gpio]\nenabled = false\n[console]\nport = {port}\n')
+    proc = subprocess.Popen([sys.executable, "-m", "station", "--config", str(cfg), "console"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until(lambda: listening(port), 15, what="console")
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_the_incident_map_draws_local_tiles_and_the_track_with_no_internet(browser, console_with_map):
+    from web.maps import LEAFLET_DIR
+    if not os.path.isdir(LEAFLET_DIR):
+        if os.environ.get("CI"):
+            pytest.fail("libjs-leaflet is missing in CI (.ci/run installs it)")
+        pytest.skip("libjs-leaflet not installed")
+    base = console_with_map
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    asked, failed = [], []
+    page.on("request", lambda r: asked.append(r.url))
+    page.on("requestfailed", lambda r: failed.append(r.url))
+    page.on("response", lambda r: r.status >= 400 and failed.append(f"{r.status} {r.url}"))
+    page.goto(base + "/login")
+    page.fill("input[name=name]", "maria")
+    page.fill("input[name=password]", "a long enough secret")
+    page.click("button[type=submit]")
+    page.goto(base + "/alerts/1")
+    page.wait_for_selector("#map .leaflet-tile-loaded", timeout=15_000)
+    page.wait_for_load_state("networkidle")
+    loaded = page.eval_on_selector_all(
+        "#map img.leaflet-tile-loaded", "imgs => imgs.map(i => [i.src, i.naturalWidth])")
+    # Zoomed to the track (past both files' deepest zoom): the town map's tiles, stretched, on top
+    # of the country map's; every tile a real decoded image from this station.
+    assert {u.split("/")[5] for u, _ in loaded} == {"country", "dakar"}
+    assert all(width == 256 for _, width in loaded)
+    zoom = page.evaluate("document.querySelector('#map img.leaflet-tile-loaded').src.split('/')[6]")
+    assert int(zoom) <= 6
+    assert page.locator("#map path.leaflet-interactive").count() == 2      # the track and the last fix
+    assert page.evaluate("document.querySelector('#map').getBoundingClientRect().height") > 200
+    assert all(u.startswith(base) for u in asked), [u for u in asked if not u.startswith(base)]
+    # No tile asked outside a map's bounds or zooms (each would be a 404); the alerts page's event
+    # stream is cut when the browser leaves it, which is no failure.
+    assert [u for u in failed if not u.endswith("/api/stream")] == []
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "incident-map.png"), full_page=True)

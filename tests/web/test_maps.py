@@ -1,28 +1,23 @@
-"""Offline maps: MBTiles import and tiles, Leaflet from Debian, and the grid when there is no map."""
+"""Offline maps: MBTiles and PMTiles import and tiles, Leaflet from Debian, and the grid when no
+imported map covers the position."""
 
 from __future__ import annotations
 
+import json
 import os
-import sqlite3
+import re
 import time
 import xml.dom.minidom
 
 import pytest
+from pmtiles.tile import Compression, TileType
 
 from station import maps
 
 from .test_console_security import app, login  # noqa: F401  (fixture)
+from .tilefiles import make_mbtiles, make_pmtiles, png, pyramid
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"tile"
-
-
-def make_mbtiles(path, fmt="png"):
-    with sqlite3.connect(path) as c:
-        c.execute("CREATE TABLE metadata (name text, value text)")
-        c.execute("CREATE TABLE tiles (zoom_level integer, tile_column integer, tile_row integer, tile_data blob)")
-        c.execute("INSERT INTO metadata VALUES ('format', ?)", (fmt,))
-        c.execute("INSERT INTO tiles VALUES (1, 0, 1, ?)", (PNG,))     # XYZ 1/0/0 is TMS row 1
-    return path
+TILES = pyramid(2)
 
 
 @pytest.mark.parametrize("dlat, dlon, metres, bearing", [
@@ -39,35 +34,78 @@ def test_grid_draws_rings_labels_and_the_last_fix():
 
 
 @pytest.mark.parametrize("name, content, message", [
-    ("world.pmtiles", b"PMTiles", "not supported yet"),
-    ("notes.txt", b"x", "is an .mbtiles file"),
+    ("notes.txt", b"x", "is an .mbtiles or .pmtiles file"),
     ("broken.mbtiles", b"not sqlite at all" * 50, "is not an MBTiles file"),
+    ("world.pmtiles", b"not a pmtiles file at all" * 10, "is not a PMTiles file"),
+    ("old.pmtiles", b"PM\x02\x00" + bytes(600), "is not a PMTiles file"),
+    ("v2.pmtiles", b"PMTiles\x02" + bytes(200), "old PMTiles file"),
+    ("empty.pmtiles", b"", "is empty"),
+    ("short.pmtiles", b"PMTiles\x03" + bytes(20), "damaged"),
 ])
-def test_import_refuses_what_it_cannot_serve(tmp_path, name, content, message):
+def test_import_refuses_what_it_cannot_read(tmp_path, name, content, message):
     f = tmp_path / name
     f.write_bytes(content)
     with pytest.raises(maps.MapError, match=message):
         maps.import_file(f, tmp_path / "s.db")
+    assert maps.available(tmp_path / "s.db") == []
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: make_mbtiles(p.with_suffix(".mbtiles"), TILES, fmt="pbf"), "holds pbf tiles"),
+    (lambda p: make_mbtiles(p.with_suffix(".mbtiles"), {}), "holds no tiles"),
+    (lambda p: make_pmtiles(p, TILES, tile_type=TileType.MVT), "holds mvt tiles"),
+    (lambda p: make_pmtiles(p, TILES, compression=Compression.BROTLI), "compresses its tiles with BROTLI"),
+    (lambda p: p.write_bytes(make_pmtiles(p, TILES).read_bytes()[:140]), "damaged PMTiles file"),
+])
+def test_import_refuses_maps_the_console_could_not_draw(tmp_path, make, message):
+    f = tmp_path / "town.pmtiles"
+    made = make(f)
+    with pytest.raises(maps.MapError, match=message):
+        maps.import_file(made if hasattr(made, "suffix") else f, tmp_path / "s.db")
 
 
 def test_import_refuses_names_that_leave_the_maps_folder(tmp_path):
-    f = make_mbtiles(tmp_path / "town.mbtiles")
+    f = make_mbtiles(tmp_path / "town.mbtiles", TILES)
     for bad in ("../evil", "a/b", ".hidden", ""):
         with pytest.raises(maps.MapError):
             maps.import_file(f, tmp_path / "s.db", bad or "../")
     assert not (tmp_path / "evil.mbtiles").exists()
 
 
-def test_tiles_are_served_by_xyz_and_only_from_imported_maps(app):   # noqa: F811
+@pytest.mark.parametrize("make", [
+    lambda p: make_mbtiles(p / "town.mbtiles", TILES),
+    lambda p: make_pmtiles(p / "town.pmtiles", TILES),
+    lambda p: make_pmtiles(p / "town.pmtiles", TILES, compression=Compression.GZIP),
+], ids=["mbtiles", "pmtiles", "pmtiles-gzip"])
+def test_tiles_are_served_by_xyz_and_only_from_imported_maps(app, make):   # noqa: F811
     db_path = app.station_config.database_path
-    maps.import_file(make_mbtiles(db_path.parent / "town.mbtiles"), db_path)
+    maps.import_file(make(db_path.parent), db_path)
     c = app.test_client()
     login(c, "viewer")
-    r = c.get("/maps/tiles/town/1/0/0")
-    assert r.status_code == 200 and r.data == PNG and r.mimetype == "image/png"
-    for url in ("/maps/tiles/town/1/0/1", "/maps/tiles/town/30/0/0", "/maps/tiles/..%2Fs/1/0/0",
-                "/maps/tiles/s/1/0/0"):
+    for (z, x, y), data in TILES.items():   # every tile distinct: a flipped row would not match
+        r = c.get(f"/maps/tiles/town/{z}/{x}/{y}")
+        assert r.status_code == 200 and r.data == data and r.mimetype == "image/png", (z, x, y)
+    for url in ("/maps/tiles/town/3/0/0", "/maps/tiles/town/1/2/0", "/maps/tiles/town/30/0/0",
+                "/maps/tiles/..%2Fs/1/0/0", "/maps/tiles/s/1/0/0"):
         assert c.get(url).status_code == 404, url
+
+
+def test_a_name_is_one_map_whichever_format_it_was_imported_in(tmp_path):
+    db = tmp_path / "s.db"
+    maps.import_file(make_mbtiles(tmp_path / "town.mbtiles", TILES), db)
+    maps.import_file(make_pmtiles(tmp_path / "t.pmtiles", {(0, 0, 0): png((1, 2, 3))}), db, name="town")
+    assert maps.available(db) == ["town"]
+    assert maps.tile(db, "town", 0, 0, 0)[0] == png((1, 2, 3))
+    assert not (maps.folder(db) / "town.mbtiles").exists()
+
+
+def test_a_map_damaged_after_import_is_left_out_not_fatal(tmp_path):
+    db = tmp_path / "s.db"
+    maps.import_file(make_pmtiles(tmp_path / "a.pmtiles", TILES), db)
+    maps.import_file(make_mbtiles(tmp_path / "b.mbtiles", TILES), db)
+    (maps.folder(db) / "a.pmtiles").write_bytes(b"PMTiles\x03" + bytes(50))
+    assert [name for name, _ in maps.describe(db)] == ["b"]
+    assert maps.tile(db, "a", 0, 0, 0) is None and maps.tile(db, "b", 0, 0, 0) is not None
 
 
 def test_incident_page_shows_the_grid_without_a_map_and_leaflet_with_one(app):   # noqa: F811
@@ -87,11 +125,35 @@ def test_incident_page_shows_the_grid_without_a_map_and_leaflet_with_one(app):  
     login(c, "viewer")
     page = c.get("/alerts/1").get_data(as_text=True)
     assert '<svg xmlns="http://www.w3.org/2000/svg" class="grid"' in page and "station" in page and " km, " in page
-    maps.import_file(make_mbtiles(app.station_config.database_path.parent / "town.mbtiles"),
-                     app.station_config.database_path)
+    assert "No map installed" in page and 'id="map"' not in page
+    db_path = app.station_config.database_path
+    # A country map (to zoom 1), a town map (to zoom 2) around the track, one elsewhere.
+    maps.import_file(make_pmtiles(db_path.parent / "country.pmtiles", pyramid(1)), db_path)
+    maps.import_file(make_mbtiles(db_path.parent / "town.mbtiles", TILES, bounds="-17.5,14.6,-17.3,14.8"), db_path)
+    maps.import_file(make_mbtiles(db_path.parent / "away.mbtiles", TILES, bounds="2.2,48.8,2.4,48.9"), db_path)
     page = c.get("/alerts/1").get_data(as_text=True)
-    assert 'id="map"' in page and 'data-tiles="/maps/tiles/town/{z}/{x}/{y}"' in page
-    assert "/vendor/leaflet/leaflet.js" in page
+    assert 'id="map"' in page and "/vendor/leaflet/leaflet.js" in page
+    layers = json.loads(re.search(r'data-layers="([^"]*)"', page).group(1).replace("&#34;", '"'))
+    assert layers == [
+        {"url": "/maps/tiles/country/{z}/{x}/{y}", "minNativeZoom": 0, "maxNativeZoom": 1,
+         "bounds": [[-85.0, -180.0], [85.0, 180.0]]},
+        {"url": "/maps/tiles/town/{z}/{x}/{y}", "minNativeZoom": 0, "maxNativeZoom": 2,
+         "bounds": [[14.6, -17.5], [14.8, -17.3]]}]
+    assert " km, " in page      # distance and bearing stay on the page under the map
+
+
+def test_the_grid_is_drawn_when_no_imported_map_covers_the_position(app):   # noqa: F811
+    from station.storage.writer import Writer
+    w = Writer(app.station_config.database_path).start()
+    w.call(lambda db: db.execute("INSERT INTO positions (node_num, source, received_at, lat, lon) "
+                                 "VALUES (1, 'position_app', ?, 14.70, -17.44)", (time.time(),)))
+    w.stop()
+    db_path = app.station_config.database_path
+    maps.import_file(make_mbtiles(db_path.parent / "away.mbtiles", TILES, bounds="2.2,48.8,2.4,48.9"), db_path)
+    c = app.test_client()
+    login(c, "viewer")
+    page = c.get("/alerts/1").get_data(as_text=True)
+    assert 'id="map"' not in page and 'class="grid"' in page and "do not cover this position" in page
 
 
 def test_leaflet_comes_from_debian_and_paths_stay_inside_its_folder(app):   # noqa: F811

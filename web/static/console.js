@@ -32,10 +32,15 @@
   var mapDiv = document.getElementById("map");
   if (mapDiv) {
     window.addEventListener("load", function () {
-      if (!window.L) { mapDiv.textContent = "Leaflet is missing: sudo apt-get install libjs-leaflet"; return; }
+      if (!window.L) { mapDiv.textContent = mapDiv.dataset.missing; return; }
       var track = JSON.parse(mapDiv.dataset.track || "[]");
       var map = window.L.map(mapDiv);
-      window.L.tileLayer(mapDiv.dataset.tiles, { maxZoom: 18 }).addTo(map);
+      // Broadest map first, so a detailed town map is drawn over a country one.
+      JSON.parse(mapDiv.dataset.layers).forEach(function (layer) {
+        var options = { maxZoom: 19, minNativeZoom: layer.minNativeZoom, maxNativeZoom: layer.maxNativeZoom };
+        if (layer.bounds) { options.bounds = layer.bounds; }
+        window.L.tileLayer(layer.url, options).addTo(map);
+      });
       var line = window.L.polyline(track, { color: "#b00020" }).addTo(map);
       if (track.length) { window.L.circleMarker(track[track.length - 1], { radius: 8 }).addTo(map); }
       map.fitBounds(line.getBounds(), { maxZoom: 15 });

@@ -1,74 +1,12 @@
-"""Offline maps: MBTiles files the office imports, and a plain grid when there are none.
-
-`station maps import FILE` copies a checked MBTiles file into the maps folder beside the
-database; the console serves its tiles by name, and only names of files in that folder.
-"""
+"""The plain grid drawn when the office has no map: positions around the station with distance
+rings, bearings and a north arrow, so the console never shows a blank box."""
 
 from __future__ import annotations
 
 import math
-import re
-import shutil
-import sqlite3
-from pathlib import Path
-
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+from xml.sax.saxutils import escape
 
 
-class MapError(ValueError):
-    pass
-
-
-def folder(database_path: Path) -> Path:
-    return database_path.parent / "maps"
-
-
-def available(database_path: Path) -> list[str]:
-    d = folder(database_path)
-    return sorted(p.stem for p in d.glob("*.mbtiles")) if d.is_dir() else []
-
-
-def import_file(source: Path, database_path: Path, name: str | None = None) -> Path:
-    if source.suffix.lower() == ".pmtiles":
-        raise MapError("PMTiles files are not supported yet: convert to MBTiles (pmtiles convert FILE.pmtiles "
-                       "FILE.mbtiles) and import that")
-    if source.suffix.lower() != ".mbtiles":
-        raise MapError("a map file is an .mbtiles file")
-    name = name or source.stem
-    if not NAME.match(name):
-        raise MapError("a map name is letters, digits, dots, dashes or underscores (at most 64)")
-    try:
-        with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as c:
-            fmt = dict(c.execute("SELECT name, value FROM metadata").fetchall()).get("format", "png")
-            c.execute("SELECT zoom_level, tile_column, tile_row, tile_data FROM tiles LIMIT 1").fetchall()
-    except sqlite3.Error as e:
-        raise MapError(f"{source} is not an MBTiles file: {e}") from None
-    if fmt not in ("png", "jpg", "jpeg", "webp"):
-        raise MapError(f"{source} holds {fmt} tiles; the console shows png, jpg or webp raster tiles")
-    dest = folder(database_path) / f"{name}.mbtiles"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(".partial")
-    shutil.copyfile(source, tmp)
-    tmp.chmod(0o640)
-    tmp.replace(dest)
-    return dest
-
-
-def tile(database_path: Path, name: str, z: int, x: int, y: int) -> tuple[bytes, str] | None:
-    """One tile by XYZ coordinates, or None. Only maps in the folder, by exact name."""
-    if name not in available(database_path):
-        return None
-    path = folder(database_path) / f"{name}.mbtiles"
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as c:
-        fmt = dict(c.execute("SELECT name, value FROM metadata").fetchall()).get("format", "png")
-        row = c.execute("SELECT tile_data FROM tiles WHERE zoom_level=? AND tile_column=? AND tile_row=?",
-                        (z, x, (1 << z) - 1 - y)).fetchone()   # MBTiles rows count from the south (TMS)
-    if row is None:
-        return None
-    return row[0], {"jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp"}.get(fmt, "image/png")
-
-
-# -- the grid, when there is no map ---------------------------------------------------------------
 def distance_bearing(lat1: float, lon1: float, lat2: float, lon2: float) -> tuple[float, float]:
     """Metres and degrees from the first point to the second."""
     p1, p2 = math.radians(lat1), math.radians(lat2)
@@ -87,7 +25,6 @@ def _fmt(m: float) -> str:
 def grid_svg(origin: tuple[float, float], origin_label: str, points: list[tuple[float, float, str]],
              size: int = 420) -> str:
     """An SVG of `points` (lat, lon, label) around `origin`, with distance rings and a north arrow."""
-    from xml.sax.saxutils import escape
     polar = [(*distance_bearing(origin[0], origin[1], lat, lon), label) for lat, lon, label in points]
     far = max([d for d, _, _ in polar] + [50.0])
     ring = 10 ** math.floor(math.log10(far))
