@@ -13,6 +13,7 @@ import sqlite_utils
 
 from station import pins, registry
 from station.decode.packets import Alert, Cancel, Position
+from station.errors import Refusal
 
 OPEN, ACKNOWLEDGED, RESOLVED = "open", "acknowledged", "resolved"
 RESOLUTIONS = ("safe", "false_alarm", "drill")
@@ -104,16 +105,16 @@ def follow_position(db: sqlite_utils.Database, num: int, pos: Position, at: floa
                (pos.lat, pos.lon, at, pos.source, num))
 
 
-class IncidentError(ValueError):
+class IncidentError(Refusal):
     pass
 
 
 def acknowledge(db: sqlite_utils.Database, iid: int, actor: str, at: float) -> Effect:
     row = db.execute("SELECT state FROM incidents WHERE id=?", (iid,)).fetchone()
     if row is None:
-        raise IncidentError(f"there is no alert {iid}")
+        raise IncidentError("there is no alert {iid}", iid=iid)
     if row[0] != OPEN:
-        raise IncidentError(f"alert {iid} is {row[0]}, not open")
+        raise IncidentError("alert {iid} is {state}, not open", iid=iid, state=row[0])
     db.execute("UPDATE incidents SET state='acknowledged', acknowledged_at=?, acknowledged_by=? WHERE id=?",
                (at, actor, iid))
     log_event(db, iid, at, actor, "acknowledged")
@@ -127,12 +128,12 @@ def acknowledge_newest(db: sqlite_utils.Database, actor: str, at: float) -> Effe
 
 def resolve(db: sqlite_utils.Database, iid: int, resolution: str, actor: str, at: float) -> Effect:
     if resolution not in RESOLUTIONS:
-        raise IncidentError(f"resolution must be one of {', '.join(RESOLUTIONS)}")
+        raise IncidentError("resolution must be one of {choices}", choices=", ".join(RESOLUTIONS))
     row = db.execute("SELECT state FROM incidents WHERE id=?", (iid,)).fetchone()
     if row is None:
-        raise IncidentError(f"there is no alert {iid}")
+        raise IncidentError("there is no alert {iid}", iid=iid)
     if row[0] == RESOLVED:
-        raise IncidentError(f"alert {iid} is already resolved")
+        raise IncidentError("alert {iid} is already resolved", iid=iid)
     db.execute("UPDATE incidents SET state='resolved', resolution=?, resolved_at=?, resolved_by=?, "
                "drill = CASE WHEN ?='drill' THEN 1 ELSE drill END WHERE id=?",
                (resolution, at, actor, resolution, iid))
@@ -145,6 +146,6 @@ def add_note(db: sqlite_utils.Database, iid: int, text: str, actor: str, at: flo
     if not text or len(text) > 2000:
         raise IncidentError("a note is 1 to 2000 characters")
     if db.execute("SELECT 1 FROM incidents WHERE id=?", (iid,)).fetchone() is None:
-        raise IncidentError(f"there is no alert {iid}")
+        raise IncidentError("there is no alert {iid}", iid=iid)
     log_event(db, iid, at, actor, "note", text)
     return Effect("noted", iid)

@@ -14,8 +14,22 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from station import pins
+from station.errors import Refusal
 
 REGISTERED, UNREGISTERED, IMPOSTOR = "registered", "unregistered", "impostor"
+TRUST = (REGISTERED, UNREGISTERED, IMPOSTOR)
+
+
+class RegistryError(Refusal):
+    pass
+
+
+def _number(value, kind) -> bool:
+    try:
+        kind(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -38,7 +52,7 @@ def normalise_key(key: str) -> str:
     except (ValueError, binascii.Error):
         raw = None
     if raw is None or len(raw) != 32:
-        raise ValueError("a public key is 32 bytes, written in base64 (44 characters) or hex (64)")
+        raise RegistryError("a public key is 32 bytes, written in base64 (44 characters) or hex (64)")
     return base64.b64encode(raw).decode()
 
 
@@ -46,16 +60,16 @@ def add(db: sqlite_utils.Database, num: int, label: str, at: float, *, public_ke
         cancel_pin: str | None = None, duress_pin: str | None = None) -> None:
     label = label.strip()
     if not label or len(label) > 64:
-        raise ValueError("a label is 1 to 64 characters")
+        raise RegistryError("a label is 1 to 64 characters")
     if cancel_pin and duress_pin and cancel_pin == duress_pin:
-        raise ValueError("the cancel PIN and the duress PIN must differ")
+        raise RegistryError("the cancel PIN and the duress PIN must differ")
     key = normalise_key(public_key) if public_key else None
     if key is None:
         # Heard before registration: pin the key it announced.
         row = db.execute("SELECT public_key FROM nodes WHERE num=?", (num,)).fetchone()
         key = row[0] if row and row[0] else None
     if db.execute("SELECT 1 FROM bracelets WHERE node_num=?", (num,)).fetchone():
-        raise ValueError(f"node !{num:08x} is already registered; remove it first to re-provision")
+        raise RegistryError("node {node} is already registered; remove it first to re-provision", node=f"!{num:08x}")
     db.execute(
         "INSERT INTO bracelets (node_num, label, public_key, pinned_at, cancel_pin_hash, duress_pin_hash, added_at)"
         " VALUES (?,?,?,?,?,?,?)",
@@ -125,32 +139,32 @@ def set_consent(db: sqlite_utils.Database, num: int, changes: dict, actor: str, 
     for key, value in changes.items():
         if key in CONSENT_CHOICES:
             if value not in CONSENT_CHOICES[key]:
-                raise ValueError(f"{key} must be one of {', '.join(CONSENT_CHOICES[key])}")
+                raise RegistryError("{field} must be one of {choices}", field=key, choices=", ".join(CONSENT_CHOICES[key]))
             out[key] = value
         elif key in ("pseudonym", "real_name"):
             text = (value or "").strip()
             if len(text) > 64:
-                raise ValueError(f"{key} is at most 64 characters")
+                raise RegistryError("{field} is at most 64 characters", field=key)
             out[key] = text or None
         elif key in ("map_link", "position_updates"):
             out[key] = int(bool(value))
         elif key == "languages":
             langs = [x.strip() for x in value if x.strip()]
             if not langs or not all(x.isalpha() and 2 <= len(x) <= 3 for x in langs):
-                raise ValueError("languages are codes such as en,fr,ar")
+                raise RegistryError("languages are codes such as en,fr,ar")
             out[key] = json.dumps(langs)
         elif key == "approvals":
-            if not 1 <= int(value) <= 10:
-                raise ValueError("approvals is from 1 to 10")
+            if not _number(value, int) or not 1 <= int(value) <= 10:
+                raise RegistryError("approvals is from 1 to 10")
             out[key] = int(value)
         elif key == "publish_after_min":
-            if value is not None and not 0 <= float(value) <= 10080:
-                raise ValueError("publish_after_min is from 0 to 10080 minutes (a week)")
+            if value is not None and (not _number(value, float) or not 0 <= float(value) <= 10080):
+                raise RegistryError("publish_after_min is from 0 to 10080 minutes (a week)")
             out[key] = None if value is None else float(value)
         else:
-            raise ValueError(f"unknown consent field {key}")
+            raise RegistryError("unknown consent field {field}", field=key)
     if not db.execute("SELECT 1 FROM bracelets WHERE node_num=?", (num,)).fetchone():
-        raise ValueError(f"!{num:08x} is not registered (station bracelets add first)")
+        raise RegistryError("{node} is not registered (station bracelets add first)", node=f"!{num:08x}")
     if out:
         db.execute(f"UPDATE bracelets SET {', '.join(f'{k}=?' for k in out)} WHERE node_num=?", (*out.values(), num))
         db.execute("INSERT INTO events (incident_id, at, actor, action, detail) VALUES (NULL,?,?,?,?)",

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
+from station.errors import Refusal
+
 ROLES = ("admin", "coordinator", "technician", "viewer")
 # What each role may do; admin may do everything.
 PERMISSIONS = {
@@ -28,7 +30,7 @@ LOCK_S = 300.0
 _N, _R, _P = 2**15, 8, 1   # scrypt: 32 MiB of memory a hash
 
 
-class UserError(ValueError):
+class UserError(Refusal):
     pass
 
 
@@ -65,11 +67,11 @@ def add(db: sqlite_utils.Database, name: str, role: str, password: str, at: floa
     if not name or len(name) > 64 or not all(c.isalnum() or c in "._-" for c in name):
         raise UserError("a user name is 1 to 64 letters, digits, dots, dashes or underscores")
     if role not in ROLES:
-        raise UserError(f"role must be one of {', '.join(ROLES)}")
+        raise UserError("role must be one of {choices}", choices=", ".join(ROLES))
     if len(password) < MIN_PASSWORD:
-        raise UserError(f"a password has at least {MIN_PASSWORD} characters")
+        raise UserError("a password has at least {n} characters", n=MIN_PASSWORD)
     if db.execute("SELECT 1 FROM users WHERE name=?", (name,)).fetchone():
-        raise UserError(f"user {name} exists already")
+        raise UserError("user {name} exists already", name=name)
     db.execute("INSERT INTO users (name, role, password_hash, created_at) VALUES (?,?,?,?)",
                (name, role, hash_password(password), at))
     audit(db, at, actor, "user added", f"{name} ({role})")

@@ -9,6 +9,8 @@ from flask import Blueprint, abort, current_app, flash, g, redirect, render_temp
 from station import incidents, queries
 from station.cli.common import write
 from station.relay import outbox
+from web.i18n import gettext as _
+from web.i18n import message
 from web.maps import incident_map
 from web.security import require
 
@@ -32,7 +34,8 @@ def incident(iid: int):
     if row is None:
         abort(404)
     posts = queries.outbox(db, include_done=True, incident=iid)
-    return render_template("incident.html", a=row, posts=posts, **incident_map(db, row))
+    return render_template("incident.html", a=row, posts=posts, resolutions=incidents.RESOLUTIONS,
+                           **incident_map(db, row))
 
 
 def _act(iid: int, fn, done: str):
@@ -40,7 +43,7 @@ def _act(iid: int, fn, done: str):
     try:
         write(current_app.station_db(), lambda d: fn(d, actor, time.time()))
     except (incidents.IncidentError, outbox.OutboxError) as e:
-        flash(str(e), "error")
+        flash(message(e), "error")
     else:
         flash(done, "ok")
     return redirect(url_for("alerts.incident", iid=iid))
@@ -49,30 +52,30 @@ def _act(iid: int, fn, done: str):
 @bp.route("/alerts/<int:iid>/ack", methods=["POST"])
 @require("incidents")
 def ack(iid: int):
-    return _act(iid, lambda d, a, t: incidents.acknowledge(d, iid, a, t), "acknowledged")
+    return _act(iid, lambda d, a, t: incidents.acknowledge(d, iid, a, t), _("acknowledged"))
 
 
 @bp.route("/alerts/<int:iid>/resolve", methods=["POST"])
 @require("incidents")
 def resolve(iid: int):
     resolution = request.form.get("resolution", "")
-    return _act(iid, lambda d, a, t: incidents.resolve(d, iid, resolution, a, t), f"resolved: {resolution}")
+    return _act(iid, lambda d, a, t: incidents.resolve(d, iid, resolution, a, t), _("resolved: {resolution}", resolution=_(resolution)))
 
 
 @bp.route("/alerts/<int:iid>/note", methods=["POST"])
 @require("incidents")
 def note(iid: int):
     text = request.form.get("note", "")
-    return _act(iid, lambda d, a, t: incidents.add_note(d, iid, text, a, t), "note added")
+    return _act(iid, lambda d, a, t: incidents.add_note(d, iid, text, a, t), _("note added"))
 
 
 @bp.route("/alerts/<int:iid>/approve", methods=["POST"])
 @require("publish")
 def approve(iid: int):
-    return _act(iid, lambda d, a, t: outbox.approve(d, iid, a, t), "publication approved")
+    return _act(iid, lambda d, a, t: outbox.approve(d, iid, a, t), _("publication approved"))
 
 
 @bp.route("/alerts/<int:iid>/withhold", methods=["POST"])
 @require("publish")
 def withhold(iid: int):
-    return _act(iid, lambda d, a, t: outbox.withhold(d, iid, a, t), "publication withheld")
+    return _act(iid, lambda d, a, t: outbox.withhold(d, iid, a, t), _("publication withheld"))

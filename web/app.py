@@ -8,12 +8,22 @@ import sqlite3
 import time
 from pathlib import Path
 
-from flask import Flask, g
+from flask import Flask, g, render_template
+from werkzeug.exceptions import HTTPException
 
 from station.config import Config
 from station.storage import db as dbmod
 from station.storage.migrations import migrate
 from web import i18n, security
+from web.i18n import N_
+
+
+ERRORS = {
+    400: (N_("Bad request"), N_("This request is missing something the page needs.")),
+    403: (N_("Not allowed"), N_("Your role may not do this.")),
+    404: (N_("Not found"), N_("There is nothing at this address.")),
+    405: (N_("Not allowed"), N_("This address does not take that kind of request.")),
+}
 
 
 def _secret_key(cfg: Config) -> bytes:
@@ -71,6 +81,7 @@ def create_app(cfg: Config) -> Flask:
     app.jinja_env.globals["csrf_token"] = security.csrf_token
     app.jinja_env.globals["_"] = i18n.gettext
     app.jinja_env.globals["lang"] = i18n.current
+    app.jinja_env.filters["term"] = i18n.term
 
     from web import alerts, api, auth, exports, maps, pages, stream, wearers
     app.register_blueprint(auth.bp)
@@ -82,9 +93,17 @@ def create_app(cfg: Config) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(stream.bp)
 
-    @app.errorhandler(403)
-    def forbidden(e):
-        return {"error": e.description} if _api() else (f"<h1>Not allowed</h1><p>{_esc(e.description)}</p>", 403)
+    @app.errorhandler(HTTPException)
+    def refused(e):
+        if e.code is None or e.code < 400:
+            return e        # routing redirects (a missing trailing slash) pass through
+        # Our own descriptions are translated where they are raised; Werkzeug's stock ones are not,
+        # so each code gets a sentence of ours.
+        title, stock = ERRORS.get(e.code, (e.name, e.description))
+        text = i18n.gettext(stock) if e.description == type(e).description else e.description
+        if _api():
+            return {"error": text}, e.code
+        return render_template("error.html", title=i18n.gettext(title), text=text), e.code
 
     @app.errorhandler(sqlite3.OperationalError)
     def database_busy(e):
@@ -95,8 +114,3 @@ def create_app(cfg: Config) -> Flask:
 def _api() -> bool:
     from flask import request
     return request.path.startswith("/api/")
-
-
-def _esc(text) -> str:
-    from markupsafe import escape
-    return str(escape(text))

@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, se
 
 from station import users
 from station.cli.common import write
+from web.i18n import gettext as _
 
 bp = Blueprint("auth", __name__)
 
@@ -27,7 +28,7 @@ def login():
             target = request.args.get("next") or ""
             # Only paths on this console: never an open redirect.
             return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("alerts.index"))
-        error = "Wrong name or password, or too many attempts: wait a few minutes."
+        error = _("Wrong name or password, or too many attempts: wait a few minutes.")
     return render_template("login.html", error=error), 200 if error is None else 401
 
 

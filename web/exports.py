@@ -10,6 +10,7 @@ from xml.sax.saxutils import escape
 
 from flask import Blueprint, Response, abort, current_app, request
 
+from web.i18n import gettext as _
 from web.security import require
 
 bp = Blueprint("exports", __name__, url_prefix="/exports")
@@ -101,7 +102,7 @@ def positions_kml():
 def events_csv():
     iid = request.args.get("incident", type=int)
     if iid is None:
-        abort(400, description="give ?incident=ID")
+        abort(400, description=_("give ?incident=ID"))
     rows = current_app.station_db().execute("SELECT at, actor, action, detail FROM events WHERE incident_id=? "
                                             "ORDER BY id", (iid,)).fetchall()
     return _csv(["at", "actor", "action", "detail"], rows, f"alert-{iid}-events.csv")

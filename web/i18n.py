@@ -1,6 +1,8 @@
-"""Console translations: `_("English text")` in templates, catalogs in web/translations/LANG.json.
+"""Console translations: `_(...)` around English text in templates, catalogs in web/translations/LANG.json.
 
-The language comes from `?lang=xx` (remembered in the session), else the browser's
+Server-side texts (flash messages, errors, the core's refusals through `message`) and stored
+code words (states, trust levels, events, through the `term` filter) go through the same
+catalogs. The language comes from `?lang=xx` (remembered in the session), else the browser's
 Accept-Language, else English. A string missing from a catalog shows in English, and
 tests/web/test_i18n.py fails until every wrapped string is in every catalog.
 """
@@ -38,3 +40,22 @@ def current() -> str:
 def gettext(text: str, **values) -> str:
     translated = catalog(current()).get(text, text) if current() != "en" else text
     return translated.format(**values) if values else translated
+
+
+def N_(text: str) -> str:
+    """Marks English text for the catalogs where it is defined; translated where it is shown."""
+    return text
+
+
+def term(value):
+    """A stored code word (a state, a trust level, an event) in the reader's language; any
+    other value, a name or a number, unchanged."""
+    return gettext(value) if isinstance(value, str) else value
+
+
+def message(error: Exception) -> str:
+    """A refusal from the station's core (`station.errors.Refusal`) in the reader's language."""
+    template = getattr(error, "template", None)
+    if template is None:
+        return str(error)
+    return gettext(template, **{k: term(v) for k, v in error.values.items()})

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, abort, current_app, send_from_directory, 
 from markupsafe import Markup
 
 from station import maps
+from web.i18n import gettext as _
 from web.security import require
 
 bp = Blueprint("maps", __name__)
@@ -31,7 +32,7 @@ def tile(name: str, z: int, x: int, y: int):
 @require("read")
 def leaflet(filename: str):
     if not os.path.isdir(LEAFLET_DIR):
-        abort(404, description="Leaflet is not installed: sudo apt-get install libjs-leaflet")
+        abort(404, description=_("Leaflet is missing: sudo apt-get install libjs-leaflet"))
     return send_from_directory(LEAFLET_DIR, filename)   # refuses paths outside the folder
 
 
@@ -44,8 +45,9 @@ def incident_map(db, row: dict) -> dict:
     if not track:
         return {"map_layers": None, "grid": None, "track_json": "[]", "uncovered": False}
     station = db.execute("SELECT lat, lon FROM positions WHERE node_num IS NULL ORDER BY id DESC LIMIT 1").fetchone()
-    origin, label = ((station[0], station[1]), "station") if station else (track[0], "first fix")
-    grid = maps.grid_svg(origin, label, [(lat, lon, row["name"] or row["node_id"]) for lat, lon in track])
+    origin, label = ((station[0], station[1]), _("station")) if station else (track[0], _("first fix"))
+    grid = maps.grid_svg(origin, label, [(lat, lon, row["name"] or row["node_id"]) for lat, lon in track],
+                         caption=_("positions relative to {origin}", origin=label))
     described = maps.describe(current_app.station_config.database_path)
     layers = [_layer(name, info) for name, info in described if _covers(info, track[-1])]
     return {"map_layers": json.dumps(layers) if layers else None, "grid": Markup(grid),

@@ -11,6 +11,7 @@ from pathlib import Path
 from flask import Blueprint, current_app, render_template
 
 from station import __version__, doctor, queries
+from web.i18n import gettext as _
 from web.security import require
 
 bp = Blueprint("pages", __name__)
@@ -37,14 +38,15 @@ def health():
     temp = _read("/sys/class/thermal/thermal_zone0/temp")
     uptime = _read("/proc/uptime")
     disk = shutil.disk_usage(cfg.database_path.parent)
+    unknown = _("unknown")
     facts = {
-        "CPU temperature": f"{int(temp) / 1000:.1f} °C" if temp and temp.isdigit() else "unknown",
-        "power": doctor.undervoltage().message,
-        "uptime": f"{float(uptime.split()[0]) / 3600:.1f} h" if uptime else "unknown",
-        "disk free": f"{disk.free / 2**30:.1f} GiB of {disk.total / 2**30:.1f} GiB",
-        "versions": f"station {__version__}, Python {platform.python_version()}, {platform.system()} "
+        _("CPU temperature"): f"{int(temp) / 1000:.1f} °C" if temp and temp.isdigit() else unknown,
+        _("power"): doctor.undervoltage().message,
+        _("uptime"): f"{float(uptime.split()[0]) / 3600:.1f} h" if uptime else unknown,
+        _("disk free"): _("{free:.1f} GiB of {total:.1f} GiB", free=disk.free / 2**30, total=disk.total / 2**30),
+        _("versions"): f"station {__version__}, Python {platform.python_version()}, {platform.system()} "
                     f"{platform.release()}",
-        "checked at": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "host": os.uname().nodename,
+        _("checked at"): time.strftime("%Y-%m-%d %H:%M:%S"),
+        _("host"): os.uname().nodename,
     }
     return render_template("health.html", s=status, facts=facts)

@@ -15,6 +15,7 @@ import time
 from flask import abort, current_app, g, jsonify, redirect, request, session, url_for
 
 from station import users
+from web.i18n import gettext as _
 
 PUBLIC_ENDPOINTS = {"auth.login", "static"}
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -47,7 +48,7 @@ def load_user() -> None:
         return None
     if g.user is None:
         if _wants_json():
-            return jsonify(error="login required"), 401
+            return jsonify(error=_("login required")), 401
         return redirect(url_for("auth.login", next=request.full_path if request.method == "GET" else None))
     if request.method not in SAFE_METHODS:
         _check_csrf()
@@ -57,7 +58,7 @@ def load_user() -> None:
 def _check_csrf() -> None:
     sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token") or ""
     if not session.get("csrf") or not hmac.compare_digest(sent, session["csrf"]):
-        abort(403, description="missing or wrong CSRF token: reload the page")
+        abort(403, description=_("missing or wrong CSRF token: reload the page"))
 
 
 def require(permission: str):
@@ -68,7 +69,7 @@ def require(permission: str):
         @functools.wraps(view)
         def inner(*args, **kwargs):
             if g.user is None or not g.user.can(permission):
-                abort(403, description=f"your role may not do this ({permission})")
+                abort(403, description=_("your role may not do this ({permission})", permission=_(permission)))
             return view(*args, **kwargs)
         return inner
     return wrap

@@ -8,6 +8,8 @@ from flask import Blueprint, abort, current_app, flash, g, redirect, render_temp
 
 from station import registry
 from station.cli.common import write
+from web.i18n import gettext as _
+from web.i18n import message
 from web.security import require
 
 bp = Blueprint("wearers", __name__, url_prefix="/wearers")
@@ -33,7 +35,7 @@ def index():
 def edit(num: int):
     # The role first: a viewer must not learn which nodes are registered by probing.
     if request.method == "POST" and not g.user.can("wearers"):
-        abort(403, description="your role may not change consent (wearers)")
+        abort(403, description=_("your role may not change consent (wearers)"))
     db = current_app.station_db()
     found = _rows(db, ROWS_SQL + " WHERE b.node_num=?", (num,))
     if not found:
@@ -48,8 +50,8 @@ def edit(num: int):
         try:
             write(db, lambda d: registry.set_consent(d, num, changes, f"console:{g.user.name}", time.time()))
         except (ValueError, TypeError) as e:
-            flash(str(e), "error")
+            flash(message(e), "error")
         else:
-            flash("consent and policy saved", "ok")
+            flash(_("consent and policy saved"), "ok")
         return redirect(url_for("wearers.edit", num=num))
     return render_template("wearer.html", w=found[0], choices=registry.CONSENT_CHOICES)

@@ -23,8 +23,10 @@ def _fmt(m: float) -> str:
 
 
 def grid_svg(origin: tuple[float, float], origin_label: str, points: list[tuple[float, float, str]],
-             size: int = 420) -> str:
-    """An SVG of `points` (lat, lon, label) around `origin`, with distance rings and a north arrow."""
+             size: int = 420, caption: str | None = None) -> str:
+    """An SVG of `points` (lat, lon, label) around `origin`, with distance rings and a north arrow.
+    `caption` is what a screen reader says (the console passes it in the reader's language)."""
+    quoted = escape(caption or f"positions relative to {origin_label}", {'"': "&quot;"})
     polar = [(*distance_bearing(origin[0], origin[1], lat, lon), label) for lat, lon, label in points]
     far = max([d for d, _, _ in polar] + [50.0])
     ring = 10 ** math.floor(math.log10(far))
@@ -32,7 +34,7 @@ def grid_svg(origin: tuple[float, float], origin_label: str, points: list[tuple[
     scale = (size / 2 - 30) / (ring * 4)
     c = size / 2
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="grid" viewBox="0 0 {size} {size}" width="{size}" '
-           f'height="{size}" role="img" aria-label="positions relative to {escape(origin_label)}">',
+           f'height="{size}" role="img" aria-label="{quoted}">',
            f'<rect width="{size}" height="{size}" fill="#fff" stroke="#999"/>']
     for k in range(1, 5):
         r = ring * k * scale

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from station import incidents as inc
+from station.errors import Refusal
 from station.logs import event
 from station.relay.compose import NO_CONSENT, ComposeError, Consent, Templates, compose
 from station.relay.settings import Destination, Place
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 HELD, READY, SENDING, SENT, FAILED, UNCERTAIN, CANCELLED = (
     "held", "ready", "sending", "sent", "failed", "uncertain", "cancelled")
+STATES = (HELD, READY, SENDING, SENT, FAILED, UNCERTAIN, CANCELLED)
 # SOS alerts before follow-ups before drills; oldest first within a class.
 PRIORITY_ALERT, PRIORITY_FOLLOW_UP, PRIORITY_DRILL = 0, 1, 2
 
@@ -335,23 +337,24 @@ def next_wake(db: sqlite_utils.Database, at: float) -> float | None:
 
 
 # -- coordinator actions ------------------------------------------------------------------------
-class OutboxError(ValueError):
+class OutboxError(Refusal):
     pass
 
 
 def _row(db, row_id: int) -> dict:
     rows = _rows(db, "SELECT * FROM outbox WHERE id=?", (row_id,))
     if not rows:
-        raise OutboxError(f"there is no outbox row {row_id}")
+        raise OutboxError("there is no outbox row {row}", row=row_id)
     return rows[0]
 
 
 def retry(db: sqlite_utils.Database, row_id: int, actor: str, at: float) -> None:
     row = _row(db, row_id)
     if row["state"] not in (FAILED, UNCERTAIN, HELD):
-        raise OutboxError(f"row {row_id} is {row['state']}: only failed, uncertain or held rows are retried")
+        raise OutboxError("row {row} is {state}: only failed, uncertain or held rows are retried", row=row_id,
+                          state=row["state"])
     if row["state"] == HELD and not (row["reason"] or "").startswith("budget"):
-        raise OutboxError(f"row {row_id} is held for verification: approve the alert instead")
+        raise OutboxError("row {row} is held for verification: approve the alert instead", row=row_id)
     note = "re-send decided by a coordinator" + (" (it may already have been posted)" if row["state"] == UNCERTAIN
                                                  else "")
     transition(db, row_id, (row["state"],), READY, at, actor, note, attempts=0, next_attempt_at=None)
@@ -360,7 +363,7 @@ def retry(db: sqlite_utils.Database, row_id: int, actor: str, at: float) -> None
 def cancel(db: sqlite_utils.Database, row_id: int, actor: str, at: float) -> None:
     row = _row(db, row_id)
     if row["state"] not in (HELD, READY, FAILED, UNCERTAIN):
-        raise OutboxError(f"row {row_id} is {row['state']} and cannot be cancelled")
+        raise OutboxError("row {row} is {state} and cannot be cancelled", row=row_id, state=row["state"])
     transition(db, row_id, (row["state"],), CANCELLED, at, actor, "cancelled by a coordinator")
 
 
@@ -369,7 +372,7 @@ def confirm(db: sqlite_utils.Database, row_id: int, actor: str, at: float, remot
     """A coordinator checked the platform: the uncertain post is there (or is not)."""
     row = _row(db, row_id)
     if row["state"] != UNCERTAIN:
-        raise OutboxError(f"row {row_id} is {row['state']}, not uncertain")
+        raise OutboxError("row {row} is {state}, not uncertain", row=row_id, state=row["state"])
     if posted:
         transition(db, row_id, (UNCERTAIN,), SENT, at, actor, "confirmed posted by a coordinator",
                    remote_id=remote_id or row["remote_id"], url=url or row["url"], sent_at=row["sent_at"] or at)
@@ -379,7 +382,7 @@ def confirm(db: sqlite_utils.Database, row_id: int, actor: str, at: float, remot
 
 def approve(db: sqlite_utils.Database, incident_id: int, actor: str, at: float) -> int:
     if not db.execute("SELECT 1 FROM incidents WHERE id=?", (incident_id,)).fetchone():
-        raise OutboxError(f"there is no alert {incident_id}")
+        raise OutboxError("there is no alert {iid}", iid=incident_id)
     db.execute("INSERT OR IGNORE INTO approvals (incident_id, actor, at) VALUES (?,?,?)", (incident_id, actor, at))
     # Approval after a withhold plans the publication again (plan_new skips live rows).
     db.execute("UPDATE incidents SET withheld=0, relay_planned=0 WHERE id=? AND withheld=1", (incident_id,))
@@ -389,7 +392,7 @@ def approve(db: sqlite_utils.Database, incident_id: int, actor: str, at: float) 
 
 def withhold(db: sqlite_utils.Database, incident_id: int, actor: str, at: float) -> int:
     if not db.execute("SELECT 1 FROM incidents WHERE id=?", (incident_id,)).fetchone():
-        raise OutboxError(f"there is no alert {incident_id}")
+        raise OutboxError("there is no alert {iid}", iid=incident_id)
     db.execute("UPDATE incidents SET withheld=1 WHERE id=?", (incident_id,))
     inc.log_event(db, incident_id, at, actor, "publication withheld")
     n = 0
