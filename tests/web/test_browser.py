@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -86,7 +87,7 @@ secret_file = "{files['secret_file']}"
     procs.append(subprocess.Popen(run + ["run"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     procs.append(subprocess.Popen(run + ["console"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     wait_until(lambda: listening(console_port), 15, what="console")
-    yield f"http://127.0.0.1:{console_port}", hook
+    yield f"http://127.0.0.1:{console_port}", hook, procs
     for p in reversed(procs):
         p.send_signal(signal.SIGTERM)
     for p in procs:
@@ -98,7 +99,7 @@ secret_file = "{files['secret_file']}"
 
 
 def test_coordinator_sees_an_sos_live_acknowledges_approves_and_resolves(browser, station):
-    base, hook = station
+    base, hook, _ = station
     page = browser.new_page(viewport={"width": 1100, "height": 800})
     page.goto(base + "/")
     assert "/login" in page.url
@@ -141,6 +142,28 @@ def test_coordinator_sees_an_sos_live_acknowledges_approves_and_resolves(browser
     assert "resolved" in page.inner_text("p.summary")
     wait_until(lambda: len(hook.posts) == 2, 20, what="the follow-up post")
     assert "is safe" in hook.posts[1].text
+
+
+def test_a_dead_console_stops_no_alert_and_a_new_one_shows_it(station, tmp_path):
+    """kill -9 the console before the SOS: the daemon stores it; a console started again shows it."""
+    import re
+
+    import requests
+    base, _, procs = station
+    console = procs[2]
+    console.kill()
+    console.wait(5)
+    db = sqlite3.connect(tmp_path / "station.db")
+    wait_until(lambda: db.execute("SELECT COUNT(*) FROM incidents WHERE state='open'").fetchone()[0] == 1, 30,
+               what="the SOS stored with no console running")
+    procs[2] = subprocess.Popen(console.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port = int(base.rsplit(":", 1)[1])
+    wait_until(lambda: listening(port), 15, what="console again")
+    s = requests.Session()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', s.get(base + "/login").text).group(1)
+    s.post(base + "/login", data={"name": "maria", "password": "a long enough secret", "csrf_token": token})
+    alerts = s.get(base + "/api/alerts").json()
+    assert [a["name"] for a in alerts] == ["Amina D."]
 
 
 @pytest.fixture
