@@ -72,6 +72,19 @@ def nodes(db: sqlite_utils.Database) -> list[dict]:
     return rows
 
 
+def wearers(db: sqlite_utils.Database, num: int | None = None) -> list[dict]:
+    """Registered bracelets with consent, policy, last heard and battery; whether PINs are set,
+    never their hashes (these rows go to every reader of the console and its API)."""
+    rows = _rows(db, "SELECT b.*, printf('!%08x', b.node_num) AS node_id, n.last_heard, n.battery_level, "
+                     "n.key_mismatch FROM bracelets b LEFT JOIN nodes n ON n.num=b.node_num"
+                     + (" WHERE b.node_num=?" if num is not None else "") + " ORDER BY b.label",
+                 () if num is None else (num,))
+    for r in rows:
+        r["has_cancel_pin"] = r.pop("cancel_pin_hash") is not None
+        r["has_duress_pin"] = r.pop("duress_pin_hash") is not None
+    return rows
+
+
 def counts(db: sqlite_utils.Database) -> dict[str, Any]:
     one = lambda sql: db.execute(sql).fetchone()[0]  # noqa: E731
     return {

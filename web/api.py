@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, jsonify, request
 
-from station import queries, registry
+from station import queries
 from web.security import require
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -34,7 +34,7 @@ def nodes():
 @bp.route("/bracelets")
 @require("read")
 def bracelets():
-    return jsonify([b.__dict__ for b in registry.list_all(current_app.station_db())])
+    return jsonify(queries.wearers(current_app.station_db()))
 
 
 @bp.route("/outbox")

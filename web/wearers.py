@@ -6,7 +6,7 @@ import time
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 
-from station import registry
+from station import queries, registry
 from station.cli.common import write
 from web.i18n import gettext as _
 from web.i18n import message
@@ -14,20 +14,10 @@ from web.security import require
 
 bp = Blueprint("wearers", __name__, url_prefix="/wearers")
 
-ROWS_SQL = """SELECT b.*, printf('!%08x', b.node_num) AS node_id, n.last_heard, n.battery_level, n.key_mismatch
-              FROM bracelets b LEFT JOIN nodes n ON n.num=b.node_num"""
-
-
-def _rows(db, sql, params=()):
-    cur = db.execute(sql, params)
-    cols = [c[0] for c in cur.description]
-    return [dict(zip(cols, r)) for r in cur.fetchall()]
-
-
 @bp.route("/")
 @require("read")
 def index():
-    return render_template("wearers.html", wearers=_rows(current_app.station_db(), ROWS_SQL + " ORDER BY b.label"))
+    return render_template("wearers.html", wearers=queries.wearers(current_app.station_db()))
 
 
 @bp.route("/<int:num>", methods=["GET", "POST"])
@@ -37,7 +27,7 @@ def edit(num: int):
     if request.method == "POST" and not g.user.can("wearers"):
         abort(403, description=_("your role may not change consent (wearers)"))
     db = current_app.station_db()
-    found = _rows(db, ROWS_SQL + " WHERE b.node_num=?", (num,))
+    found = queries.wearers(db, num)
     if not found:
         abort(404)
     if request.method == "POST":

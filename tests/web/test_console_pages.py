@@ -131,3 +131,21 @@ def test_coordinators_add_notes_to_the_timeline_and_see_each_fix(with_positions)
     assert "Called her brother" in page and page.count("<td>position_app</td>") == 3
     c.post("/alerts/1/note", data={"csrf_token": token, "note": "   "})
     assert "a note is 1 to 2000 characters" in c.get("/alerts/1").get_data(as_text=True)
+
+
+def test_the_bracelets_api_shows_what_the_wearers_page_shows_and_never_a_pin_hash(app):   # noqa: F811
+    from station import registry
+    from station.storage.writer import Writer
+    w = Writer(app.station_config.database_path).start()
+    w.call(lambda db: registry.add(db, 7, "Amina", time.time(), cancel_pin="1234", duress_pin="9999"))
+    w.call(lambda db: registry.set_consent(db, 7, {"publish": "verified", "precision": "city"}, "test", time.time()))
+    w.stop()
+    c = app.test_client()
+    login(c, "viewer")
+    r = c.get("/api/bracelets")
+    [row] = r.get_json()
+    assert (row["label"], row["node_id"], row["publish"], row["precision"]) == ("Amina", "!00000007", "verified", "city")
+    assert row["has_cancel_pin"] is True and row["has_duress_pin"] is True and "last_heard" in row
+    assert not [k for k in row if "hash" in k] and "scrypt" not in r.get_data(as_text=True)
+    page = c.get("/wearers/7").get_data(as_text=True)
+    assert "cancel PIN: set · duress PIN: set" in page
