@@ -3,7 +3,9 @@
 Measures, with the console under waitress in its own process: server time p50/p95 (from the
 Server-Timing header) of the alerts page, an incident page and the main API calls (target p95
 under 100 ms), the time for a new alert to reach an open event stream (target under 1 s), and
-the console's peak RSS.
+the console's peak RSS. Two offline maps of 349,525 tiles each (zooms 0 to 9, one PMTiles with
+leaf directories, one MBTiles) are imported, so the incident page lists them and random deep
+tiles are served from both.
 
     .venv/bin/python bench/console.py        # writes bench/results/console.json
 """
@@ -28,11 +30,38 @@ import requests
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from station import users  # noqa: E402
+from station import maps, users  # noqa: E402
 from station.storage import db as dbmod  # noqa: E402
 from station.storage.migrations import migrate  # noqa: E402
 
 INCIDENTS, PACKETS, OPEN = 100_000, 1_000_000, 40
+MAP_ZOOM = 9
+
+
+def tile_files(tmp: Path, db_path: Path) -> float:
+    """Every tile to MAP_ZOOM, each distinct (small: the lookup is measured, not the bytes)."""
+    import sqlite3
+
+    from pmtiles.tile import Compression, TileType, zxy_to_tileid
+    from pmtiles.writer import write
+    coords = [(z, x, y) for z in range(MAP_ZOOM + 1) for x in range(1 << z) for y in range(1 << z)]
+    data = {c: b"\x89PNG\r\n\x1a\n" + repr(c).encode() for c in coords}
+    with write(str(tmp / "region.pmtiles")) as w:
+        for tid, c in sorted((zxy_to_tileid(*c), c) for c in coords):
+            w.write_tile(tid, data[c])
+        w.finalize({"tile_type": TileType.PNG, "tile_compression": Compression.NONE}, {})
+    with sqlite3.connect(tmp / "region.mbtiles") as c:
+        c.execute("CREATE TABLE metadata (name text, value text)")
+        c.execute("CREATE TABLE tiles (zoom_level integer, tile_column integer, tile_row integer, tile_data blob)")
+        c.execute("CREATE UNIQUE INDEX tile_index ON tiles (zoom_level, tile_column, tile_row)")
+        c.execute("INSERT INTO metadata VALUES ('format', 'png')")
+        c.executemany("INSERT INTO tiles VALUES (?,?,?,?)", ((z, x, (1 << z) - 1 - y, data[(z, x, y)])
+                                                           for z, x, y in coords))
+    t0 = time.perf_counter()
+    maps.import_file(tmp / "region.pmtiles", db_path, "country")     # converted to MBTiles on the way in
+    converted_s = time.perf_counter() - t0
+    maps.import_file(tmp / "region.mbtiles", db_path, "town")
+    return converted_s
 
 
 def fill(path: Path) -> None:
@@ -93,6 +122,7 @@ def main() -> int:
         tmp = Path(d)
         t0 = time.time()
         fill(tmp / "s.db")
+        pmtiles_import_s = tile_files(tmp, tmp / "s.db")
         fill_s = time.time() - t0
         port = free_port()
         cfg = tmp / "station.toml"
@@ -114,11 +144,17 @@ def main() -> int:
                        "api alerts": "/api/alerts", "api incident": f"/api/alerts/{INCIDENTS - 5}",
                        "api nodes": "/api/nodes", "api status": "/api/status", "api outbox": "/api/outbox",
                        "nodes page": "/nodes", "health page": "/health"}
+            rng = random.Random(2)
+
+            def deep_tile(name: str) -> str:
+                return f"/maps/tiles/{name}/{MAP_ZOOM}/{rng.randrange(1 << MAP_ZOOM)}/{rng.randrange(1 << MAP_ZOOM)}"
+            targets["tile from PMTiles (zoom 9)"] = lambda: deep_tile("country")
+            targets["tile from MBTiles (zoom 9)"] = lambda: deep_tile("town")
             timings = {}
             for name, path in targets.items():
                 durations = []
                 for _ in range(60):
-                    r = s.get(base + path, timeout=30)
+                    r = s.get(base + (path() if callable(path) else path), timeout=30)
                     assert r.status_code == 200, (path, r.status_code)
                     durations.append(float(r.headers["Server-Timing"].split("dur=")[1]))
                 timings[name] = {"p50_ms": round(pct(durations, 50), 2), "p95_ms": round(pct(durations, 95), 2)}
@@ -151,7 +187,8 @@ def main() -> int:
             console.send_signal(signal.SIGTERM)
             console.wait(10)
     out = {
-        "incidents": INCIDENTS, "packets": PACKETS, "fill_s": round(fill_s, 1),
+        "incidents": INCIDENTS, "packets": PACKETS, "map_tiles_per_file": (4 ** (MAP_ZOOM + 1) - 1) // 3,
+        "fill_s": round(fill_s, 1), "pmtiles_import_s": round(pmtiles_import_s, 1),
         "server_time": timings,
         "new_alert_to_open_stream_ms": {"p50": round(statistics.median(latencies), 1),
                                         "max": round(max(latencies), 1)},

@@ -13,7 +13,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from flask import request, session
+from flask import g, request, session
 
 CATALOGS = Path(__file__).with_name("translations")
 
@@ -24,21 +24,28 @@ def catalog(lang: str) -> dict[str, str]:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
-def languages() -> list[str]:
-    return ["en"] + sorted(p.stem for p in CATALOGS.glob("*.json"))
+@lru_cache(maxsize=None)
+def languages() -> tuple[str, ...]:
+    return ("en", *sorted(p.stem for p in CATALOGS.glob("*.json")))
 
 
 def current() -> str:
-    wanted = request.args.get("lang")
-    if wanted in languages():
-        session["lang"] = wanted
-    if session.get("lang") in languages():
-        return session["lang"]
-    return request.accept_languages.best_match(languages()) or "en"
+    # Once per request: a page calls gettext hundreds of times (the benchmark's alert list went
+    # from 2.8 to 11.7 ms when each call looked the language up again).
+    if "lang" not in g:
+        wanted = request.args.get("lang")
+        if wanted in languages():
+            session["lang"] = wanted
+        if session.get("lang") in languages():
+            g.lang = session["lang"]
+        else:
+            g.lang = request.accept_languages.best_match(languages()) or "en"
+    return g.lang
 
 
 def gettext(text: str, **values) -> str:
-    translated = catalog(current()).get(text, text) if current() != "en" else text
+    lang = current()
+    translated = catalog(lang).get(text, text) if lang != "en" else text
     return translated.format(**values) if values else translated
 
 

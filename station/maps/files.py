@@ -1,15 +1,15 @@
-"""The maps folder beside the database: import checked MBTiles or PMTiles files, list them,
-serve their tiles. Only files in that folder are ever opened, by exact name."""
+"""The maps folder beside the database: import checked MBTiles or PMTiles files (PMTiles become
+MBTiles on the way in), list them, serve their tiles. Only files in that folder are ever
+opened, by exact name."""
 
 from __future__ import annotations
 
 import re
 import shutil
 import sqlite3
-import zlib
 from pathlib import Path
 
-from station.maps.formats import FORMATS, MapError, MapInfo
+from station.maps.formats import MBTiles, MapError, MapInfo, PMTiles
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -22,7 +22,7 @@ def _files(database_path: Path) -> dict[str, Path]:
     d = folder(database_path)
     if not d.is_dir():
         return {}
-    return {p.stem: p for p in sorted(d.iterdir()) if p.suffix in FORMATS and NAME.match(p.stem)}
+    return {p.stem: p for p in sorted(d.glob("*.mbtiles")) if NAME.match(p.stem)}
 
 
 def available(database_path: Path) -> list[str]:
@@ -35,29 +35,36 @@ def describe(database_path: Path) -> list[tuple[str, MapInfo]]:
     out = []
     for name, path in _files(database_path).items():
         try:
-            out.append((name, FORMATS[path.suffix](path).info()))
+            out.append((name, MBTiles(path).info()))
         except (MapError, OSError):
             continue
     return sorted(out, key=lambda item: (item[1].maxzoom, item[0]))
 
 
 def import_file(source: Path, database_path: Path, name: str | None = None) -> Path:
-    kind = FORMATS.get(source.suffix.lower())
-    if kind is None:
+    """Check `source` and add it as NAME.mbtiles (replacing a map of that name)."""
+    suffix = source.suffix.lower()
+    if suffix not in (".mbtiles", ".pmtiles"):
         raise MapError("a map file is an .mbtiles or .pmtiles file")
     name = name or source.stem
     if not NAME.match(name):
         raise MapError("a map name is letters, digits, dots, dashes or underscores (at most 64)")
-    kind(source).info()     # refuses what the console could not serve, before anything is copied
-    dest = folder(database_path) / f"{name}{kind.suffix}"
+    dest = folder(database_path) / f"{name}.mbtiles"
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_suffix(".partial")
-    shutil.copyfile(source, tmp)
+    tmp.unlink(missing_ok=True)     # left by an import that was interrupted
+    try:
+        if suffix == ".pmtiles":
+            PMTiles(source).convert(tmp)
+        else:
+            MBTiles(source).info()  # refuses what the console could not serve, before copying
+            shutil.copyfile(source, tmp)
+        MBTiles(tmp).info()
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     tmp.chmod(0o640)
-    tmp.replace(dest)
-    for other in FORMATS:   # a name means one map: re-importing it in the other format replaces it
-        if other != kind.suffix:
-            dest.with_suffix(other).unlink(missing_ok=True)
+    tmp.replace(dest)               # the console sees the old map or the new one, never half
     return dest
 
 
@@ -67,6 +74,6 @@ def tile(database_path: Path, name: str, z: int, x: int, y: int) -> tuple[bytes,
     if path is None:
         return None
     try:
-        return FORMATS[path.suffix](path).tile(z, x, y)
-    except (MapError, OSError, sqlite3.Error, zlib.error, EOFError, IndexError):
+        return MBTiles(path).tile(z, x, y)
+    except sqlite3.Error:
         return None     # a file damaged after import shows as missing tiles, not a server error

@@ -20,6 +20,11 @@ from .tilefiles import make_mbtiles, make_pmtiles, png, pyramid
 TILES = pyramid(2)
 
 
+def _scribble(data: bytes, at: int) -> bytes:
+    """The same file with 8 bytes overwritten (here: the start of its gzip'd root directory)."""
+    return data[:at] + b"\xde\xad\xbe\xef" * 2 + data[at + 8:]
+
+
 @pytest.mark.parametrize("dlat, dlon, metres, bearing", [
     (0.009, 0.0, 1000, 0), (0.0, 0.009, 1000, 90), (-0.009, 0.0, 1000, 180), (0.0, -0.09, 10_000, 270)])
 def test_distance_and_bearing(dlat, dlon, metres, bearing):
@@ -55,7 +60,8 @@ def test_import_refuses_what_it_cannot_read(tmp_path, name, content, message):
     (lambda p: make_mbtiles(p.with_suffix(".mbtiles"), {}), "holds no tiles"),
     (lambda p: make_pmtiles(p, TILES, tile_type=TileType.MVT), "holds mvt tiles"),
     (lambda p: make_pmtiles(p, TILES, compression=Compression.BROTLI), "compresses its tiles with BROTLI"),
-    (lambda p: p.write_bytes(make_pmtiles(p, TILES).read_bytes()[:140]), "damaged PMTiles file"),
+    (lambda p: p.write_bytes(make_pmtiles(p, TILES).read_bytes()[:140]), "cut short"),
+    (lambda p: p.write_bytes(_scribble(make_pmtiles(p, TILES).read_bytes(), 127)), "damaged PMTiles file"),
 ])
 def test_import_refuses_maps_the_console_could_not_draw(tmp_path, make, message):
     f = tmp_path / "town.pmtiles"
@@ -94,16 +100,43 @@ def test_a_name_is_one_map_whichever_format_it_was_imported_in(tmp_path):
     db = tmp_path / "s.db"
     maps.import_file(make_mbtiles(tmp_path / "town.mbtiles", TILES), db)
     maps.import_file(make_pmtiles(tmp_path / "t.pmtiles", {(0, 0, 0): png((1, 2, 3))}), db, name="town")
-    assert maps.available(db) == ["town"]
-    assert maps.tile(db, "town", 0, 0, 0)[0] == png((1, 2, 3))
-    assert not (maps.folder(db) / "town.mbtiles").exists()
+    assert maps.available(db) == ["town"] and [p.name for p in maps.folder(db).iterdir()] == ["town.mbtiles"]
+    assert maps.tile(db, "town", 0, 0, 0)[0] == png((1, 2, 3)) and maps.tile(db, "town", 1, 0, 0) is None
+
+
+def test_pmtiles_become_mbtiles_that_keep_shared_tiles_once_and_their_format(tmp_path):
+    import sqlite3
+    sea, land = png((0, 0, 200)), png((0, 200, 0))
+    tiles = {(z, x, y): (land if (x, y) == (0, 0) else sea) for z in range(4) for x in range(1 << z)
+             for y in range(1 << z)}
+    db = tmp_path / "s.db"
+    dest = maps.import_file(make_pmtiles(tmp_path / "w.pmtiles", tiles, tile_type=TileType.JPEG,
+                                         compression=Compression.GZIP, bounds=(-20, 10, -10, 20)), db)
+    with sqlite3.connect(dest) as c:
+        assert c.execute("SELECT COUNT(*) FROM map").fetchone()[0] == 85
+        assert c.execute("SELECT COUNT(*) FROM images").fetchone()[0] < 85 // 4      # runs of sea stored once
+    for (z, x, y), data in tiles.items():
+        assert maps.tile(db, "w", z, x, y) == (data, "image/jpeg"), (z, x, y)
+    [(name, info)] = maps.describe(db)
+    assert (name, info.format, info.minzoom, info.maxzoom, info.bounds) == ("w", "jpg", 0, 3, (-20, 10, -10, 20))
+
+
+def test_a_failed_import_leaves_the_old_map_and_no_partial_file(tmp_path):
+    db = tmp_path / "s.db"
+    maps.import_file(make_mbtiles(tmp_path / "town.mbtiles", TILES), db)
+    broken = tmp_path / "town.pmtiles"
+    broken.write_bytes(make_pmtiles(tmp_path / "x.pmtiles", pyramid(3)).read_bytes()[:-2000])
+    with pytest.raises(maps.MapError, match="cut short"):
+        maps.import_file(broken, db)
+    assert [p.name for p in maps.folder(db).iterdir()] == ["town.mbtiles"]
+    assert maps.tile(db, "town", 2, 3, 1)[0] == TILES[(2, 3, 1)]
 
 
 def test_a_map_damaged_after_import_is_left_out_not_fatal(tmp_path):
     db = tmp_path / "s.db"
     maps.import_file(make_pmtiles(tmp_path / "a.pmtiles", TILES), db)
     maps.import_file(make_mbtiles(tmp_path / "b.mbtiles", TILES), db)
-    (maps.folder(db) / "a.pmtiles").write_bytes(b"PMTiles\x03" + bytes(50))
+    (maps.folder(db) / "a.mbtiles").write_bytes(b"SQLite format 3\x00" + bytes(50))
     assert [name for name, _ in maps.describe(db)] == ["b"]
     assert maps.tile(db, "a", 0, 0, 0) is None and maps.tile(db, "b", 0, 0, 0) is not None
 
