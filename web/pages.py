@@ -30,6 +30,12 @@ def _read(path: str) -> str | None:
         return None
 
 
+def _power(check: doctor.Check) -> str:
+    return {doctor.OK: _("no undervoltage since boot"), doctor.WARN: _("undervoltage has occurred since boot"),
+            doctor.FAIL: _("UNDERVOLTAGE NOW: use the official power supply and a short, thick cable"),
+            }.get(check.status, _("unknown (vcgencmd cannot be read here)"))
+
+
 @bp.route("/health")
 @require("read")
 def health():
@@ -41,7 +47,7 @@ def health():
     unknown = _("unknown")
     facts = {
         _("CPU temperature"): f"{int(temp) / 1000:.1f} °C" if temp and temp.isdigit() else unknown,
-        _("power"): doctor.undervoltage().message,
+        _("power"): _power(doctor.undervoltage()),
         _("uptime"): f"{float(uptime.split()[0]) / 3600:.1f} h" if uptime else unknown,
         _("disk free"): _("{free:.1f} GiB of {total:.1f} GiB", free=disk.free / 2**30, total=disk.total / 2**30),
         _("versions"): f"station {__version__}, Python {platform.python_version()}, {platform.system()} "

@@ -89,6 +89,26 @@ def test_nodes_and_health_pages_render_and_stay_inert(app):   # noqa: F811
     for label in ("Radio link", "GPS", "Clock", "Internet", "Queue", "Database", "CPU temperature", "power",
                   "uptime", "disk free", "versions"):
         assert label in text
+    # No daemon has written a snapshot: the queue is "?", not blank; an empty outbox says so.
+    assert "<td>? waiting to be stored</td>" in text and "<th>Outbox</th><td>empty</td>" in text
+    assert "{}" not in text
+
+
+def test_health_shows_the_queue_and_the_outbox_by_state(app):   # noqa: F811
+    from station.storage import records
+    from station.storage.writer import Writer
+    w = Writer(app.station_config.database_path).start()
+    w.call(lambda db: records.set_state(db, "ingest", {"queue": 3}, time.time()))
+    w.call(lambda db: db.execute("INSERT INTO outbox (incident_id, destination, kind, state, priority, created_at, "
+                                 "updated_at) VALUES (1, 'x', 'alert', 'held', 0, 0, 0), "
+                                 "(1, 'm', 'alert', 'held', 0, 0, 0), (1, 'w', 'alert', 'sent', 0, 0, 0)"))
+    w.stop()
+    c = app.test_client()
+    login(c, "viewer")
+    text = c.get("/health").get_data(as_text=True)
+    assert "<td>3 waiting to be stored</td>" in text and "2 held, 1 sent" in text
+    text = c.get("/health", headers={"Accept-Language": "fr"}).get_data(as_text=True)
+    assert "2 en attente, 1 envoyé" in text
 
 
 def test_coordinator_edits_consent_and_a_viewer_cannot(app):   # noqa: F811
