@@ -192,7 +192,7 @@ def test_maps_import_and_list_pmtiles_and_explain_a_refusal(run_cli, tmp_path):
     from tests.web.tilefiles import make_pmtiles, pyramid
     assert "no maps imported" in run_cli("maps", "list").output
     r = run_cli("maps", "import", str(make_pmtiles(tmp_path / "dakar.pmtiles", pyramid(1))))
-    assert r.exit_code == 0 and "map dakar imported" in r.output
+    assert r.exit_code == 0 and "map dakar imported" in r.output and "converting: 5 of 5 tiles" in r.output
     assert run_cli("maps", "list").output.split() == ["dakar"]
     bad = tmp_path / "vector.pmtiles"
     bad.write_bytes(b"PMTiles\x02" + bytes(200))

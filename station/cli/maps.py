@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
@@ -24,8 +25,15 @@ def register(cli: click.Group) -> None:
 
         Importing under a name already used replaces that map."""
         cfg = load_config(ctx)
+        shown = [0.0]
+
+        def progress(done: int, total: int) -> None:
+            # A country-sized PMTiles file takes minutes: say how far it is, a few times a second.
+            if time.monotonic() - shown[0] >= 0.5 or done == total:
+                shown[0] = time.monotonic()
+                click.echo(f"\rconverting: {done:,} of {total:,} tiles", nl=done == total, err=True)
         try:
-            dest = maps.import_file(Path(file), cfg.database_path, name)
+            dest = maps.import_file(Path(file), cfg.database_path, name, progress)
         except maps.MapError as e:
             raise click.ClickException(str(e)) from None
         click.echo(f"map {dest.stem} imported ({dest})")

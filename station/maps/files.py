@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import shutil
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from station.maps.formats import MBTiles, MapError, MapInfo, PMTiles
@@ -41,8 +42,10 @@ def describe(database_path: Path) -> list[tuple[str, MapInfo]]:
     return sorted(out, key=lambda item: (item[1].maxzoom, item[0]))
 
 
-def import_file(source: Path, database_path: Path, name: str | None = None) -> Path:
-    """Check `source` and add it as NAME.mbtiles (replacing a map of that name)."""
+def import_file(source: Path, database_path: Path, name: str | None = None,
+                progress: Callable[[int, int], None] | None = None) -> Path:
+    """Check `source` and add it as NAME.mbtiles (replacing a map of that name); `progress` hears
+    how far a PMTiles conversion has gone."""
     suffix = source.suffix.lower()
     if suffix not in (".mbtiles", ".pmtiles"):
         raise MapError("a map file is an .mbtiles or .pmtiles file")
@@ -55,7 +58,7 @@ def import_file(source: Path, database_path: Path, name: str | None = None) -> P
     tmp.unlink(missing_ok=True)     # left by an import that was interrupted
     try:
         if suffix == ".pmtiles":
-            PMTiles(source).convert(tmp)
+            PMTiles(source).convert(tmp, progress)
         else:
             MBTiles(source).info()  # refuses what the console could not serve, before copying
             shutil.copyfile(source, tmp)

@@ -15,6 +15,7 @@ import json
 import mmap
 import sqlite3
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,8 +142,9 @@ class PMTiles:
             bounds = tuple(h[k] / 1e7 for k in ("min_lon_e7", "min_lat_e7", "max_lon_e7", "max_lat_e7"))
             return MapInfo(_raster(fmt, self.path), h["min_zoom"], h["max_zoom"], bounds)
 
-    def convert(self, dest: Path) -> MapInfo:
-        """Write the tiles to a new MBTiles file at `dest`, each distinct tile once."""
+    def convert(self, dest: Path, progress: Callable[[int, int], None] | None = None) -> MapInfo:
+        """Write the tiles to a new MBTiles file at `dest`, each distinct tile once. `progress`
+        hears (tiles done, tiles in the file) after each directory entry's tiles."""
         info = self.info()
         f, m = self._open()
         with f, m, sqlite3.connect(dest) as out:
@@ -155,19 +157,26 @@ class PMTiles:
                 ("maxzoom", str(info.maxzoom)), ("bounds", f"{w},{s_},{e},{n}"), ("type", "baselayer"),
                 ("description", f"converted from {self.path.name}")])
             gunzip = h["tile_compression"] == Compression.GZIP
+            done = [0]
+
+            def counted(n: int) -> None:
+                done[0] += n
+                if progress:
+                    progress(done[0], h["addressed_tiles_count"])
             try:
-                self._copy(out, reader, h, h["root_offset"], h["root_length"], gunzip, depth=0)
+                self._copy(out, reader, h, h["root_offset"], h["root_length"], gunzip, 0, counted)
             except (OSError, EOFError, zlib.error, IndexError) as err:
                 raise MapError(f"{self.path} is a damaged PMTiles file: {err}") from None
         return info
 
     def _copy(self, out: sqlite3.Connection, reader: Reader, h: dict, offset: int, length: int,
-              gunzip: bool, depth: int) -> None:
+              gunzip: bool, depth: int, counted: Callable[[int], None]) -> None:
         if depth > 3:       # the spec allows a root and leaves; a loop would never end
             raise MapError(f"{self.path} has directories nested too deep")
         for entry in deserialize_directory(reader.get_bytes(offset, length)):
             if entry.run_length == 0:
-                self._copy(out, reader, h, h["leaf_directory_offset"] + entry.offset, entry.length, gunzip, depth + 1)
+                self._copy(out, reader, h, h["leaf_directory_offset"] + entry.offset, entry.length, gunzip, depth + 1,
+                           counted)
                 continue
             data = reader.get_bytes(h["tile_data_offset"] + entry.offset, entry.length)
             if len(data) != entry.length or entry.offset + entry.length > h["tile_data_length"]:
@@ -179,6 +188,7 @@ class PMTiles:
                 z, x, y = tileid_to_zxy(tile_id)
                 rows.append((z, x, (1 << z) - 1 - y, entry.offset))
             out.executemany("INSERT OR REPLACE INTO map VALUES (?, ?, ?, ?)", rows)
+            counted(len(rows))
 
 
 # The MBTiles layout for shared tiles: `tiles` is a view, as the spec allows.
