@@ -24,12 +24,12 @@ class RegistryError(Refusal):
     pass
 
 
-def _number(value, kind) -> bool:
+def _parse(value, kind):
+    """`value` as an int or float, or None when it is not one (a form sends text)."""
     try:
-        kind(value)
+        return kind(value)
     except (TypeError, ValueError):
-        return False
-    return True
+        return None
 
 
 @dataclass(frozen=True)
@@ -154,13 +154,15 @@ def set_consent(db: sqlite_utils.Database, num: int, changes: dict, actor: str, 
                 raise RegistryError("languages are codes such as en,fr,ar")
             out[key] = json.dumps(langs)
         elif key == "approvals":
-            if not _number(value, int) or not 1 <= int(value) <= 10:
+            approvals = _parse(value, int)
+            if approvals is None or not 1 <= approvals <= 10:
                 raise RegistryError("approvals is from 1 to 10")
-            out[key] = int(value)
+            out[key] = approvals
         elif key == "publish_after_min":
-            if value is not None and (not _number(value, float) or not 0 <= float(value) <= 10080):
+            minutes = None if value is None else _parse(value, float)
+            if value is not None and (minutes is None or not 0 <= minutes <= 10080):
                 raise RegistryError("publish_after_min is from 0 to 10080 minutes (a week)")
-            out[key] = None if value is None else float(value)
+            out[key] = minutes
         else:
             raise RegistryError("unknown consent field {field}", field=key)
     if not db.execute("SELECT 1 FROM bracelets WHERE node_num=?", (num,)).fetchone():

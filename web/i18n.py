@@ -15,6 +15,8 @@ from pathlib import Path
 
 from flask import g, request, session
 
+from station.errors import Refusal
+
 CATALOGS = Path(__file__).with_name("translations")
 
 
@@ -62,7 +64,6 @@ def term(value):
 
 def message(error: Exception) -> str:
     """A refusal from the station's core (`station.errors.Refusal`) in the reader's language."""
-    template = getattr(error, "template", None)
-    if template is None:
+    if not isinstance(error, Refusal):
         return str(error)
-    return gettext(template, **{k: term(v) for k, v in error.values.items()})
+    return gettext(error.template, **{k: term(v) for k, v in error.values.items()})

@@ -62,7 +62,6 @@ def import_file(source: Path, database_path: Path, name: str | None = None,
         else:
             MBTiles(source).info()  # refuses what the console could not serve, before copying
             shutil.copyfile(source, tmp)
-        MBTiles(tmp).info()
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -15,13 +15,14 @@ import json
 import mmap
 import sqlite3
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 from pmtiles.reader import Reader
-from pmtiles.tile import (Compression, MagicNumberNotFound, SpecVersionUnsupported, TileType, deserialize_directory,
-                          tileid_to_zxy)
+from pmtiles.tile import (Compression, Entry, MagicNumberNotFound, SpecVersionUnsupported, TileType,
+                          deserialize_directory, tileid_to_zxy)
 
 MIMETYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp"}
 
@@ -52,8 +53,9 @@ class MBTiles:
     def __init__(self, path: Path):
         self.path = path
 
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+    def _connect(self) -> closing[sqlite3.Connection]:
+        # closing(): a connection's own `with` only ends a transaction, and this runs per tile.
+        return closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True))
 
     def info(self) -> MapInfo:
         try:
@@ -117,78 +119,71 @@ class PMTiles:
             f.close()
             raise MapError(f"{self.path} is empty") from None
 
-    def info(self) -> MapInfo:
-        f, m = self._open()
-        with f, m:
-            reader = Reader(lambda offset, length: m[offset:offset + length])
-            h = self._header(reader)
-            if h["internal_compression"] != Compression.GZIP:
-                raise MapError(f"{self.path} compresses its directories with {h['internal_compression'].name}; "
-                               "the console reads gzip ones (`pmtiles convert` writes those)")
-            if h["tile_compression"] not in (Compression.NONE, Compression.GZIP, Compression.UNKNOWN):
-                raise MapError(f"{self.path} compresses its tiles with {h['tile_compression'].name}; "
-                               "the console reads uncompressed or gzip'd raster tiles")
-            fmt = _PM_TYPES.get(h["tile_type"], h["tile_type"].name.lower())
-            ends = [h[f"{part}_offset"] + h[f"{part}_length"]
-                    for part in ("root", "metadata", "leaf_directory", "tile_data")]
-            if max(ends) > len(m):
-                raise MapError(f"{self.path} is cut short: its header describes {max(ends)} bytes, the file has "
-                               f"{len(m)} (an interrupted copy or download?)")
-            try:    # the root directory and the metadata must both read, or tiles never will
-                reader.get(h["min_zoom"], 0, 0)
-                reader.metadata()
-            except (OSError, EOFError, zlib.error, json.JSONDecodeError, UnicodeDecodeError, IndexError) as e:
-                raise MapError(f"{self.path} is a damaged PMTiles file: {e}") from None
-            bounds = tuple(h[k] / 1e7 for k in ("min_lon_e7", "min_lat_e7", "max_lon_e7", "max_lat_e7"))
-            return MapInfo(_raster(fmt, self.path), h["min_zoom"], h["max_zoom"], bounds)
+    def _check(self, reader: Reader, size: int) -> tuple[dict, MapInfo]:
+        """The header and metadata, refused unless the console could draw the tiles."""
+        h = self._header(reader)
+        if h["internal_compression"] != Compression.GZIP:
+            raise MapError(f"{self.path} compresses its directories with {h['internal_compression'].name}; "
+                           "the console reads gzip ones (`pmtiles convert` writes those)")
+        if h["tile_compression"] not in (Compression.NONE, Compression.GZIP, Compression.UNKNOWN):
+            raise MapError(f"{self.path} compresses its tiles with {h['tile_compression'].name}; "
+                           "the console reads uncompressed or gzip'd raster tiles")
+        fmt = _PM_TYPES.get(h["tile_type"], h["tile_type"].name.lower())
+        end = max(h[f"{part}_offset"] + h[f"{part}_length"]
+                  for part in ("root", "metadata", "leaf_directory", "tile_data"))
+        if end > size:
+            raise MapError(f"{self.path} is cut short: its header describes {end} bytes, the file has "
+                           f"{size} (an interrupted copy or download?)")
+        try:
+            reader.metadata()
+        except (OSError, EOFError, zlib.error, json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise MapError(f"{self.path} is a damaged PMTiles file: {e}") from None
+        bounds = tuple(h[k] / 1e7 for k in ("min_lon_e7", "min_lat_e7", "max_lon_e7", "max_lat_e7"))
+        return h, MapInfo(_raster(fmt, self.path), h["min_zoom"], h["max_zoom"], bounds)
 
     def convert(self, dest: Path, progress: Callable[[int, int], None] | None = None) -> MapInfo:
         """Write the tiles to a new MBTiles file at `dest`, each distinct tile once. `progress`
         hears (tiles done, tiles in the file) after each directory entry's tiles."""
-        info = self.info()
         f, m = self._open()
-        with f, m, sqlite3.connect(dest) as out:
+        # closing() shuts the file; the connection's own `with` makes the copy one transaction.
+        with f, m, closing(sqlite3.connect(dest)) as out, out:
             reader = Reader(lambda offset, length: m[offset:offset + length])
-            h = self._header(reader)
+            h, info = self._check(reader, len(m))
             out.executescript(MBTILES_SCHEMA)
             w, s_, e, n = info.bounds
             out.executemany("INSERT INTO metadata VALUES (?, ?)", [
                 ("name", self.path.stem), ("format", info.format), ("minzoom", str(info.minzoom)),
                 ("maxzoom", str(info.maxzoom)), ("bounds", f"{w},{s_},{e},{n}"), ("type", "baselayer"),
                 ("description", f"converted from {self.path.name}")])
-            gunzip = h["tile_compression"] == Compression.GZIP
-            done = [0]
-
-            def counted(n: int) -> None:
-                done[0] += n
-                if progress:
-                    progress(done[0], h["addressed_tiles_count"])
+            done = 0
             try:
-                self._copy(out, reader, h, h["root_offset"], h["root_length"], gunzip, 0, counted)
+                for entry in self._tile_entries(reader, h, h["root_offset"], h["root_length"], 0):
+                    data = reader.get_bytes(h["tile_data_offset"] + entry.offset, entry.length)
+                    if len(data) != entry.length or entry.offset + entry.length > h["tile_data_length"]:
+                        raise MapError(f"{self.path} is a damaged PMTiles file: a tile lies outside its tile data")
+                    out.execute("INSERT OR IGNORE INTO images (tile_id, tile_data) VALUES (?, ?)",
+                                (entry.offset, gzip.decompress(data) if h["tile_compression"] == Compression.GZIP
+                                 else data))
+                    rows = [(z, x, (1 << z) - 1 - y, entry.offset)
+                            for z, x, y in map(tileid_to_zxy, range(entry.tile_id, entry.tile_id + entry.run_length))]
+                    out.executemany("INSERT OR REPLACE INTO map VALUES (?, ?, ?, ?)", rows)
+                    done += len(rows)
+                    if progress:
+                        progress(done, h["addressed_tiles_count"])
             except (OSError, EOFError, zlib.error, IndexError) as err:
                 raise MapError(f"{self.path} is a damaged PMTiles file: {err}") from None
         return info
 
-    def _copy(self, out: sqlite3.Connection, reader: Reader, h: dict, offset: int, length: int,
-              gunzip: bool, depth: int, counted: Callable[[int], None]) -> None:
+    def _tile_entries(self, reader: Reader, h: dict, offset: int, length: int, depth: int) -> Iterator[Entry]:
+        """Every directory entry that points at tiles, leaf directories followed."""
         if depth > 3:       # the spec allows a root and leaves; a loop would never end
             raise MapError(f"{self.path} has directories nested too deep")
         for entry in deserialize_directory(reader.get_bytes(offset, length)):
-            if entry.run_length == 0:
-                self._copy(out, reader, h, h["leaf_directory_offset"] + entry.offset, entry.length, gunzip, depth + 1,
-                           counted)
-                continue
-            data = reader.get_bytes(h["tile_data_offset"] + entry.offset, entry.length)
-            if len(data) != entry.length or entry.offset + entry.length > h["tile_data_length"]:
-                raise MapError(f"{self.path} is a damaged PMTiles file: a tile lies outside its tile data")
-            out.execute("INSERT OR IGNORE INTO images (tile_id, tile_data) VALUES (?, ?)",
-                        (entry.offset, gzip.decompress(data) if gunzip else data))
-            rows = []
-            for tile_id in range(entry.tile_id, entry.tile_id + entry.run_length):
-                z, x, y = tileid_to_zxy(tile_id)
-                rows.append((z, x, (1 << z) - 1 - y, entry.offset))
-            out.executemany("INSERT OR REPLACE INTO map VALUES (?, ?, ?, ?)", rows)
-            counted(len(rows))
+            if entry.run_length:
+                yield entry
+            else:
+                yield from self._tile_entries(reader, h, h["leaf_directory_offset"] + entry.offset, entry.length,
+                                              depth + 1)
 
 
 # The MBTiles layout for shared tiles: `tiles` is a view, as the spec allows.
