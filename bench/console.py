@@ -40,23 +40,11 @@ MAP_ZOOM = 9
 
 def tile_files(tmp: Path, db_path: Path) -> float:
     """Every tile to MAP_ZOOM, each distinct (small: the lookup is measured, not the bytes)."""
-    import sqlite3
-
-    from pmtiles.tile import Compression, TileType, zxy_to_tileid
-    from pmtiles.writer import write
-    coords = [(z, x, y) for z in range(MAP_ZOOM + 1) for x in range(1 << z) for y in range(1 << z)]
-    data = {c: b"\x89PNG\r\n\x1a\n" + repr(c).encode() for c in coords}
-    with write(str(tmp / "region.pmtiles")) as w:
-        for tid, c in sorted((zxy_to_tileid(*c), c) for c in coords):
-            w.write_tile(tid, data[c])
-        w.finalize({"tile_type": TileType.PNG, "tile_compression": Compression.NONE}, {})
-    with sqlite3.connect(tmp / "region.mbtiles") as c:
-        c.execute("CREATE TABLE metadata (name text, value text)")
-        c.execute("CREATE TABLE tiles (zoom_level integer, tile_column integer, tile_row integer, tile_data blob)")
-        c.execute("CREATE UNIQUE INDEX tile_index ON tiles (zoom_level, tile_column, tile_row)")
-        c.execute("INSERT INTO metadata VALUES ('format', 'png')")
-        c.executemany("INSERT INTO tiles VALUES (?,?,?,?)", ((z, x, (1 << z) - 1 - y, data[(z, x, y)])
-                                                           for z, x, y in coords))
+    from tests.web.tilefiles import make_mbtiles, make_pmtiles
+    data = {(z, x, y): b"\x89PNG\r\n\x1a\n" + repr((z, x, y)).encode()
+            for z in range(MAP_ZOOM + 1) for x in range(1 << z) for y in range(1 << z)}
+    make_pmtiles(tmp / "region.pmtiles", data)
+    make_mbtiles(tmp / "region.mbtiles", data)
     t0 = time.perf_counter()
     maps.import_file(tmp / "region.pmtiles", db_path, "country")     # converted to MBTiles on the way in
     converted_s = time.perf_counter() - t0

@@ -6,15 +6,16 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
-import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from station import users
-from tests.conftest import free_port, listening, wait_until
 
+from .consoles import PASSWORD, seed, station_console
 from .test_console_security import app  # noqa: F401  (fixture)
 
 DOC = (Path(__file__).resolve().parent.parent.parent / "docs" / "api.md").read_text()
@@ -71,30 +72,14 @@ def test_the_shell_example_logs_in_reads_and_acknowledges(tmp_path):
         if os.environ.get("CI"):
             pytest.fail("curl is missing in CI (.ci/run installs it)")
         pytest.skip("curl not installed")
-    import sqlite3
-    import time
-
-    from station.storage.writer import Writer
-    db, port = tmp_path / "station.db", free_port()
-    w = Writer(db).start()
-    w.call(lambda d: users.add(d, "maria", "coordinator", "a long enough secret", time.time(), "test"))
-    w.call(lambda d: d.execute("INSERT INTO incidents (node_num, opened_at, last_press_at, source, state, trust) "
-                               "VALUES (1, ?, ?, 'button', 'open', 'registered')", (time.time(), time.time())))
-    w.stop()
-    cfg = tmp_path / "station.toml"
-    cfg.write_text(f'[storage]\ndatabase = "{db}"\n[gpio]\nenabled = false\n[console]\nport = {port}\n')
-    proc = subprocess.Popen([sys.executable, "-m", "station", "--config", str(cfg), "console"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_until(lambda: listening(port), 15, what="console")
-        script = re.search(r"```sh\n(.*?)```", DOC, re.S).group(1).replace("8080", str(port))
+    db, now = tmp_path / "station.db", time.time()
+    seed(db, ("INSERT INTO incidents (node_num, opened_at, last_press_at, source, state, trust) "
+              "VALUES (1, ?, ?, 'button', 'open', 'registered')", (now, now)))
+    with station_console(db) as base:
+        script = re.search(r"```sh\n(.*?)```", DOC, re.S).group(1).replace("http://127.0.0.1:8080", base)
         out = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, capture_output=True,
-                             text=True, timeout=30, env=dict(os.environ, PASSWORD="a long enough secret"))
-        assert out.returncode == 0, out.stderr
-        assert '"state":"open"' in out.stdout.replace(" ", "") and '"trust":"registered"' in out.stdout.replace(" ", "")
-        with sqlite3.connect(db) as c:
-            assert c.execute("SELECT state, acknowledged_by FROM incidents").fetchone() == ("acknowledged",
-                                                                                          "console:maria")
-    finally:
-        proc.terminate()
-        proc.wait(10)
+                             text=True, timeout=30, env=dict(os.environ, PASSWORD=PASSWORD))
+    assert out.returncode == 0, out.stderr
+    assert '"state":"open"' in out.stdout.replace(" ", "") and '"trust":"registered"' in out.stdout.replace(" ", "")
+    with sqlite3.connect(db) as c:
+        assert c.execute("SELECT state, acknowledged_by FROM incidents").fetchone() == ("acknowledged", "console:maria")

@@ -172,38 +172,24 @@ def console_with_map(tmp_path):
     in Dakar, a PMTiles country map and an MBTiles town map."""
     import time
 
-    from station import maps, users
-    from station.storage.writer import Writer
+    from station import maps
+    from tests.web.consoles import seed, station_console
     from tests.web.tilefiles import make_mbtiles, make_pmtiles, pyramid
 
-    db, port = tmp_path / "station.db", free_port()
-    w = Writer(db).start()
-    now = time.time()
-
-    def seed(d):
-        users.add(d, "maria", "coordinator", "a long enough secret", now, "test")
-        d.execute("INSERT INTO nodes (num, node_id, long_name, short_name, first_heard, last_heard) "
-                  "VALUES (1, '!00000001', 'Amina D.', 'AMI', ?, ?)", (now, now))
-        d.execute("INSERT INTO incidents (node_num, opened_at, last_press_at, source, state, trust, lat, lon) "
-                  "VALUES (1, ?, ?, 'button', 'open', 'registered', 14.6937, -17.4441)", (now, now))
-        d.execute("INSERT INTO positions (node_num, source, received_at, lat, lon) VALUES (NULL, 'station_gps', ?, "
-                  "14.7167, -17.4677)", (now,))
-        for i in range(4):
-            d.execute("INSERT INTO positions (node_num, source, received_at, lat, lon) "
-                      "VALUES (1, 'position_app', ?, ?, -17.4441)", (now + i, 14.6900 + i * 0.0012))
-    w.call(seed)
-    w.stop()
+    db, now = tmp_path / "station.db", time.time()
+    seed(db, ("INSERT INTO nodes (num, node_id, long_name, short_name, first_heard, last_heard) "
+              "VALUES (1, '!00000001', 'Amina D.', 'AMI', ?, ?)", (now, now)),
+         ("INSERT INTO incidents (node_num, opened_at, last_press_at, source, state, trust, lat, lon) "
+          "VALUES (1, ?, ?, 'button', 'open', 'registered', 14.6937, -17.4441)", (now, now)),
+         ("INSERT INTO positions (node_num, source, received_at, lat, lon) VALUES (NULL, 'station_gps', ?, "
+          "14.7167, -17.4677)", (now,)),
+         *[("INSERT INTO positions (node_num, source, received_at, lat, lon) "
+            "VALUES (1, 'position_app', ?, ?, -17.4441)", (now + i, 14.6900 + i * 0.0012)) for i in range(4)])
     maps.import_file(make_pmtiles(tmp_path / "country.pmtiles", pyramid(4, (230, 200, 200))), db)
     maps.import_file(make_mbtiles(tmp_path / "dakar.mbtiles", pyramid(6, (200, 230, 200)),
                                   bounds="-17.6,14.6,-17.3,14.9"), db)
-    cfg = tmp_path / "station.toml"
-    cfg.write_text(f'[storage]\ndatabase = "{db}"\n[gpio]\nenabled = false\n[console]\nport = {port}\n')
-    proc = subprocess.Popen([sys.executable, "-m", "station", "--config", str(cfg), "console"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_until(lambda: listening(port), 15, what="console")
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(10)
+    with station_console(db) as base:
+        yield base
 
 
 def test_the_incident_map_draws_local_tiles_and_the_track_with_no_internet(browser, console_with_map):

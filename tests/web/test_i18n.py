@@ -32,12 +32,16 @@ def wrapped() -> set[str]:
 def refusals() -> tuple[set[str], list[str]]:
     """Templates of every `Refusal` the core raises, and any raised from an f-string (which no
     catalog could translate)."""
+    trees = {f: ast.parse(f.read_text()) for f in STATION.rglob("*.py")}
+    classes = [c for t in trees.values() for c in ast.walk(t) if isinstance(c, ast.ClassDef)]
+    kinds: set[str] = {"Refusal"}
+    while True:     # subclasses of subclasses, wherever they are defined
+        more = {c.name for c in classes if {getattr(b, "id", getattr(b, "attr", None)) for b in c.bases} & kinds}
+        if more <= kinds:
+            break
+        kinds |= more
     found, fstrings = set(), []
-    for f in STATION.rglob("*.py"):
-        tree = ast.parse(f.read_text())
-        kinds = {"Refusal"} | {c.name for c in ast.walk(tree) if isinstance(c, ast.ClassDef)
-                               and any(getattr(b, "id", None) == "Refusal" for b in c.bases)}
-        kinds |= {"IncidentError", "OutboxError", "UserError", "RegistryError"}
+    for f, tree in trees.items():
         for node in ast.walk(tree):
             if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and node.exc.args:
                 name = getattr(node.exc.func, "id", None) or getattr(node.exc.func, "attr", None)
@@ -81,7 +85,8 @@ def needed() -> set[str]:
 
 def test_extraction_finds_every_kind_of_string():
     assert {"Acknowledge", "publication approved", "your role may not do this ({permission})"} <= wrapped()
-    assert {"there is no alert {iid}", "a label is 1 to 64 characters"} <= refusals()[0]
+    assert {"there is no alert {iid}", "a label is 1 to 64 characters", "user {name} exists already",
+            "there is no outbox row {row}"} <= refusals()[0]
     assert {"alert opened", "acknowledged", "publication approved"} <= event_actions()
 
 
