@@ -9,8 +9,7 @@ from flask import Blueprint, abort, current_app, flash, g, redirect, render_temp
 from station import incidents, queries
 from station.cli.common import write
 from station.relay import outbox
-from web.i18n import gettext as _
-from web.i18n import message
+from web.i18n import gettext as _, message
 from web.maps import incident_map
 from web.security import require
 

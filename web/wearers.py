@@ -8,8 +8,7 @@ from flask import Blueprint, abort, current_app, flash, g, redirect, render_temp
 
 from station import queries, registry
 from station.cli.common import write
-from web.i18n import gettext as _
-from web.i18n import message
+from web.i18n import gettext as _, message
 from web.security import require
 
 bp = Blueprint("wearers", __name__, url_prefix="/wearers")
