@@ -118,6 +118,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "cancel_text": Key("Cancel received", str),
         "min_interval_s": Key(30.0, (int, float), _non_negative),
         "ttl_s": Key(600.0, (int, float), _positive),
+        "ack_timeout_s": Key(60.0, (int, float), _positive),
+        "max_attempts": Key(3, int, _positive),
     },
     "gpio": {
         "enabled": Key("auto", (bool, str), _gpio_enabled),

@@ -21,6 +21,10 @@ from station.logs import event
 from station.ingest import Ingest
 from station.radio.link import LinkSettings, LinkState, RadioLink
 from station.radio.sim import SimRadio
+from station import receipts
+from station.radio.info import RadioInfo
+from station.radio.keeper import Bracelet as KeptBracelet
+from station.radio.keeper import RadioKeeper
 from station.receipts import ReceiptSender
 from station.sdnotify import Notifier
 from station.storage import db as dbmod
@@ -78,12 +82,17 @@ class Station:
             self.writer, Rules(tuple(cfg.alerts["keywords"]), tuple(cfg.alerts["cancel_keywords"])), self.clock,
             fold_window_s=cfg.alerts["fold_window_s"], drill=self.sim is not None,
             receipt_texts={"received": rc["received_text"], "cancel": rc["cancel_text"]} if rc["enabled"] else None,
-            on_effects=self._on_effects)
+            on_effects=self._on_effects, own_node=lambda: self.link.state.node_num,
+            routing_answer=lambda db, *answer: self.receipts.answer_in_tx(db, *answer))
         self.indicators = make_indicators(cfg.gpio, self.button_ack, self.button_silence, self.pin_factory)
-        self.link = RadioLink(port, self.ingest, LinkSettings.from_config(cfg.radio), on_state=self._on_link_state)
-        self.receipts = ReceiptSender(self.writer, self.link, self.clock,
-                                      min_interval_s=rc["min_interval_s"], ttl_s=rc["ttl_s"],
-                                      claim_answer=self.ingest.claim_answer)
+        self.link = RadioLink(port, self.ingest, LinkSettings.from_config(cfg.radio), on_state=self._on_link_state,
+                              on_radio_info=self._on_radio_info,
+                              on_refusal=lambda *refusal: self.receipts.radio_refused(*refusal))
+        self.receipts = ReceiptSender(
+            self.writer, self.link, self.clock,
+            receipts.Settings(rc["min_interval_s"], rc["ttl_s"], rc["ack_timeout_s"], rc["max_attempts"]),
+            on_followup=self._receipt_followup)
+        self.keeper = RadioKeeper(self.link, self._registered_bracelets, self._radio_event)
         if cfg.gps["port"]:
             self.gps_tracker = GpsTracker(self.clock)
             self.gps = GpsReader(cfg.gps["port"], cfg.gps["baud"], self.gps_tracker, self._on_gps_fix).start()
@@ -143,6 +152,62 @@ class Station:
         self.indicators.link(state.status == "connected")
         self._wake_monitor.set()
 
+    def _on_radio_info(self, info: RadioInfo) -> None:
+        """Each handshake: record what the radio is, then give it the keys it lacks (on a thread
+        of its own: this runs on the library's reader thread, which must keep reading)."""
+        self._store_radio(info)
+        threading.Thread(target=self._sync_radio, args=(info,), name="radio-keys", daemon=True).start()
+
+    def _sync_radio(self, info: RadioInfo) -> None:
+        if not self.link.wait_connected(self.cfg.radio["handshake_timeout_s"]):
+            return
+        if self.keeper.sync(info):
+            self._store_radio(info)
+
+    def _store_radio(self, info: RadioInfo) -> None:
+        at = self.clock.now()
+        snapshot = info.as_status()
+
+        def job(db):
+            before = records.get_state(db, "radio")
+            records.set_state(db, "radio", snapshot, at)
+            records.set_state(db, "radio_keys", {f"{n:08x}": k for n, k in info.keys.items()}, at)
+            old = before[0] if before else {}
+            changed = [k for k in ("firmware", "hw_model", "region", "preset", "key_fingerprint")
+                       if old.get(k) != snapshot.get(k)]
+            if changed:
+                incidents.log_event(db, None, at, "station", "radio identified",
+                                    f"{snapshot['hw_model']} firmware {snapshot['firmware']}, {snapshot['region']} "
+                                    f"{snapshot['preset']}" + (f" (changed: {', '.join(changed)})" if old else ""))
+        self.writer.submit(job, name="radio-info")
+
+    def _registered_bracelets(self) -> list[KeptBracelet]:
+        # A connection of its own: the keeper runs on short-lived threads of its own.
+        reader = dbmod.connect(self.cfg.database_path)
+        try:
+            rows = reader.execute(
+                "SELECT b.node_num, b.label, b.public_key, n.long_name, n.short_name FROM bracelets b "
+                "LEFT JOIN nodes n ON n.num=b.node_num ORDER BY b.node_num").fetchall()
+        finally:
+            reader.conn.close()
+        return [KeptBracelet(*r) for r in rows]
+
+    def _radio_event(self, detail: str) -> None:
+        at = self.clock.now()
+        self.writer.submit(lambda db: incidents.log_event(db, None, at, "station", "radio given bracelet key", detail),
+                           name="radio-event")
+
+    def _receipt_followup(self, follow: receipts.Followup) -> None:
+        """A receipt failed for a reason the station can mend before its retry."""
+        if follow.action == "push_key":
+            info = self.link.radio_info
+            if info is not None:
+                threading.Thread(target=self.keeper.sync, args=(info, follow.node_num), daemon=True).start()
+        elif follow.action == "announce":
+            if not self.link.announce():
+                log.info("the bracelet !%08x lacks the station's key; this radio cannot announce it on demand",
+                         follow.node_num)
+
     def _on_gps_fix(self, fix, when) -> None:
         now = time.monotonic()
         if now - self._last_gps_store < self.cfg.gps["store_interval_s"]:
@@ -198,7 +263,8 @@ class Station:
                         "database": str(self.cfg.database_path), "db_check": self.writer.db_check},
             "radio": {"status": s.status, "port": s.port, "error": s.error, "since": s.since,
                       "connects": s.connects, "hangs": s.hangs,
-                      "node": f"!{s.node_num:08x}" if s.node_num else None, "virtual": self.sim is not None},
+                      "node": f"!{s.node_num:08x}" if s.node_num else None, "virtual": self.sim is not None,
+                      "firmware": self.link.radio_info.firmware if self.link.radio_info else None},
             "gps": ({"enabled": False} if self.gps is None else
                     {"enabled": True, "port": self.gps.port, "connected": self.gps.connected,
                      "error": self.gps.error, **self.gps_tracker.state.summary()}),

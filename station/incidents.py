@@ -40,9 +40,10 @@ def _open_incident_of(db: sqlite_utils.Database, num: int) -> tuple | None:
 
 
 def last_fix(db: sqlite_utils.Database, num: int) -> tuple | None:
+    """The newest live fix (a replay from the radio's cache is history, not news)."""
     return db.execute(
-        "SELECT lat, lon, received_at, source FROM positions WHERE node_num=? ORDER BY id DESC LIMIT 1",
-        (num,)).fetchone()
+        "SELECT lat, lon, received_at, source, precision_bits FROM positions WHERE node_num=? AND cached=0 "
+        "ORDER BY id DESC LIMIT 1", (num,)).fetchone()
 
 
 def raise_alert(db: sqlite_utils.Database, num: int, alert: Alert, at: float, *, packet_row: int | None,
@@ -55,17 +56,17 @@ def raise_alert(db: sqlite_utils.Database, num: int, alert: Alert, at: float, *,
         return Effect("folded", current[0], num)
     trust = registry.trust_of(db, num)
     if fix is not None:
-        lat, lon, fix_at, fix_source = fix.lat, fix.lon, at, fix.source
+        lat, lon, fix_at, fix_source, bits = fix.lat, fix.lon, at, fix.source, fix.precision_bits
     else:
         # An alert without a fix still carries the last known position, with its age.
         last = last_fix(db, num)
-        lat, lon, fix_at, fix_source = last if last else (None, None, None, None)
+        lat, lon, fix_at, fix_source, bits = last if last else (None, None, None, None, None)
     cur = db.execute(
         """INSERT INTO incidents (node_num, opened_at, last_press_at, press_count, source, state, trust,
-               duress, drill, lat, lon, fix_at, fix_source, opening_packet, message)
-           VALUES (?,?,?,1,?,'open',?,0,?,?,?,?,?,?,?)""",
+               duress, drill, lat, lon, fix_at, fix_source, opening_packet, message, fix_precision_bits)
+           VALUES (?,?,?,1,?,'open',?,0,?,?,?,?,?,?,?,?)""",
         (num, at, at, alert.source, trust, int(drill), lat, lon, fix_at, fix_source, packet_row,
-         alert.text[:200]))
+         alert.text[:200], bits))
     iid = cur.lastrowid
     detail = f"{alert.source}; trust {trust}" + ("; drill" if drill else "")
     log_event(db, iid, at, "wearer", "alert opened", detail)
@@ -100,9 +101,9 @@ def cancel(db: sqlite_utils.Database, num: int, c: Cancel, at: float) -> Effect 
 
 
 def follow_position(db: sqlite_utils.Database, num: int, pos: Position, at: float) -> None:
-    """Keep the open incident's position current as the wearer moves."""
-    db.execute("UPDATE incidents SET lat=?, lon=?, fix_at=?, fix_source=? WHERE node_num=? AND state != 'resolved'",
-               (pos.lat, pos.lon, at, pos.source, num))
+    """Keep the open incident's position current as the wearer moves, with its precision."""
+    db.execute("UPDATE incidents SET lat=?, lon=?, fix_at=?, fix_source=?, fix_precision_bits=? "
+               "WHERE node_num=? AND state != 'resolved'", (pos.lat, pos.lon, at, pos.source, pos.precision_bits, num))
 
 
 class IncidentError(Refusal):

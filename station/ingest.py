@@ -7,7 +7,6 @@ writer job, so the library's single dispatch thread is never held up.
 
 from __future__ import annotations
 
-import collections
 import logging
 from dataclasses import dataclass
 from typing import Callable
@@ -18,10 +17,12 @@ from meshtastic.protobuf import mesh_pb2
 from station import incidents, registry
 from station.clock import StationClock
 from station.decode import packets as dec
+from station.radio import firmware
 from station.storage import records
 from station.storage.writer import Writer
 
 log = logging.getLogger(__name__)
+BROADCAST = 0xFFFFFFFF
 
 
 @dataclass
@@ -36,7 +37,9 @@ class IngestCounters:
 class Ingest:
     def __init__(self, writer: Writer, rules: dec.Rules, clock: StationClock, *, fold_window_s: float,
                  drill: bool = False, receipt_texts: dict[str, str] | None = None,
-                 on_effects: Callable[[list[incidents.Effect]], None] | None = None):
+                 on_effects: Callable[[list[incidents.Effect]], None] | None = None,
+                 own_node: Callable[[], int | None] = lambda: None,
+                 routing_answer: Callable[..., bool] | None = None):
         self.writer = writer
         self.rules = rules
         self.clock = clock
@@ -48,10 +51,13 @@ class Ingest:
             "opened": receipt_texts["received"], "cancelled": receipt_texts["cancel"],
             "duress": receipt_texts["cancel"]}
         self.on_effects = on_effects or (lambda effects: None)
+        self.own_node = own_node
+        # Inside the writer transaction: a routing answer (request id, sender, error name, time)
+        # for the receipts; True when it was one of ours.
+        self.routing_answer = routing_answer or (lambda db, request_id, sender, error, at: False)
         self.counters = IngestCounters()
         # Called after commit with each newly stored packet (benchmarks, future consumers).
         self.observer: Callable[[mesh_pb2.MeshPacket], None] | None = None
-        self.early_answers: collections.OrderedDict[int, tuple[str, str | None]] = collections.OrderedDict()
 
     # -- entry points (any thread; they only queue) --------------------------------------------
     def on_packet(self, packet: mesh_pb2.MeshPacket, problem: str | None = None) -> None:
@@ -77,10 +83,11 @@ class Ingest:
             self.counters.duplicates += 1
             return []
         self.counters.packets += 1
-        records.node_heard(db, p, at)
+        live = not firmware.is_cache_replay(p)
+        records.node_heard(db, p, at, live=live)
         db.execute("SAVEPOINT decode")
         try:
-            effects = self._apply(db, p, at, row, problem)
+            effects = self._apply(db, p, at, row, problem, live)
             db.execute("RELEASE decode")
         except Exception as e:  # the raw packet stays stored; only its meaning is lost
             db.execute("ROLLBACK TO decode")
@@ -92,18 +99,20 @@ class Ingest:
         return effects
 
     def _apply(self, db: sqlite_utils.Database, p: mesh_pb2.MeshPacket, at: float, row: int,
-               library_problem: str | None = None) -> list:
+               library_problem: str | None = None, live: bool = True) -> list:
         num = getattr(p, "from")
         result = dec.classify(p, self.rules)
         effects: list[incidents.Effect] = []
+        notes = [*filter(None, [library_problem])]
         problems = result.of(dec.Problem)
         if problems:
             self.counters.problems += len(problems)
-            records.set_packet_decode(db, row, "; ".join([*filter(None, [library_problem]),
-                                                          *(pr.reason for pr in problems)]))
+            notes += [pr.reason for pr in problems]
             for pr in problems:
                 if pr.reason not in ("encrypted", "position without fix"):
                     records.insert_reject(db, at, f"packet:{result.port}", pr.reason, pr.detail)
+        if not live:
+            notes.append("replayed from the radio's cache")
         for info in result.of(dec.NodeInfo):
             previous = records.node_info(db, num, info)
             if info.public_key and registry.pin_key_if_unpinned(db, num, info.public_key, at):
@@ -117,15 +126,26 @@ class Ingest:
                                     f"!{num:08x} announces a registered bracelet's name or another key")
         positions = result.of(dec.Position)
         for pos in positions:
-            records.insert_position(db, num, pos, at, row)
-            incidents.follow_position(db, num, pos, at)
+            records.insert_position(db, num, pos, at, row, cached=not live)
+            if live:
+                incidents.follow_position(db, num, pos, at)
         for t in result.of(dec.Telemetry):
-            records.insert_telemetry(db, num, t, at, row)
-        for alert in result.of(dec.Alert):
+            records.insert_telemetry(db, num, t, at, row, cached=not live)
+        for state in result.of(dec.SensorState):
+            notes.append(f"sensor state {state.state}: not a press")
+        alerts, cancels = result.of(dec.Alert), result.of(dec.Cancel)
+        own = self.own_node()
+        if (alerts or cancels) and p.to != BROADCAST and own is not None and p.to != own:
+            # A direct message between two other nodes: their conversation, not a call to us.
+            notes.append(f"addressed to !{p.to:08x}, not to the station")
+            alerts, cancels = [], []
+        if notes:
+            records.set_packet_decode(db, row, "; ".join(notes))
+        for alert in alerts:
             effects.append(incidents.raise_alert(
                 db, num, alert, at, packet_row=row, fold_window_s=self.fold_window_s, drill=self.drill,
                 fix=positions[-1] if positions else None))
-        for c in result.of(dec.Cancel):
+        for c in cancels:
             e = incidents.cancel(db, num, c, at)
             if e is not None:
                 effects.append(e)
@@ -135,21 +155,8 @@ class Ingest:
                 if text and e.trust != registry.IMPOSTOR:
                     records.queue_receipt(db, e.incident_id, num, e.kind, text, at)
         for r in result.of(dec.Routing):
-            state = "delivered" if r.error == "NONE" else "failed"
-            reason = None if r.error == "NONE" else r.error
-            if not db.execute("UPDATE receipts SET state=?, reason=?, updated_at=? WHERE packet_id=? AND node_num=?",
-                              (state, reason, at, r.request_id, num)).rowcount:
-                # The answer can overtake the record of the send (the library returns from a send
-                # only after a fixed sleep); keep it for the receipt that will claim this id.
-                self.early_answers[r.request_id] = (state, reason)
-                while len(self.early_answers) > 256:
-                    self.early_answers.popitem(last=False)
+            self.routing_answer(db, r.request_id, num, r.error, at)
         return effects
-
-    def claim_answer(self, packet_id: int) -> tuple[str, str | None] | None:
-        """The mesh's answer to a sent packet, if it arrived before the send was recorded.
-        Called inside a writer job, so it is ordered with the packet jobs that fill it."""
-        return self.early_answers.pop(packet_id, None)
 
     # -- after commit --------------------------------------------------------------------------
     def _committed(self, packet: mesh_pb2.MeshPacket, effects: list[incidents.Effect]) -> None:

@@ -1,18 +1,33 @@
 """Receipts back to the bracelet over the mesh: "alert received", "cancel received".
 
 The obligation is written in the same transaction as the incident (a `receipts` row, queued),
-so it survives a crash; this thread sends queued receipts when the radio link is up, spaced
-out for airtime, and records what happened (sent with its packet id, then delivered or failed
-from the mesh's routing answer, or expired). It never runs on the ingestion path.
+so it survives a crash. This thread sends due receipts when the radio link is up and follows
+each to an end: `delivered` (the bracelet's own ACK) or `failed`/`expired` with the reason,
+never left "sent". What real firmware does to a text on its way shapes the rules here
+(github:meshtastic/firmware, v2.7.26):
+- a second text within 2 s of the previous one is dropped by the radio while it reports it
+  queued (PhoneAPI.cpp handleToRadioPacket, from v2.7.0): texts leave at least 2.5 s apart;
+- failures the radio raises itself (MAX_RETRANSMIT, PKI_SEND_FAIL_PUBLIC_KEY, DUTY_CYCLE_LIMIT)
+  and implicit ACKs come from the station's own node, not the bracelet (Router.cpp:197,
+  ReliableRouter.cpp:42-62). An implicit ACK only says a relay repeated it: the receipt is
+  `relayed` and still waits for the bracelet;
+- a refusal can also come as queueStatus.res or, on 2.7.0-2.7.3, a ClientNotification;
+- silence is an answer too: after `ack_timeout_s` the attempt has failed.
+A failed attempt is retried a bounded number of times when retrying can help, with the reason
+of each attempt in the row. It never runs on the ingestion path.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 import sqlite_utils
+from meshtastic.protobuf import mesh_pb2
 
 from station.radio.link import LinkDown
 from station.storage import db as dbmod
@@ -20,22 +35,119 @@ from station.storage.writer import Writer
 
 log = logging.getLogger(__name__)
 
-SPACING_S = 1.0   # at most one receipt a second: a LoRa channel carries only a few packets a second
+TEXT_SPACING_S = 2.5          # the firmware's 2 s text limit, plus the serial transit
+Err = mesh_pb2.Routing.Error
+# What the station does before trying again, and how long it waits; None: retrying cannot help.
+RETRY = {
+    "MAX_RETRANSMIT": ("", 30.0),          # the bracelet was out of reach: try later
+    "NO_RESPONSE": ("", 30.0),
+    "TIMEOUT": ("", 30.0),
+    "NO_ROUTE": ("", 30.0),
+    "GOT_NAK": ("", 30.0),
+    "DUTY_CYCLE_LIMIT": ("", 600.0),       # EU_868 allows 10 % of an hour on air
+    "RATE_LIMIT_EXCEEDED": ("", TEXT_SPACING_S),
+    "PKI_SEND_FAIL_PUBLIC_KEY": ("push_key", 5.0),   # the radio lacks the bracelet's key: give it
+    "PKI_UNKNOWN_PUBKEY": ("announce", 60.0),        # the bracelet lacks ours: announce it
+    "no answer": ("", 30.0),
+    "radio dropped it": ("", TEXT_SPACING_S),
+}
+PLAIN = {   # the reasons in words an office understands
+    "MAX_RETRANSMIT": "the bracelet did not answer after the radio's retries (out of reach or off)",
+    "PKI_SEND_FAIL_PUBLIC_KEY": "the station's radio does not have the bracelet's key",
+    "PKI_UNKNOWN_PUBKEY": "the bracelet does not have the station's key",
+    "DUTY_CYCLE_LIMIT": "the radio used its hourly air time (duty cycle)",
+    "NO_CHANNEL": "the bracelet is not on the station's channel",
+    "PKI_FAILED": "encryption to the bracelet failed",
+    "RATE_LIMIT_EXCEEDED": "the radio refused to send so soon after another message",
+    "NO_RESPONSE": "no response from the bracelet",
+    "TOO_LARGE": "the message is too long for one packet",
+}
+
+
+def plain(reason: str | None) -> str:
+    if not reason:
+        return ""
+    code = reason.split(":")[0].strip()
+    return PLAIN.get(code, reason)
+
+
+@dataclass(frozen=True)
+class Settings:
+    min_interval_s: float
+    ttl_s: float
+    ack_timeout_s: float = 60.0
+    max_attempts: int = 3
+
+
+@dataclass(frozen=True)
+class Followup:
+    """Something the daemon must do before a retry can succeed."""
+    action: str                # push_key, announce
+    node_num: int
+
+
+def error_name(code: int) -> str:
+    try:
+        return Err.Name(code)
+    except ValueError:
+        return f"error {code}"
+
+
+def record_answer(db: sqlite_utils.Database, packet_id: int, sender: int, error: str, own_node: int | None,
+                  at: float, settings: Settings) -> tuple[bool, Followup | None]:
+    """A routing answer to a packet the station sent. Returns (matched a receipt, follow-up)."""
+    row = db.execute("SELECT id, node_num, state, attempts FROM receipts WHERE packet_id=? "
+                     "AND state IN ('sent', 'relayed')", (packet_id,)).fetchone()
+    if row is None:
+        return False, None
+    rid, node, state, attempts = row
+    if sender == node:
+        if error == "NONE":
+            db.execute("UPDATE receipts SET state='delivered', reason=NULL, answered_by='bracelet', updated_at=? "
+                       "WHERE id=?", (at, rid))
+            return True, None
+        return True, attempt_failed(db, rid, node, attempts, error, f"{error}: answered by the bracelet", at,
+                                    settings)
+    if own_node is not None and sender == own_node:
+        if error == "NONE":
+            if state == "sent":
+                db.execute("UPDATE receipts SET state='relayed', answered_by='mesh', updated_at=? WHERE id=?",
+                           (at, rid))
+            return True, None
+        return True, attempt_failed(db, rid, node, attempts, error, f"{error}: reported by the station's radio",
+                                    at, settings)
+    return False, None   # someone else's answer that happens to carry our id
+
+
+def attempt_failed(db: sqlite_utils.Database, rid: int, node: int, attempts: int, code: str, reason: str,
+                   at: float, settings: Settings) -> Followup | None:
+    retry = RETRY.get(code)
+    if retry is None or attempts >= settings.max_attempts:
+        final = reason if retry is None else f"{reason} (gave up after {attempts} attempts)"
+        db.execute("UPDATE receipts SET state='failed', reason=?, updated_at=? WHERE id=?", (final[:300], at, rid))
+        return None
+    action, wait = retry
+    db.execute("UPDATE receipts SET state='queued', reason=?, next_attempt_at=?, updated_at=? WHERE id=?",
+               (reason[:300], at + wait, at, rid))
+    return Followup(action, node) if action else None
 
 
 class ReceiptSender:
-    def __init__(self, writer: Writer, link, clock, *, min_interval_s: float, ttl_s: float,
-                 claim_answer=lambda packet_id: None):
+    def __init__(self, writer: Writer, link, clock, settings: Settings, *,
+                 on_followup: Callable[[Followup], None] | None = None):
         self.writer = writer
-        self.claim_answer = claim_answer
         self.link = link
         self.clock = clock
-        self.min_interval_s = min_interval_s
-        self.ttl_s = ttl_s
+        self.settings = settings
+        self.on_followup = on_followup or (lambda f: None)
         self.alive_at = time.monotonic()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._last_sent: dict[tuple[int, str], float] = {}
+        self._last_text = 0.0
+        # Answers that overtook the record of their send (the library returns from a send only
+        # after a fixed sleep): kept for the receipt that will claim the id. Writer thread only.
+        self._early: collections.OrderedDict[int, tuple[int, str]] = collections.OrderedDict()
         self._thread = threading.Thread(target=self._run, name="receipts", daemon=True)
 
     def start(self) -> "ReceiptSender":
@@ -50,53 +162,108 @@ class ReceiptSender:
     def wake(self) -> None:
         self._wake.set()
 
+    # -- answers (called inside writer jobs, or they submit one) ---------------------------------
+    def answer_in_tx(self, db: sqlite_utils.Database, packet_id: int, sender: int, error: str, at: float) -> bool:
+        """From the ingest of a ROUTING_APP packet. True when it concerned one of our receipts."""
+        matched, follow = record_answer(db, packet_id, sender, error, self.link.state.node_num, at, self.settings)
+        if not matched:
+            self._early[packet_id] = (sender, error)
+            while len(self._early) > 256:
+                self._early.popitem(last=False)
+        self._after(follow)
+        return matched
+
+    def radio_refused(self, packet_id: int, code: str, detail: str) -> None:
+        """queueStatus.res or a ClientNotification about a packet we sent (any thread)."""
+        at = self.clock.now()
+
+        def job(db):
+            row = db.execute("SELECT id, node_num, attempts FROM receipts WHERE packet_id=? "
+                             "AND state IN ('sent', 'relayed')", (packet_id,)).fetchone()
+            if row is None:
+                return
+            self._after(attempt_failed(db, row[0], row[1], row[2], code, f"{code}: {detail}", at, self.settings))
+        self.writer.submit(job, name="receipt-refused")
+
+    def _after(self, follow: Followup | None) -> None:
+        if follow is not None:
+            try:
+                self.on_followup(follow)
+            except Exception:
+                log.exception("receipt follow-up failed")
+        self._wake.set()
+
+    # -- the sending thread -----------------------------------------------------------------------
     def _run(self) -> None:
         reader = dbmod.connect(self.writer.path)
         try:
             while not self._stop.is_set():
                 self.alive_at = time.monotonic()
-                self._wake.wait(1.0)
+                self._wake.wait(0.5)
                 self._wake.clear()
                 try:
-                    self._send_queued(reader)
+                    self._time_out(reader)
+                    self._send_due(reader)
                 except Exception:
                     log.exception("receipt sending failed; will retry")
         finally:
             reader.conn.close()
 
-    def _mark(self, rid: int, state: str, reason: str | None = None, packet_id: int | None = None) -> None:
-        at = self.clock.now()
+    def _time_out(self, reader: sqlite_utils.Database) -> None:
+        now = self.clock.now()
+        rows = reader.execute("SELECT id, node_num, attempts, state FROM receipts INDEXED BY receipts_waiting "
+                              "WHERE state IN ('sent', 'relayed') AND sent_at < ?",
+                              (now - self.settings.ack_timeout_s,)).fetchall()
+        for rid, node, attempts, state in rows:
+            what = "relayed by the mesh, but" if state == "relayed" else "sent, but"
+            reason = f"no answer: {what} the bracelet did not acknowledge within {self.settings.ack_timeout_s:g} s"
 
-        def job(db):
-            nonlocal state, reason
-            answer = self.claim_answer(packet_id) if packet_id else None
-            if answer is not None:
-                state, reason = answer
-            db.execute("UPDATE receipts SET state=?, reason=?, packet_id=COALESCE(?, packet_id), updated_at=? "
-                       "WHERE id=?", (state, reason, packet_id, at, rid))
-        self.writer.call(job)
+            def job(db, rid=rid, node=node, attempts=attempts, reason=reason):
+                # Only if nothing answered meanwhile.
+                if db.execute("SELECT 1 FROM receipts WHERE id=? AND state IN ('sent', 'relayed')", (rid,)).fetchone():
+                    self._after(attempt_failed(db, rid, node, attempts, "no answer", reason, now, self.settings))
+            self.writer.call(job)
 
-    def _send_queued(self, reader: sqlite_utils.Database) -> None:
-        rows = reader.execute("SELECT id, node_num, kind, text, created_at FROM receipts "
-                              "WHERE state='queued' ORDER BY id").fetchall()
-        for rid, num, kind, text, created in rows:
+    def _send_due(self, reader: sqlite_utils.Database) -> None:
+        now = self.clock.now()
+        rows = reader.execute("SELECT id, node_num, kind, text, created_at, attempts FROM receipts "
+                              "INDEXED BY receipts_queued WHERE state = 'queued' "
+                              "AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY id", (now,)).fetchall()
+        for rid, num, kind, text, created, attempts in rows:
             if self._stop.is_set():
                 return
             now = self.clock.now()
-            if now - created > self.ttl_s:
-                self._mark(rid, "expired", f"not sent within {self.ttl_s:g} s")
+            if now - created > self.settings.ttl_s:
+                self._mark(rid, "expired", f"not delivered within {self.settings.ttl_s:g} s")
                 continue
             last = self._last_sent.get((num, kind))
-            if last is not None and time.monotonic() - last < self.min_interval_s:
-                self._mark(rid, "skipped", "rate limited: the same receipt was sent moments ago")
+            if attempts == 0 and last is not None and time.monotonic() - last < self.settings.min_interval_s:
+                self._mark(rid, "skipped", "the same receipt was sent to this bracelet moments ago")
                 continue
             if not self.link.connected:
                 return  # try again when the link is back
+            wait = TEXT_SPACING_S - (time.monotonic() - self._last_text)
+            if wait > 0 and self._stop.wait(wait):
+                return
             try:
                 packet_id = self.link.send_text(num, text)
             except LinkDown as e:
                 log.info("receipt %s waits for the radio: %s", rid, e)
                 return
-            self._last_sent[(num, kind)] = time.monotonic()
-            self._mark(rid, "sent", None, packet_id)
-            self._stop.wait(SPACING_S)
+            self._last_text = time.monotonic()
+            self._last_sent[(num, kind)] = self._last_text
+            self._mark(rid, "sent", None, packet_id, attempt=True)
+
+    def _mark(self, rid: int, state: str, reason: str | None = None, packet_id: int | None = None, *,
+              attempt: bool = False) -> None:
+        at = self.clock.now()
+
+        def job(db):
+            db.execute("UPDATE receipts SET state=?, reason=COALESCE(?, reason), packet_id=COALESCE(?, packet_id), "
+                       "updated_at=?, sent_at=CASE WHEN ? THEN ? ELSE sent_at END, attempts=attempts+? WHERE id=?",
+                       (state, reason, packet_id, at, int(attempt), at, int(attempt), rid))
+            early = self._early.pop(packet_id, None) if packet_id else None
+            if early is not None:
+                self._after(record_answer(db, packet_id, early[0], early[1], self.link.state.node_num, at,
+                                          self.settings)[1])
+        self.writer.call(job)

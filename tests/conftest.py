@@ -59,7 +59,7 @@ def make_config(tmp_path: Path, **sections) -> config.Config:
         "gpio": {"enabled": False},
         "radio": {"heartbeat_s": 0.5, "liveness_timeout_s": 2.0, "handshake_timeout_s": 3.0,
                   "reconnect_min_s": 0.1, "reconnect_max_s": 0.5, "ready_timeout_s": 5.0},
-        "receipts": {"min_interval_s": 0.0},
+        "receipts": {"min_interval_s": 0.0, "ack_timeout_s": 5.0},
     }
     for name, values in sections.items():
         base.setdefault(name, {}).update(values)
@@ -70,12 +70,15 @@ class Harness:
     """A station on a virtual radio: `h.sim.radio` is the radio, `h.db()` a read connection."""
 
     def __init__(self, tmp_path: Path, scenario: str, transport: str, *, register: bool = True,
-                 corpus_dir: Path | None = None, start: bool = True, pin_factory=None, **sections):
+                 corpus_dir: Path | None = None, start: bool = True, pin_factory=None,
+                 firmware: str | None = None, radio: dict | None = None, **sections):
         tmp_path.mkdir(parents=True, exist_ok=True)
         self.cfg = make_config(tmp_path, **sections)
+        # Acknowledgements and reboots at test speed; what they mean is the firmware's.
+        options = {"retransmit_s": 0.2, "reboot_scale": 0.05, **(radio or {})}
         self.sim = SimRadio(scenario, speed=0, tcp=0 if transport == "tcp" else None,
                             pty=None if transport == "tcp" else str(tmp_path / "radio"),
-                            corpus_dir=corpus_dir, start_delay_s=0.0)
+                            corpus_dir=corpus_dir, start_delay_s=0.0, firmware=firmware, **options)
         if register:
             register_cast(self.cfg.database_path, self.sim.stage.people)
         self.pin_factory = pin_factory
@@ -83,13 +86,15 @@ class Harness:
         if start:
             self.start()
 
-    def start(self) -> "Harness":
-        # The radio starts first and buffers the scenario until the station's handshake, as a
-        # real radio does with packets heard before a client attached.
-        self.sim.start()
+    def start(self, play: bool = True) -> "Harness":
+        # The radio is plugged in first; the scenario plays once the station is connected, since
+        # a real radio keeps only 8 or 32 packets for a host that is not there yet.
+        self.sim.start(play=False)
         self.cfg = self.cfg.with_overrides(radio={"port": self.sim.port})
         self.station = Station(self.cfg, pin_factory=self.pin_factory).start()
         assert self.station.link.wait_connected(10), self.station.link.state
+        if play:
+            self.sim.play()
         return self
 
     def settle(self, timeout: float = 15.0) -> None:
@@ -124,6 +129,10 @@ class Harness:
             self.station.stop()
             self.station = None
         self.sim.stop()
+
+
+# The firmware releases the virtual radio can play (station/radio/virtual/firmware.py).
+FIRMWARE = ["2.6.11", "2.7.3", "2.7.26", "2.8"]
 
 
 @pytest.fixture

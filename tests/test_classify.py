@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from meshtastic.protobuf import mesh_pb2
 
-from station.decode.packets import (Alert, Cancel, NodeInfo, Position, Problem, Routing, Rules, Telemetry,
-                                    classify)
+from station.decode.packets import (Alert, Cancel, NodeInfo, Position, Problem, Routing, Rules, SensorState,
+                                    Telemetry, classify)
 from station.radio.virtual.bracelets import cast, gga, rmc
 
 RULES = Rules(keywords=("SOS", "HELP", "AIDE"), cancel_keywords=("SAFE", "CANCEL"))
@@ -30,6 +30,34 @@ def kinds(packet):
 def test_every_alert_trigger_is_recognised(packet, source):
     [alert] = classify(packet, RULES).of(Alert)
     assert alert.source == source
+
+
+# DetectionSensorModule.cpp:119-157: what the sensor sends, byte for byte.
+@pytest.mark.parametrize("payload, alert, state", [
+    (b"SOS detected\x07", True, None),              # a press, with send_bell
+    (b"SOS detected", True, None),                  # a press, without
+    (b"Detection Sensor detected", True, None),     # the module's default name
+    (b"SOS state: 0", False, 0),                    # the release (EITHER_EDGE), or the hourly report
+    (b"SOS state: 1", False, 1),                    # the hourly report while held
+    (b"Motion state: 1", False, 1),
+    (b"panic!", True, None),                        # a format we do not know must not silence an alarm
+])
+def test_only_a_detection_sensor_press_is_an_alert_never_its_state(payload, alert, state):
+    result = classify(B.packet(10, payload), RULES)
+    assert bool(result.of(Alert)) is alert
+    assert [s.state for s in result.of(SensorState)] == ([] if state is None else [state])
+
+
+@pytest.mark.parametrize("level, shown, external, problem", [
+    (0, 0, False, False), (57, 57, False, False), (100, 100, False, False),
+    (101, None, True, False),                       # DeviceTelemetry.cpp: 101 means external power
+    (250, None, True, True),                        # nonsense: counted, and never a percentage
+])
+def test_battery_101_means_external_power_not_a_percentage(level, shown, external, problem):
+    result = classify(B.telemetry(level, 4.1), RULES)
+    [t] = result.of(Telemetry)
+    assert (t.battery_level, t.external_power) == (shown, external)
+    assert bool(result.of(Problem)) is problem
 
 
 @pytest.mark.parametrize("text", ["I'm safe, no SOSs here", "helpful", "SOSA", "a sosie"])
@@ -66,7 +94,7 @@ def test_telemetry_nodeinfo_and_routing():
     [t] = classify(B.telemetry(42, 3.71), RULES).of(Telemetry)
     assert (t.battery_level, t.voltage) == (42, 3.71)
     [n] = classify(B.nodeinfo(), RULES).of(NodeInfo)
-    assert (n.long_name, n.short_name, n.hw_model) == ("Amina D.", "AMI", "TRACKER_T1000_E")
+    assert (n.long_name, n.short_name, n.hw_model) == ("Amina D.", "AMI", "RAK4631")
     assert n.public_key and len(n.public_key) == 44
     [r] = classify(B.routing_ack(1234, 99), RULES).of(Routing)
     assert r == Routing(1234, "NONE")

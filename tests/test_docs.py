@@ -36,5 +36,5 @@ def test_every_command_in_the_readme_exists(command):
 def test_every_scenario_in_the_readme_exists_and_none_is_missing():
     from station.radio.virtual.scenarios import SCENARIOS
     listed = re.search(r"Scenarios \(.*?\): (.*?)\.\n\n", README, re.S).group(1)
-    names = set(re.findall(r"`([a-z-]+)`", listed))
+    names = set(re.findall(r"`([a-z0-9-]+)`", listed))
     assert names == set(SCENARIOS)

@@ -58,7 +58,7 @@ def test_ready_watchdog_and_stopping_and_no_watchdog_once_the_radio_worker_hangs
         station.stale_after_s = 1.5     # the writer stamps itself at least once a second
 
         def sabotage():
-            station.link._heartbeat = hang_supervisor
+            station.link._probe = hang_supervisor
         threading.Timer(1.5, sabotage).start()
         threading.Timer(7.0, os.kill, args=(os.getpid(), signal.SIGTERM)).start()
         threading.Timer(7.1, release.set).start()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from google.protobuf.message import DecodeError
 from meshtastic.protobuf import mesh_pb2, portnums_pb2, telemetry_pb2
 
-from station.decode import nmea
+from station.decode import nmea, precision
 
 PORT = portnums_pb2.PortNum
 BELL = "\x07"
@@ -41,17 +41,30 @@ class Position:
     fix_time: float | None = None
     alt: float | None = None
     sats: int | None = None
-    precision_bits: int | None = None
+    precision_bits: int | None = None   # the channel's position_precision; None: full precision
     quality: int | None = None
+
+    @property
+    def uncertainty_m(self) -> float | None:
+        return precision.uncertainty_m(self.precision_bits)
 
 
 @dataclass(frozen=True)
 class Telemetry:
-    battery_level: int | None
+    battery_level: int | None           # percent; None on external power
     voltage: float | None
     channel_util: float | None
     air_util_tx: float | None
     uptime_s: int | None
+    external_power: bool = False
+
+
+@dataclass(frozen=True)
+class SensorState:
+    """A detection sensor reporting its pin state ("<name> state: 0|1"): on release and every
+    state_broadcast_secs (DetectionSensorModule.cpp:99-115,142-157). Never a press."""
+    name: str
+    state: int
 
 
 @dataclass(frozen=True)
@@ -168,18 +181,42 @@ def _position(payload: bytes) -> list:
     )]
 
 
+# DeviceTelemetry.cpp:18,107-109: the level reads 101 when the device runs on external power.
+EXTERNAL_POWER_LEVEL = 101
+
+
 def _telemetry(payload: bytes) -> list:
     t = telemetry_pb2.Telemetry.FromString(payload)
     if not t.HasField("device_metrics"):
         return []
     m = t.device_metrics
-    return [Telemetry(
-        m.battery_level if m.HasField("battery_level") else None,
+    level = m.battery_level if m.HasField("battery_level") else None
+    external = level is not None and level >= EXTERNAL_POWER_LEVEL
+    out: list = [Telemetry(
+        None if external else level,
         round(m.voltage, 3) if m.HasField("voltage") else None,
         round(m.channel_utilization, 2) if m.HasField("channel_utilization") else None,
         round(m.air_util_tx, 2) if m.HasField("air_util_tx") else None,
         m.uptime_seconds if m.HasField("uptime_seconds") else None,
+        external,
     )]
+    if level is not None and level > EXTERNAL_POWER_LEVEL:
+        out.append(Problem("battery level out of range", str(level)))
+    return out
+
+
+# DetectionSensorModule.cpp:119-132 and 142-157: "<name> detected" (a bell follows with send_bell)
+# and "<name> state: 0|1". The name is the module's configured name, at most 20 characters.
+_SENSOR_STATE = re.compile(r"^(?P<name>.{0,40}) state: (?P<state>-?\d+)$", re.DOTALL)
+
+
+def _detection(text: str) -> list:
+    m = _SENSOR_STATE.match(text)
+    if m:
+        return [SensorState(m.group("name"), int(m.group("state")))]
+    # "detected", or anything else a sensor sends: a message on this port comes from a trigger,
+    # and a format we do not know must not silence an alarm.
+    return [Alert("detection_sensor", text)]
 
 
 def _nodeinfo(payload: bytes) -> list:
@@ -216,7 +253,7 @@ def classify(packet: mesh_pb2.MeshPacket, rules: Rules) -> Classified:
                 obs.append(Alert("alert_app", text))
                 obs.extend(o for o in classify_text(text, rules, source="alert_app") if isinstance(o, Position))
             elif d.portnum == PORT.DETECTION_SENSOR_APP:
-                obs.append(Alert("detection_sensor", text))
+                obs.extend(_detection(text))
             else:
                 found = classify_text(text, rules, source="text" if d.portnum == PORT.TEXT_MESSAGE_APP else "serial")
                 obs.extend(found)

@@ -9,13 +9,21 @@ What the library does not do, and this does (see shared/notes/meshtastic-library
 - `close()` after a lost link is guarded, and the library's own 300 s heartbeat timer (a
   non-daemon thread that leaked on close) is never started;
 - frames the library cannot decode are still handed over, raw, instead of vanishing in its
-  reader thread.
+  reader thread;
+- the handshake is read for what the radio is (firmware, channels, keys: radio/info.py), and the
+  liveness check fits the firmware: a heartbeat where it is answered (2.7.4+), else an admin
+  request to the radio itself, which every firmware answers; those answers are ours, not the
+  mesh's, and are never handed on;
+- refusals the radio reports outside packets (queueStatus.res, ClientNotification) are passed on;
+- one lock serialises every write, so that a heartbeat cannot land inside a receipt's frame.
 Callbacks on the library's publishing thread only hand the packet to the sink.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
+import random
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -23,12 +31,14 @@ from typing import Callable, Protocol
 
 import serial
 from meshtastic.mesh_interface import MeshInterface
-from meshtastic.protobuf import mesh_pb2
+from meshtastic.protobuf import admin_pb2, mesh_pb2, portnums_pb2
 from meshtastic.serial_interface import SerialInterface
 from meshtastic.tcp_interface import TCPInterface
 from pubsub import pub
 
 from station.logs import event
+from station.radio import firmware
+from station.radio.info import HandshakeNotes, RadioInfo
 from station.radio.ports import RadioUnavailable, check_serial_path, describe_serial_error, parse_tcp
 
 log = logging.getLogger(__name__)
@@ -113,6 +123,9 @@ class _StationInterface:
         except Exception as e:
             link.sink.on_bad_frame(raw, f"FromRadio does not parse: {e}"[:200])
             return
+        if link._consume(parsed):
+            return
+        link._observe(parsed)
         try:
             super()._handleFromRadio(fromRadioBytes)
         except Exception as e:
@@ -122,6 +135,10 @@ class _StationInterface:
                 link.sink.on_packet(parsed.packet, problem=f"library: {type(e).__name__}: {e}"[:200])
             else:
                 link.sink.on_bad_frame(raw, f"library: {type(e).__name__}: {e}"[:200])
+
+    def _sendToRadioImpl(self, toRadio):  # noqa: N802
+        with self._station_link._write_lock:
+            super()._sendToRadioImpl(toRadio)
 
     def _waitConnected(self, timeout=30.0):  # noqa: N802
         return super()._waitConnected(self._station_link.settings.handshake_timeout_s)
@@ -138,14 +155,34 @@ class StationTCPInterface(_StationInterface, TCPInterface):
     pass
 
 
+def _refusal_code(message: str) -> str:
+    """What a ClientNotification about one of our packets means (Router.cpp:304-325,
+    PhoneAPI.cpp handleToRadioPacket on 2.7.0-2.7.3)."""
+    if "Duty cycle" in message:
+        return "DUTY_CYCLE_LIMIT"
+    if "can only be sent once" in message:
+        return "RATE_LIMIT_EXCEEDED"
+    return "radio dropped it"
+
+
 class RadioLink:
     def __init__(self, port: str, sink: PacketSink, settings: LinkSettings = LinkSettings(),
-                 on_state: Callable[[LinkState], None] | None = None):
+                 on_state: Callable[[LinkState], None] | None = None,
+                 on_radio_info: Callable[[RadioInfo], None] | None = None,
+                 on_refusal: Callable[[int, str, str], None] | None = None):
         self.port = port
         self.sink = sink
         self.settings = settings
         self.on_state = on_state or (lambda s: None)
+        self.on_radio_info = on_radio_info or (lambda info: None)
+        self.on_refusal = on_refusal or (lambda packet_id, code, detail: None)
         self.state = LinkState(port=port)
+        self.radio_info: RadioInfo | None = None
+        self.probes = 0
+        self._notes = HandshakeNotes()
+        self._own_requests: collections.OrderedDict[int, str] = collections.OrderedDict()
+        self._write_lock = threading.Lock()
+        self._rng = random.Random()
         self.last_rx = 0.0
         self.alive_at = time.monotonic()
         self._iface: MeshInterface | None = None
@@ -164,7 +201,50 @@ class RadioLink:
 
     def _on_receive(self, packet, interface) -> None:
         if self._mine(interface) and "raw" in packet:
-            self.sink.on_packet(packet["raw"])
+            raw = packet["raw"]
+            if getattr(raw, "from") == self.state.node_num and raw.decoded.portnum == portnums_pb2.PortNum.ADMIN_APP:
+                return   # our radio's admin answers carry session keys and secrets: never stored
+            self.sink.on_packet(raw)
+
+    # -- frames read by the library's reader thread, before the library sees them -----------------
+    def _consume(self, fr: mesh_pb2.FromRadio) -> bool:
+        """Answers to our own probes and admin requests: ours, not the mesh's."""
+        kind = fr.WhichOneof("payload_variant")
+        if kind == "queueStatus" and fr.queueStatus.mesh_packet_id in self._own_requests:
+            return True
+        if kind == "packet" and fr.packet.HasField("decoded") and \
+                getattr(fr.packet, "from") == self.state.node_num and fr.packet.decoded.request_id in self._own_requests:
+            self._own_requests.pop(fr.packet.decoded.request_id, None)
+            return True
+        return False
+
+    def _observe(self, fr: mesh_pb2.FromRadio) -> None:
+        kind = fr.WhichOneof("payload_variant")
+        if kind == "queueStatus":
+            qs = fr.queueStatus
+            if qs.res and qs.mesh_packet_id:
+                self._refused(qs.mesh_packet_id, _error_name(qs.res), "refused by the station's radio")
+        elif kind == "clientNotification":
+            n = fr.clientNotification
+            if n.reply_id:
+                self._refused(n.reply_id, _refusal_code(n.message), n.message[:200])
+        elif kind == "rebooted":
+            self._notes.reset()
+        elif self._notes.feed(fr):
+            info = self._notes.info(time.time())
+            self.radio_info = info
+            event(log, "radio.identified", logging.INFO, f"radio firmware {info.firmware} ({info.hw_model})",
+                  port=self.port, firmware=info.firmware, hw=info.hw_model, region=info.region, preset=info.preset)
+            try:
+                self.on_radio_info(info)
+            except Exception:
+                log.exception("radio info listener failed")
+
+    def _refused(self, packet_id: int, code: str, detail: str) -> None:
+        try:
+            self.on_refusal(packet_id, code, detail)
+        except Exception:
+            log.exception("refusal listener failed")
 
     def _on_lost(self, interface) -> None:
         if self._mine(interface):
@@ -205,6 +285,46 @@ class RadioLink:
                 return True
             time.sleep(0.05)
         return self.connected
+
+    def send_admin(self, msg: admin_pb2.AdminMessage, *, want_response: bool = True) -> int:
+        """An admin message to the station's own radio (no passkey is needed from its own
+        port: AdminModule.cpp:131-137). Its answers are swallowed. Returns the packet id."""
+        return self._to_own_radio(portnums_pb2.PortNum.ADMIN_APP, msg.SerializeToString(), want_response, "admin")
+
+    def announce(self) -> bool:
+        """Make the radio broadcast its NodeInfo now, so bracelets learn its key (heartbeat nonce 1,
+        PhoneAPI.cpp:225-229, firmware 2.7.23+). False when this firmware cannot."""
+        info = self.radio_info
+        if info is None or not firmware.nodeinfo_ping(info.firmware):
+            return False
+        return self._write(mesh_pb2.ToRadio(heartbeat=mesh_pb2.Heartbeat(nonce=1)))
+
+    def _to_own_radio(self, port: int, payload: bytes, want_response: bool, purpose: str) -> int:
+        iface, own = self._iface, self.state.node_num
+        if iface is None or not self.connected or own is None:
+            raise LinkDown(f"radio link is {self.state.status}")
+        p = mesh_pb2.MeshPacket(to=own, id=self._rng.getrandbits(32) or 1, want_ack=False)
+        p.decoded.portnum = port
+        p.decoded.payload = payload
+        p.decoded.want_response = want_response
+        self._own_requests[p.id] = purpose
+        while len(self._own_requests) > 64:
+            self._own_requests.popitem(last=False)
+        if not self._write(mesh_pb2.ToRadio(packet=p)):
+            raise LinkDown("the write to the radio failed")
+        return p.id
+
+    def _write(self, msg: mesh_pb2.ToRadio) -> bool:
+        iface = self._iface
+        if iface is None:
+            return False
+        try:
+            # Straight to the wire: the library's send queue can wait for free space forever.
+            iface._sendToRadioImpl(msg)
+            return True
+        except Exception as e:
+            log.debug("write to the radio failed: %s", e)
+            return False
 
     def send_text(self, num: int, text: str, want_ack: bool = True) -> int:
         """Send a direct message; returns its packet id. Raises LinkDown at once when down."""
@@ -260,6 +380,7 @@ class RadioLink:
     def _connect(self) -> None:
         self._lost.clear()
         self.last_rx = time.monotonic()
+        self._notes.reset()
         tcp = parse_tcp(self.port)
         cls = StationTCPInterface if tcp else StationSerialInterface
         if not tcp:
@@ -303,21 +424,23 @@ class RadioLink:
                 return f"hung (no answer for {now - self.last_rx:.0f} s)"
             if now >= next_heartbeat:
                 next_heartbeat = now + self.settings.heartbeat_s
-                if not self._heartbeat():
+                if not self._probe():
                     return "lost (heartbeat could not be written)"
             self._lost.wait(min(0.25, self.settings.heartbeat_s))
 
-    def _heartbeat(self) -> bool:
-        iface = self._iface
-        if iface is None:
-            return False
-        msg = mesh_pb2.ToRadio(heartbeat=mesh_pb2.Heartbeat())
+    def _probe(self) -> bool:
+        """Something the radio must answer. A heartbeat where the firmware answers it (2.7.4+);
+        older firmware stays silent (PhoneAPI.cpp:216-234), so on a quiet mesh silence would look
+        like a hang: ask it for its metadata instead (AdminModule handleGetDeviceMetadata)."""
+        self.probes += 1
+        info = self.radio_info
+        if info is not None and info.answers_heartbeat:
+            return self._write(mesh_pb2.ToRadio(heartbeat=mesh_pb2.Heartbeat()))
         try:
-            # Straight to the wire: the library's send queue can wait for free space forever.
-            iface._sendToRadioImpl(msg)
+            self._to_own_radio(portnums_pb2.PortNum.ADMIN_APP, admin_pb2.AdminMessage(
+                get_device_metadata_request=True).SerializeToString(), True, "probe")
             return True
-        except Exception as e:
-            log.debug("heartbeat write failed: %s", e)
+        except LinkDown:
             return False
 
     def _teardown(self) -> None:
@@ -342,3 +465,10 @@ class RadioLink:
         t = threading.Thread(target=_close, name="radio-close", daemon=True)
         t.start()
         t.join(5)
+
+
+def _error_name(code: int) -> str:
+    try:
+        return mesh_pb2.Routing.Error.Name(code)
+    except ValueError:
+        return f"error {code}"

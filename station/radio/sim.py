@@ -10,6 +10,7 @@ from pathlib import Path
 
 from station.radio.virtual import scenarios
 from station.radio.virtual.device import VirtualRadio
+from station.radio.virtual.firmware import DEFAULT as DEFAULT_FIRMWARE
 from station.radio.virtual.transports import PtyPort, TcpPort
 
 log = logging.getLogger(__name__)
@@ -18,11 +19,13 @@ log = logging.getLogger(__name__)
 class SimRadio:
     def __init__(self, scenario: str = "demo", *, speed: float = 1.0, pty: str | None = None,
                  tcp: int | None = None, corpus_dir: Path | None = None, replay_last: int = 0,
-                 start_delay_s: float = 0.0):
+                 start_delay_s: float = 0.0, firmware: str | None = None, device: str | None = None,
+                 **radio_options):
         if scenario not in scenarios.SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(scenarios.SCENARIOS)}")
         self.scenario = scenario
-        self.radio = VirtualRadio(replay_last=replay_last)
+        self.radio = VirtualRadio(replay_last=replay_last, firmware=firmware or DEFAULT_FIRMWARE,
+                                  device=device or "heltec-v3", **radio_options)
         self.stage = scenarios.Stage(self.radio, speed=speed, corpus_dir=corpus_dir)
         self._tmp: tempfile.TemporaryDirectory | None = None
         if tcp is not None:
@@ -42,10 +45,16 @@ class SimRadio:
             return f"tcp://127.0.0.1:{self.transport.port}"
         return str(self.transport.link)
 
-    def start(self) -> "SimRadio":
+    def start(self, *, play: bool = True) -> "SimRadio":
+        """Plug the radio in; `play`: start the scenario now (else call `play()`, e.g. once a
+        station is connected, so that the radio's small client queue does not overflow)."""
         self.transport.plug()
-        self._thread.start()
+        if play:
+            self.play()
         return self
+
+    def play(self) -> None:
+        self._thread.start()
 
     def _play(self) -> None:
         try:
@@ -61,6 +70,7 @@ class SimRadio:
         self.stage.stop.set()
         if self._thread.ident is not None:
             self._thread.join(2)
+        self.radio.router.power_off()
         self.transport.unplug()
         if self._tmp is not None:
             self._tmp.cleanup()

@@ -128,7 +128,25 @@ def _v3(db: sqlite_utils.Database) -> None:
                   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
+def _v4(db: sqlite_utils.Database) -> None:
+    """Real firmware: precision carried with each fix, packets a 2.8 radio replays from its cache,
+    external power, and receipts that are retried until delivered or given up."""
+    db["positions"].add_column("cached", int, not_null_default=0)
+    db["telemetry"].add_column("external_power", int, not_null_default=0)
+    db["telemetry"].add_column("cached", int, not_null_default=0)
+    db["nodes"].add_column("external_power", int, not_null_default=0)
+    db["nodes"].add_column("fix_precision_bits", int)
+    db["incidents"].add_column("fix_precision_bits", int)
+    db["receipts"].add_column("attempts", int, not_null_default=0)
+    db["receipts"].add_column("next_attempt_at", float)
+    db["receipts"].add_column("sent_at", float)
+    db["receipts"].add_column("answered_by", str)
+    # The sender looks twice a second for work: receipts queued, and receipts waiting for an answer.
+    db.execute("CREATE INDEX receipts_queued ON receipts(id) WHERE state = 'queued'")
+    db.execute("CREATE INDEX receipts_waiting ON receipts(sent_at) WHERE state IN ('sent', 'relayed')")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
 
 
 def schema_version(db: sqlite_utils.Database) -> int:

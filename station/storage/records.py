@@ -50,8 +50,13 @@ def insert_reject(db: sqlite_utils.Database, at: float, source: str, reason: str
                (at, source, reason, detail[:300], raw[:RAW_REJECT_MAX] if raw else None))
 
 
-def node_heard(db: sqlite_utils.Database, p: mesh_pb2.MeshPacket, at: float) -> None:
+def node_heard(db: sqlite_utils.Database, p: mesh_pb2.MeshPacket, at: float, *, live: bool = True) -> None:
+    """The sender exists; `live`: heard now (a replay from the radio's cache must not make a
+    silent bracelet look alive)."""
     num = getattr(p, "from")
+    if not live:
+        db.execute("INSERT OR IGNORE INTO nodes (num, node_id, first_heard) VALUES (?,?,?)", (num, node_id(num), at))
+        return
     db.execute(
         """INSERT INTO nodes (num, node_id, first_heard, last_heard, snr, rssi, hops) VALUES (?,?,?,?,?,?,?)
            ON CONFLICT(num) DO UPDATE SET last_heard=excluded.last_heard,
@@ -74,23 +79,30 @@ def node_info(db: sqlite_utils.Database, num: int, info: NodeInfo) -> str | None
 
 
 def insert_position(db: sqlite_utils.Database, num: int | None, pos: Position, at: float,
-                    packet_row: int | None) -> None:
+                    packet_row: int | None, *, cached: bool = False) -> None:
+    """A fix; `cached`: replayed by a 2.8 radio from its memory, kept as history but never the
+    node's current position (it is older than what we know, or at best the same)."""
     db.execute(
         """INSERT INTO positions (node_num, packet, source, received_at, fix_at, lat, lon, alt, sats,
-               precision_bits, quality) VALUES (?,?,?,?,?,?,?,?,?,?,?)""",
+               precision_bits, quality, cached) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)""",
         (num, packet_row, pos.source, at, pos.fix_time, pos.lat, pos.lon, pos.alt, pos.sats,
-         pos.precision_bits, pos.quality))
-    if num is not None:
-        db.execute("UPDATE nodes SET lat=?, lon=?, fix_at=? WHERE num=?", (pos.lat, pos.lon, at, num))
+         pos.precision_bits, pos.quality, int(cached)))
+    if num is not None and not cached:
+        db.execute("UPDATE nodes SET lat=?, lon=?, fix_at=?, fix_precision_bits=? WHERE num=?",
+                   (pos.lat, pos.lon, at, pos.precision_bits, num))
 
 
-def insert_telemetry(db: sqlite_utils.Database, num: int, t: Telemetry, at: float, packet_row: int) -> None:
+def insert_telemetry(db: sqlite_utils.Database, num: int, t: Telemetry, at: float, packet_row: int,
+                     *, cached: bool = False) -> None:
     db.execute(
         """INSERT INTO telemetry (node_num, packet, received_at, battery_level, voltage, channel_util,
-               air_util_tx, uptime_s) VALUES (?,?,?,?,?,?,?,?)""",
-        (num, packet_row, at, t.battery_level, t.voltage, t.channel_util, t.air_util_tx, t.uptime_s))
-    db.execute("UPDATE nodes SET battery_level=COALESCE(?, battery_level), voltage=COALESCE(?, voltage) "
-               "WHERE num=?", (t.battery_level, t.voltage, num))
+               air_util_tx, uptime_s, external_power, cached) VALUES (?,?,?,?,?,?,?,?,?,?)""",
+        (num, packet_row, at, t.battery_level, t.voltage, t.channel_util, t.air_util_tx, t.uptime_s,
+         int(t.external_power), int(cached)))
+    if not cached:
+        db.execute("UPDATE nodes SET battery_level=CASE WHEN ? THEN NULL ELSE COALESCE(?, battery_level) END, "
+                   "voltage=COALESCE(?, voltage), external_power=? WHERE num=?",
+                   (int(t.external_power), t.battery_level, t.voltage, int(t.external_power), num))
 
 
 def set_state(db: sqlite_utils.Database, key: str, value: Any, at: float) -> None:

@@ -1,8 +1,15 @@
-"""Named scenarios for the virtual radio: what the bracelets do, step by step.
+"""Named scenarios for the virtual radio: what the bracelets and their wearers do, step by step.
 
 Each scenario is a function of a `Stage`; `stage.pause(s)` is scaled by the speed, so tests run
-them in milliseconds and the demo at human pace. The expected effect of each is asserted in
-tests/test_scenarios.py.
+them in milliseconds and the demo at human pace. The stage keeps its own clock, which a pause
+always advances by the full `s`: a bracelet's firmware timers (the detection sensor's 45 s
+minimum) then behave as on a real device even when the test runs at speed 0.
+
+The wearers use their stock devices as they really work (bracelets.py): Amina presses the button
+wired to her RAK4631's detection sensor, Bashir sends his T-Echo's canned "SOS" (with the bell),
+Chen's own firmware sends keywords and NMEA, Dara's T1000-E cannot raise an alert at all.
+ALERT_APP stays what it is in reality: the phone app's path. The expected effect of each
+scenario is asserted in tests/test_scenarios.py.
 """
 
 from __future__ import annotations
@@ -16,9 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from meshtastic.protobuf import mesh_pb2
+
 from station.radio import framing
-from station.radio.virtual.bracelets import Bracelet, cast, gga, rmc
+from station.radio.virtual.bracelets import OFFICE_CHANNEL, Bracelet, cast, gga, public_channel, rmc
 from station.radio.virtual.device import VirtualRadio
+
+KNOWN = ("amina", "bashir", "chen", "dara")   # heard by the station's radio before the scenario
 
 
 @dataclass
@@ -31,20 +42,38 @@ class Stage:
     rng: random.Random = field(default_factory=lambda: random.Random(3))
 
     def __post_init__(self) -> None:
-        # The radio can acknowledge direct messages only for nodes in its node database.
-        for name in ("amina", "bashir", "chen", "visitor"):
-            if name in self.people:
-                self.radio.add_node(self.people[name])
+        self.clock = time.time()
+        for name, b in self.people.items():
+            self.radio.add_node(b, known=name in KNOWN)
+        self._by_num = {b.num: b for b in self.people.values()}
+
+    def now(self) -> float:
+        return self.clock
 
     def pause(self, seconds: float) -> None:
+        self.clock += seconds
         if self.speed > 0:
             self.stop.wait(seconds / self.speed)
 
-    def send(self, packet, times: int = 1) -> None:
+    def send(self, packet: mesh_pb2.MeshPacket, times: int = 1, *, sender: Bracelet | None = None) -> None:
+        """Put a packet on the air from its sender (found by its number when not given); `times`
+        > 1 repeats it as rebroadcasts, one hop further each time."""
+        sender = sender or self._by_num.get(getattr(packet, "from"))
         for i in range(times):
             if i:
-                packet.hop_limit = max(0, packet.hop_limit - 1)  # a rebroadcast, one hop further
-            self.radio.emit_packet(packet)
+                packet.hop_limit = max(0, packet.hop_limit - 1)
+            if sender is None:
+                self.radio.hear(packet, None, OFFICE_CHANNEL)
+            else:
+                self.radio.hear(packet, sender)
+
+    def act(self, bracelet: Bracelet, packets: list[mesh_pb2.MeshPacket]) -> None:
+        for p in packets:
+            self.send(p, sender=bracelet)
+
+    def press(self, name: str) -> None:
+        b = self.people[name]
+        self.act(b, b.press(self.clock))
 
     def __getattr__(self, name: str) -> Bracelet:
         try:
@@ -66,30 +95,30 @@ def join(s: Stage) -> None:
 def sos(s: Stage) -> None:
     join(s)
     s.pause(1)
-    s.send(s.amina.alert("SOS"))
+    s.press("amina")
 
 
 def sos_no_fix(s: Stage) -> None:
     join(s)
     s.pause(1)
     s.send(s.bashir.position(fix=False))   # the bracelet lost its fix indoors
-    s.send(s.bashir.text("SOS"))
-    s.send(s.chen.alert("SOS"))            # Chen never had a fix at all
+    s.press("bashir")
+    s.send(s.chen.text("SOS"))             # Chen never had a fix at all
 
 
 def triggers(s: Stage) -> None:
-    """The four ways a bracelet raises an alert, one bracelet each."""
+    """The ways an alert really arrives, one sender each."""
     join(s)
-    s.send(s.amina.alert("SOS"))
-    s.send(s.bashir.detection("Alarm button detected"))
-    s.send(s.chen.text("\x07"))
+    s.press("amina")                       # detection sensor: "SOS detected\a"
+    s.press("bashir")                      # canned message: "SOS\a"
+    s.send(s.chen.alert("SOS"))            # a phone app's ALERT_APP, through Chen's node
     s.send(s.visitor.nodeinfo())
-    s.send(s.visitor.text("please help, SOS"))
+    s.send(s.visitor.text("please help, SOS"))   # a keyword, heard on the public channel
 
 
 def moving(s: Stage) -> None:
     join(s)
-    s.send(s.amina.alert("SOS"))
+    s.press("amina")
     lat, lon = s.amina.lat, s.amina.lon
     for i in range(1, 6):
         s.pause(1)
@@ -98,7 +127,7 @@ def moving(s: Stage) -> None:
 
 def _alert_then_cancel(s: Stage, pin: str) -> None:
     join(s)
-    s.send(s.amina.alert("SOS"))
+    s.press("amina")
     s.pause(2)
     s.send(s.amina.text(f"SAFE {pin}"))
 
@@ -120,19 +149,67 @@ def battery(s: Stage) -> None:
     for level in range(80, 0, -10):
         s.pause(1)
         s.send(s.bashir.telemetry(level, 3.3 + level / 100))
+    s.send(s.chen.telemetry(0, 4.9))       # on external power: the firmware reports 101
 
 
 def duplicates(s: Stage) -> None:
     join(s)
-    s.send(s.amina.alert("SOS"), times=3)
+    [press] = s.amina.press(s.now())
+    s.send(press, times=3)
     s.send(s.amina.position(), times=2)
 
 
 def burst(s: Stage) -> None:
+    """Ten canned SOS from Bashir's T-Echo, 0.3 s apart (the canned-message module has no
+    minimum interval; the detection sensor would send only the first)."""
     join(s)
     for _ in range(10):
-        s.send(s.amina.alert("SOS"))
+        s.press("bashir")
         s.pause(0.3)
+
+
+def sensor(s: Stage) -> None:
+    """Amina's button as the detection sensor really reports it: three quick presses give one
+    "detected" message (45 s minimum interval), the release is reported as "state: 0" once the
+    interval has passed, and the sensor later repeats its state on its own."""
+    join(s)
+    for _ in range(3):
+        s.press("amina")
+        s.pause(2)
+    s.pause(45)
+    s.act(s.amina, s.amina.release(s.now()))
+    s.pause(3600)
+    s.act(s.amina, s.amina.state_broadcast(s.now(), 0))
+
+
+def public_channel_press(s: Stage) -> None:
+    """A bracelet left on the default public channel: the detection sensor refuses to send
+    (DetectionSensorModule.cpp:134-138). Nothing reaches the station."""
+    join(s)
+    s.amina.channel = public_channel()
+    s.press("amina")
+    s.pause(60)
+    s.press("amina")
+
+
+def t1000e(s: Stage) -> None:
+    """Dara's T1000-E as it ships: one press buzzes, two send her position, three toggle GPS.
+    None of it is an alert."""
+    join(s)
+    s.send(s.dara.nodeinfo())
+    s.press("dara")
+    s.pause(2)
+    s.act(s.dara, s.dara.double_press())
+    s.pause(2)
+    s.act(s.dara, s.dara.triple_press())
+
+
+def two_presses(s: Stage) -> None:
+    """Two wearers raise the alarm within a second of each other."""
+    join(s)
+    s.press("amina")
+    s.pause(0.5)
+    s.press("bashir")
 
 
 def unregistered(s: Stage) -> None:
@@ -144,14 +221,14 @@ def unregistered(s: Stage) -> None:
 
 def impostor(s: Stage) -> None:
     join(s)
-    # Another node takes Amina's name.
+    # Another node takes Amina's name (and uses a phone app's ALERT_APP).
     s.send(s.impostor.nodeinfo())
     s.send(s.impostor.alert("SOS"))
-    # Bashir's node number, announcing a different key.
+    # Bashir's node number, announcing a different key, from a node that knows the channel key.
     fake = Bracelet(num=s.bashir.num, long_name=s.bashir.long_name, short_name=s.bashir.short_name,
-                    public_key=b"\x42" * 32, rng=random.Random(99))
-    s.send(fake.nodeinfo())
-    s.send(fake.alert("SOS"))
+                    public_key=b"\x42" * 32, device="heltec-v3", rng=random.Random(99), knows_station_key=False)
+    s.send(fake.nodeinfo(), sender=fake)
+    s.send(fake.alert("SOS"), sender=fake)
 
 
 def nmea(s: Stage) -> None:
@@ -172,7 +249,7 @@ def garbage(s: Stage) -> None:
         noise = bytes(s.rng.choice([b for b in range(256) if b != framing.START1]) for _ in range(s.rng.randint(1, 64)))
         s.radio.emit_raw(noise + b"\n")
         s.send(s.amina.position())
-    s.send(s.amina.alert("SOS"))
+    s.press("amina")
     s.radio.garbage(0.0)
 
 
@@ -184,23 +261,24 @@ def corrupt(s: Stage) -> None:
     bad_pos = s.amina.position()
     bad_pos.decoded.payload = b"\x0d\x01"                                 # truncated Position
     s.send(bad_pos)
-    s.send(s.amina.alert("SOS"))
+    s.press("amina")
 
 
 def corpus(s: Stage) -> None:
-    """Replay the real packets recorded on the public LongFast channel, corrupt ones included."""
+    """The real packets recorded on the public LongFast channel, heard by the station's radio
+    on its public secondary channel (corrupt lines handed over as the raw frames they are)."""
     if s.corpus_dir is None:
         raise RuntimeError("the corpus scenario needs the corpora folder (--corpus DIR)")
-    from meshtastic.protobuf import mesh_pb2
     ndjson = s.corpus_dir / "meshtastic" / "mqtt-longfast-2025.packets.ndjson"
     b64 = (s.corpus_dir / "meshtastic" / "mqtt-longfast-2025.b64.txt").read_text().splitlines()
+    public = public_channel()
     for line in ndjson.read_text().splitlines():
         rec = json.loads(line)
         if "error" in rec:
             raw = base64.b64decode(b64[rec["line"] - 1] + "==")
             s.radio.emit_payload(raw)
         else:
-            s.radio.emit_packet(mesh_pb2.MeshPacket.FromString(base64.b64decode(rec["packet_b64"])))
+            s.radio.hear(mesh_pb2.MeshPacket.FromString(base64.b64decode(rec["packet_b64"])), None, public)
 
 
 def stream(s: Stage) -> None:
@@ -212,7 +290,7 @@ def stream(s: Stage) -> None:
         b = people[i % 3]
         kind = i % 10
         if kind == 0:
-            s.send(b.alert("SOS"))
+            s.send(b.text("SOS"))
         elif kind < 6:
             lat = (b.lat or 14.7) + s.rng.uniform(-0.01, 0.01)
             lon = (b.lon or -17.45) + s.rng.uniform(-0.01, 0.01)
@@ -226,11 +304,11 @@ def stream(s: Stage) -> None:
 
 
 def demo(s: Stage) -> None:
-    """A story for newcomers: bracelets join, Amina raises an alert and moves, a visitor's node
-    cries SOS, Chen's NMEA bracelet reports; then ordinary traffic goes on."""
+    """A story for newcomers: bracelets join, Amina presses her button and moves, a visitor's
+    node cries SOS on the public channel, Chen's NMEA bracelet reports; then ordinary traffic."""
     join(s)
     s.pause(3)
-    s.send(s.amina.alert("SOS"))
+    s.press("amina")
     for i in range(1, 4):
         s.pause(4)
         s.send(s.amina.position(s.amina.lat + 0.0008, s.amina.lon + 0.0004))
@@ -262,11 +340,11 @@ def flood(s: Stage) -> None:
         b = nodes[i % 20]
         kind = i % 3
         if kind == 0:
-            s.send(b.position(b.lat + (i % 7) * 1e-4, b.lon))
+            s.send(b.position(b.lat + (i % 7) * 1e-4, b.lon), sender=b)
         elif kind == 1:
-            s.send(b.telemetry(50 + i % 50, 3.8))
+            s.send(b.telemetry(50 + i % 50, 3.8), sender=b)
         else:
-            s.send(b.text(f"status ok {i}"))
+            s.send(b.text(f"status ok {i}"), sender=b)
 
 
 def paced(s: Stage) -> None:
@@ -280,16 +358,41 @@ def paced(s: Stage) -> None:
         s.pause(0.1)
 
 
+def busy_mesh(s: Stage) -> None:
+    """Five packets a second from twenty nodes until stopped, every twentieth a canned SOS from
+    a bracelet of the office (each one a new incident: distinct senders). For measuring what a
+    station restart loses."""
+    nodes = [Bracelet(num=0x20000000 + i, long_name=f"Wearer {i}", short_name=f"W{i:02d}", lat=14.6 + i * 0.01,
+                      lon=-17.4, device="techo", rng=random.Random(100 + i)) for i in range(20)]
+    for b in nodes:
+        s.radio.add_node(b)
+    i = 0
+    while not s.stop.is_set():
+        b = nodes[i % 20]
+        if i % 20 == 0:
+            s.act(b, b.canned(f"SOS {i}"))
+        elif i % 2:
+            s.send(b.position(b.lat + (i % 7) * 1e-4, b.lon), sender=b)
+        else:
+            s.send(b.telemetry(50 + i % 50, 3.8), sender=b)
+        i += 1
+        s.pause(0.2)
+        if s.speed == 0:
+            time.sleep(0.001)
+
+
 def idle(s: Stage) -> None:
-    """Nothing happens: the radio only answers the handshake and heartbeats."""
+    """Nothing happens: the radio only answers the handshake and heartbeats (where it does)."""
 
 
 SCENARIOS: dict[str, Callable[[Stage], None]] = {
     "demo": demo, "join": join, "sos": sos, "sos-no-fix": sos_no_fix, "triggers": triggers,
     "moving": moving, "cancel": cancel, "wrong-pin": wrong_pin, "duress": duress,
-    "battery": battery, "duplicates": duplicates, "burst": burst, "unregistered": unregistered,
-    "impostor": impostor, "nmea": nmea, "garbage": garbage, "corrupt": corrupt, "corpus": corpus,
-    "stream": stream, "flood": flood, "paced": paced, "idle": idle,
+    "battery": battery, "duplicates": duplicates, "burst": burst, "sensor": sensor,
+    "public-channel": public_channel_press, "t1000e": t1000e, "two-presses": two_presses,
+    "unregistered": unregistered, "impostor": impostor, "nmea": nmea, "garbage": garbage,
+    "corrupt": corrupt, "corpus": corpus, "stream": stream, "flood": flood, "paced": paced,
+    "busy-mesh": busy_mesh, "idle": idle,
 }
 
 

@@ -13,6 +13,7 @@ import os
 import select
 import socket
 import threading
+import time
 import tty
 from pathlib import Path
 
@@ -42,11 +43,16 @@ class _Port:
 
 
 class PtyPort(_Port):
+    """A USB serial radio. We do not keep the pty's terminal side open ourselves, so that the
+    radio can tell (by the master's hang-up) whether the host has the port open: a real radio
+    cannot, and what it writes to a closed port is lost (the radio is told, and counts it)."""
+
+    carries_console = True
+
     def __init__(self, radio: VirtualRadio, link: str | os.PathLike):
         self.radio = radio
         self.link = Path(link)
         self._master: int | None = None
-        self._slave: int | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._write_lock = threading.Lock()
@@ -56,11 +62,13 @@ class PtyPort(_Port):
         master, slave = os.openpty()
         tty.setraw(slave)
         tty.setraw(master)
-        self._master, self._slave = master, slave
+        name = os.ttyname(slave)
+        os.close(slave)
+        self._master = master
         tmp = self.link.with_name(self.link.name + ".new")
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-        os.symlink(os.ttyname(slave), tmp)
+        os.symlink(name, tmp)
         os.replace(tmp, self.link)
         self._stop.clear()
         self.radio.attach(self)
@@ -77,11 +85,10 @@ class PtyPort(_Port):
         with contextlib.suppress(FileNotFoundError):
             self.link.unlink()
         with self._write_lock:
-            for fd in (self._master, self._slave):
-                if fd is not None:
-                    with contextlib.suppress(OSError):
-                        os.close(fd)
-            self._master = self._slave = None
+            if self._master is not None:
+                with contextlib.suppress(OSError):
+                    os.close(self._master)
+            self._master = None
         if self._thread is not None:
             self._thread.join(2)
 
@@ -96,20 +103,38 @@ class PtyPort(_Port):
                 view = view[n:]
 
     def _read_loop(self, fd: int) -> None:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP)
+        present = False
         while not self._stop.is_set():
             try:
-                ready, _, _ = select.select([fd], [], [], 0.2)
-                if not ready:
-                    continue
-                data = os.read(fd, 4096)
+                events = poller.poll(200)
             except (OSError, ValueError):
                 return
+            hup = any(ev & select.POLLHUP for _, ev in events)
+            if hup:
+                if present:
+                    present = False
+                    self.radio.host_present(False)
+                self._stop.wait(0.02)     # no host: the master reports a hang-up until one opens it
+                continue
+            if not present:
+                present = True
+                self.radio.host_present(True)
+            if not events:
+                continue
+            try:
+                data = os.read(fd, 4096)
+            except OSError:
+                continue
             if data:
                 self.radio.feed(data)
 
-
 class TcpPort(_Port):
     """One client at a time, as the firmware's TCP API; a new client replaces the old one."""
+
+    carries_console = False
+    REBOOT_DOWN_S = 2.0
 
     def __init__(self, radio: VirtualRadio, port: int = 0, host: str = "127.0.0.1"):
         self.radio = radio
@@ -119,6 +144,7 @@ class TcpPort(_Port):
         self._client: socket.socket | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._down_until = 0.0
         self.plugged = False
 
     def plug(self) -> "TcpPort":
@@ -157,6 +183,11 @@ class TcpPort(_Port):
             c.close()
         self.radio.client_gone()
 
+    def rebooting(self) -> None:
+        """The radio restarts: its WiFi, and the client's connection, go with it for a while."""
+        self._down_until = time.monotonic() + self.REBOOT_DOWN_S * self.radio.reboot_scale
+        self.drop_client()
+
     def send(self, data: bytes) -> None:
         with self._lock:
             c = self._client
@@ -170,13 +201,16 @@ class TcpPort(_Port):
                 conn, _ = srv.accept()
             except OSError:
                 return
+            if time.monotonic() < self._down_until:
+                conn.close()                  # still rebooting
+                continue
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 old, self._client = self._client, conn
             if old is not None:
                 with contextlib.suppress(OSError):
                     old.close()
-            self.radio.client_gone()
+            self.radio.client_connected()
             threading.Thread(target=self._read_loop, args=(conn,), name="vradio-tcp-client", daemon=True).start()
 
     def _read_loop(self, conn: socket.socket) -> None:
