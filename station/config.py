@@ -120,6 +120,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "ttl_s": Key(600.0, (int, float), _positive),
         "ack_timeout_s": Key(60.0, (int, float), _positive),
         "max_attempts": Key(3, int, _positive),
+        "retry_after_s": Key(30.0, (int, float), _positive),
     },
     "gpio": {
         "enabled": Key("auto", (bool, str), _gpio_enabled),

@@ -90,7 +90,8 @@ class Station:
                               on_refusal=lambda *refusal: self.receipts.radio_refused(*refusal))
         self.receipts = ReceiptSender(
             self.writer, self.link, self.clock,
-            receipts.Settings(rc["min_interval_s"], rc["ttl_s"], rc["ack_timeout_s"], rc["max_attempts"]),
+            receipts.Settings(rc["min_interval_s"], rc["ttl_s"], rc["ack_timeout_s"], rc["max_attempts"],
+                              rc["retry_after_s"]),
             on_followup=self._receipt_followup)
         self.keeper = RadioKeeper(self.link, self._registered_bracelets, self._radio_event)
         if cfg.gps["port"]:

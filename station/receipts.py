@@ -37,20 +37,23 @@ log = logging.getLogger(__name__)
 
 TEXT_SPACING_S = 2.5          # the firmware's 2 s text limit, plus the serial transit
 Err = mesh_pb2.Routing.Error
-# What the station does before trying again, and how long it waits; None: retrying cannot help.
+# What the station does before trying again, and when: "later" waits retry_after_s (the bracelet
+# may come back in reach), "air" waits for the duty cycle's hour to free air time, "soon" only the
+# text spacing. Codes not listed cannot be mended by retrying.
 RETRY = {
-    "MAX_RETRANSMIT": ("", 30.0),          # the bracelet was out of reach: try later
-    "NO_RESPONSE": ("", 30.0),
-    "TIMEOUT": ("", 30.0),
-    "NO_ROUTE": ("", 30.0),
-    "GOT_NAK": ("", 30.0),
-    "DUTY_CYCLE_LIMIT": ("", 600.0),       # EU_868 allows 10 % of an hour on air
-    "RATE_LIMIT_EXCEEDED": ("", TEXT_SPACING_S),
-    "PKI_SEND_FAIL_PUBLIC_KEY": ("push_key", 5.0),   # the radio lacks the bracelet's key: give it
-    "PKI_UNKNOWN_PUBKEY": ("announce", 60.0),        # the bracelet lacks ours: announce it
-    "no answer": ("", 30.0),
-    "radio dropped it": ("", TEXT_SPACING_S),
+    "MAX_RETRANSMIT": ("", "later"),
+    "NO_RESPONSE": ("", "later"),
+    "TIMEOUT": ("", "later"),
+    "NO_ROUTE": ("", "later"),
+    "GOT_NAK": ("", "later"),
+    "no answer": ("", "later"),
+    "DUTY_CYCLE_LIMIT": ("", "air"),              # EU_868 allows 10 % of an hour on air
+    "RATE_LIMIT_EXCEEDED": ("", "soon"),
+    "radio dropped it": ("", "soon"),
+    "PKI_SEND_FAIL_PUBLIC_KEY": ("push_key", "soon"),   # the radio lacks the bracelet's key: give it
+    "PKI_UNKNOWN_PUBKEY": ("announce", "later"),        # the bracelet lacks ours: announce it
 }
+AIR_WAIT_S = 600.0
 PLAIN = {   # the reasons in words an office understands
     "MAX_RETRANSMIT": "the bracelet did not answer after the radio's retries (out of reach or off)",
     "PKI_SEND_FAIL_PUBLIC_KEY": "the station's radio does not have the bracelet's key",
@@ -77,6 +80,10 @@ class Settings:
     ttl_s: float
     ack_timeout_s: float = 60.0
     max_attempts: int = 3
+    retry_after_s: float = 30.0
+
+    def wait(self, when: str) -> float:
+        return {"later": self.retry_after_s, "air": max(AIR_WAIT_S, self.retry_after_s)}.get(when, TEXT_SPACING_S)
 
 
 @dataclass(frozen=True)
@@ -126,9 +133,9 @@ def attempt_failed(db: sqlite_utils.Database, rid: int, node: int, attempts: int
         final = reason if retry is None else f"{reason} (gave up after {attempts} attempts)"
         db.execute("UPDATE receipts SET state='failed', reason=?, updated_at=? WHERE id=?", (final[:300], at, rid))
         return None
-    action, wait = retry
+    action, when = retry
     db.execute("UPDATE receipts SET state='queued', reason=?, next_attempt_at=?, updated_at=? WHERE id=?",
-               (reason[:300], at + wait, at, rid))
+               (reason[:300], at + settings.wait(when), at, rid))
     return Followup(action, node) if action else None
 
 

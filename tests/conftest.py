@@ -59,7 +59,7 @@ def make_config(tmp_path: Path, **sections) -> config.Config:
         "gpio": {"enabled": False},
         "radio": {"heartbeat_s": 0.5, "liveness_timeout_s": 2.0, "handshake_timeout_s": 3.0,
                   "reconnect_min_s": 0.1, "reconnect_max_s": 0.5, "ready_timeout_s": 5.0},
-        "receipts": {"min_interval_s": 0.0, "ack_timeout_s": 5.0},
+        "receipts": {"min_interval_s": 0.0, "ack_timeout_s": 5.0, "retry_after_s": 0.5},
     }
     for name, values in sections.items():
         base.setdefault(name, {}).update(values)
@@ -133,6 +133,40 @@ class Harness:
 
 # The firmware releases the virtual radio can play (station/radio/virtual/firmware.py).
 FIRMWARE = ["2.6.11", "2.7.3", "2.7.26", "2.8"]
+QUIET_KEY = pytest.StashKey[tuple]()
+
+
+def pytest_collection_finish(session):
+    """Tests marked `background` need minutes of real time: their subject starts as soon as the
+    session knows it will run them, and they run last, so the wait overlaps the other tests."""
+    if not any(item.get_closest_marker("background") for item in session.items):
+        return
+    session.items.sort(key=lambda item: item.get_closest_marker("background") is not None)
+    import tempfile
+    work = Path(tempfile.mkdtemp(prefix="quiet-"))
+    sim = SimRadio("idle", speed=0, pty=str(work / "radio"), firmware="2.6.11").start()
+    cfg = config.validate({"storage": {"database": str(work / "station.db")}, "gpio": {"enabled": False},
+                           "radio": {"port": sim.port}}, None, work)
+    station = Station(cfg).start()
+    session.config.stash[QUIET_KEY] = (station, sim, time.monotonic(), work)
+
+
+def pytest_sessionfinish(session):
+    held = session.config.stash.get(QUIET_KEY, None)
+    if held is not None:
+        import shutil
+        station, sim, _, work = held
+        station.stop()
+        sim.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture
+def quiet_station(request):
+    held = request.config.stash.get(QUIET_KEY, None)
+    if held is None:
+        pytest.fail("the background station was not started (pytest_collection_finish)")
+    return held[:3]
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import time
 
 import pytest
 
-from station.config import validate
 from station.radio.link import LinkDown, LinkSettings, RadioLink
 from station.radio.virtual.bracelets import cast
 
@@ -45,22 +44,6 @@ def test_unplug_and_replug_twenty_times_recovers_and_stores_nothing_twice(harnes
         sum(min(5, k) for k in range(20))
     # No leaked reader, heartbeat or close threads after twenty reconnects.
     assert threading.active_count() <= threads_before + 3
-
-
-def test_hung_radio_is_detected_and_the_link_restarted(harness):
-    h = harness("idle", "pty")
-    link = h.station.link
-    h.sim.radio.hang()
-    wait_until(lambda: link.state.hangs == 1, 10, what="hang detection")
-    h.sim.radio.emit_packet(h.sim.stage.amina.alert("SOS"))            # buffered by the hung radio
-    h.sim.radio.unhang()
-    wait_until(lambda: link.connected and link.state.connects == 2, 10, what="restart after hang")
-    wait_until(lambda: h.count("SELECT COUNT(*) FROM incidents") == 1, 10, what="alert after recovery")
-
-
-def test_default_settings_detect_a_hang_within_sixty_seconds():
-    radio = validate({}).radio
-    assert radio["liveness_timeout_s"] + radio["heartbeat_s"] <= 60
 
 
 def test_a_stall_shorter_than_the_liveness_timeout_loses_nothing(harness):
