@@ -24,7 +24,7 @@ from station.radio.sim import SimRadio
 from station import receipts
 from station.radio.info import RadioInfo
 from station.radio.keeper import Bracelet as KeptBracelet
-from station.radio.keeper import RadioKeeper
+from station.radio.keeper import RadioKeeper, needed
 from station.receipts import ReceiptSender
 from station.sdnotify import Notifier
 from station.storage import db as dbmod
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 AUTO_RADIO_PATH = "/dev/meshtastic"   # the udev rule's stable name
 STATUS_EVERY_S = 2.0
+KEY_CHECK_EVERY_S = 30.0             # new registrations reach the radio's NodeDB this soon
 STALE_AFTER_S = 15.0                  # a worker that has not looped for this long is hung
 
 
@@ -62,6 +63,7 @@ class Station:
         self._newest_incident = 0
         self._last_gps_store = 0.0
         self.stale_after_s = STALE_AFTER_S
+        self.key_check_every_s = KEY_CHECK_EVERY_S
 
     # -- start and stop ----------------------------------------------------------------------
     def start(self) -> "Station":
@@ -167,12 +169,11 @@ class Station:
 
     def _store_radio(self, info: RadioInfo) -> None:
         at = self.clock.now()
-        snapshot = info.as_status()
+        snapshot = info.to_state()
 
         def job(db):
-            before = records.get_state(db, "radio")
-            records.set_state(db, "radio", snapshot, at)
-            records.set_state(db, "radio_keys", {f"{n:08x}": k for n, k in info.keys.items()}, at)
+            before = records.get_state(db, "radio_info")
+            records.set_state(db, "radio_info", snapshot, at)
             old = before[0] if before else {}
             changed = [k for k in ("firmware", "hw_model", "region", "preset", "key_fingerprint")
                        if old.get(k) != snapshot.get(k)]
@@ -197,6 +198,15 @@ class Station:
         at = self.clock.now()
         self.writer.submit(lambda db: incidents.log_event(db, None, at, "station", "radio given bracelet key", detail),
                            name="radio-event")
+
+    def _check_radio_keys(self) -> None:
+        """A bracelet registered while the station runs: its key goes to the radio within a
+        minute, not at the next reconnection (which may be weeks away)."""
+        info = self.link.radio_info
+        if info is None or not self.link.connected:
+            return
+        if needed(info, self._registered_bracelets()):
+            threading.Thread(target=self._sync_radio, args=(info,), name="radio-keys", daemon=True).start()
 
     def _receipt_followup(self, follow: receipts.Followup) -> None:
         """A receipt failed for a reason the station can mend before its retry."""
@@ -232,9 +242,13 @@ class Station:
     # -- the monitor thread: alarm outputs and status snapshots -------------------------------
     def _monitor_loop(self) -> None:
         next_status = 0.0
+        keys_checked = time.monotonic()
         while not self._stop.is_set():
             try:
                 self._update_alarm()
+                if time.monotonic() - keys_checked >= self.key_check_every_s:
+                    keys_checked = time.monotonic()
+                    self._check_radio_keys()
                 if time.monotonic() >= next_status:
                     next_status = time.monotonic() + STATUS_EVERY_S
                     self._write_status("running")

@@ -50,6 +50,7 @@ def run(config_path: str | None, *, service_user: str = "station", systemctl: st
     status = _status(cfg)
     checks.append(daemon(status))
     checks.append(radio(cfg, status))
+    checks += radio_setup(status)
     checks.append(groups(service_user))
     checks.append(gpio(cfg))
     checks.append(gps(cfg, status))
@@ -142,6 +143,22 @@ def radio(cfg, status: dict | None) -> Check:
         return Check("radio", WARN, f"{path} present, link {st.get('status')}: {st.get('error', '')}",
                      "check the cable and the radio's power; journalctl -u station")
     return Check("radio", OK, f"{path} present" + (", link connected" if st.get("status") == "connected" else ""))
+
+
+def radio_setup(status: dict | None) -> list[Check]:
+    """What the radio said at its last handshake, against the registered bracelets
+    (station/radio/info.py findings): each combination that cannot work, with its remedy."""
+    info = (status or {}).get("radio_info")
+    if not info:
+        return [Check("radio setup", UNKNOWN, "the radio has not completed a handshake with this database yet",
+                      "start the station with the radio plugged in")]
+    findings = (status or {}).get("radio_findings") or []
+    if not findings:
+        primary = (info.get("primary") or {}).get("name", "?")
+        return [Check("radio setup", OK, f"firmware {info['firmware']} on {info['hw_model']}, {info['region']} "
+                                         f"{info['preset']}, private primary channel {primary}, every bracelet's key")]
+    return [Check(f"radio setup: {f['code']}", FAIL if f["level"] == "fail" else WARN, f["text"], f["remedy"])
+            for f in findings]
 
 
 def groups(user: str) -> Check:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -85,6 +86,19 @@ def wearers(db: sqlite_utils.Database, num: int | None = None) -> list[dict]:
     return rows
 
 
+def radio_report(db: sqlite_utils.Database) -> tuple[dict | None, list]:
+    """What the station's radio said about itself at the last handshake (firmware, channels,
+    keys), and every combination with the registered bracelets that cannot work."""
+    from station.radio.info import RadioInfo, findings
+    got = records.get_state(db, "radio_info")
+    if not got:
+        return None, []
+    info = RadioInfo.from_state(got[0])
+    bracelets = db.execute("SELECT b.node_num, b.label, b.public_key, n.hw_model FROM bracelets b "
+                           "LEFT JOIN nodes n ON n.num=b.node_num ORDER BY b.label").fetchall()
+    return info.as_status(), findings(info, [tuple(r) for r in bracelets])
+
+
 def counts(db: sqlite_utils.Database) -> dict[str, Any]:
     one = lambda sql: db.execute(sql).fetchone()[0]  # noqa: E731
     return {
@@ -111,6 +125,9 @@ def status(db: sqlite_utils.Database) -> dict[str, Any]:
         if got:
             newest = max(newest, got[1])
     phase = (out.get("station") or {}).get("phase")
+    info, problems = radio_report(db)
+    out["radio_info"] = info
+    out["radio_findings"] = [dataclasses.asdict(f) for f in problems]
     out["daemon_running"] = bool(newest) and phase == "running" and time.time() - newest < RUNNING_IF_FRESHER_THAN_S
     out["status_age_s"] = round(time.time() - newest, 1) if newest else None
     out["counts"] = counts(db)

@@ -11,6 +11,7 @@ from pathlib import Path
 from flask import Blueprint, current_app, render_template
 
 from station import __version__, doctor, queries
+from web.i18n import N_
 from web.i18n import gettext as _
 from web.security import require
 
@@ -36,6 +37,30 @@ def _power(check: doctor.Check) -> str:
             }.get(check.status, _("unknown (vcgencmd cannot be read here)"))
 
 
+# The radio findings (station/radio/info.py), in words the console translates: what is wrong,
+# and what to do about it.
+FINDINGS = {
+    "region-unset": (N_("The radio has no LoRa region: it does not transmit."),
+                     N_("Set the region in the radio.")),
+    "tx-disabled": (N_("The radio's transmitter is disabled: no receipt can leave."),
+                    N_("Enable the transmitter (lora.tx_enabled).")),
+    "public-primary": (N_("The radio's primary channel is the public default one: anyone can read it."),
+                       N_("Give the radio and every bracelet a private primary channel.")),
+    "old-firmware": (N_("The radio's firmware does not answer heartbeats; the station checks it another way."),
+                     N_("Update the radio's firmware to 2.7.4 or newer.")),
+    "no-pki": (N_("The radio has no public key: receipts are not end-to-end encrypted."),
+               N_("Update the firmware and set the region so the radio draws a key pair.")),
+    "bracelet-unpinned": (N_("This bracelet has no pinned key yet."),
+                          N_("Register the bracelet with its key.")),
+    "radio-lacks-key": (N_("The radio does not hold this bracelet's key: its receipts may be refused."),
+                        N_("The station gives the key at the next connection; if this persists, check the radio.")),
+    "not-favorite": (N_("This bracelet is not a favourite in the radio: a full node database can evict it."),
+                     N_("The station marks it at the next connection.")),
+    "t1000e-stock": (N_("This bracelet is a stock SenseCAP T1000-E: no press of its button reaches the station."),
+                     N_("Use a bracelet with a button on the detection sensor, or a build with that module.")),
+}
+
+
 @bp.route("/health")
 @require("read")
 def health():
@@ -55,4 +80,8 @@ def health():
         _("checked at"): time.strftime("%Y-%m-%d %H:%M:%S"),
         _("host"): os.uname().nodename,
     }
-    return render_template("health.html", s=status, facts=facts)
+    findings = [{"level": f["level"], "subject": f["subject"],
+                 "text": _(FINDINGS[f["code"]][0]) if f["code"] in FINDINGS else f["text"],
+                 "remedy": _(FINDINGS[f["code"]][1]) if f["code"] in FINDINGS else f["remedy"]}
+                for f in status.get("radio_findings") or []]
+    return render_template("health.html", s=status, facts=facts, findings=findings)

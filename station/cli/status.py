@@ -30,6 +30,7 @@ def register(cli: click.Group) -> None:
             ("radio", f"{radio.get('status', '-')} on {radio.get('port', '-')}"
              + (" [VIRTUAL RADIO: drills only]" if radio.get("virtual") else "")
              + (f" — {radio['error']}" if radio.get("error") else "")),
+            ("firmware", _radio_info_line(st.get("radio_info"), st.get("radio_findings") or [])),
             ("gps", _gps_line(gps)),
             ("clock", f"{clock.get('source', '-')}" + (f" (GPS says the system clock is off by "
                                                        f"{clock['gps_delta_s']:+.1f} s)" if clock.get('gps_delta_s') else "")),
@@ -42,6 +43,20 @@ def register(cli: click.Group) -> None:
         ]
         for k, v in lines:
             click.echo(f"{k:<9} {safe(v)}")
+
+
+def _radio_info_line(info: dict | None, findings: list[dict]) -> str:
+    if not info:
+        return "not known yet (the radio has not completed a handshake)"
+    primary = info.get("primary") or {}
+    chan = f"primary channel {primary.get('name', '?')} " + ("(PUBLIC)" if primary.get("public") else "(private)")
+    line = (f"{info['firmware'] or '?'} on {info['hw_model']}, {info['region']} {info['preset']}, {chan}, "
+            f"PKI {'key ' + info['key_fingerprint'] if info['pki'] else 'off'}, "
+            f"{info['keys']} keys in its node database of {info['nodedb_size']}")
+    fails = [f for f in findings if f["level"] == "fail"]
+    if findings:
+        line += f"; {len(fails)} problem(s), {len(findings) - len(fails)} warning(s): station doctor"
+    return line
 
 
 def _gps_line(gps: dict) -> str:

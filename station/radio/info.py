@@ -72,12 +72,25 @@ class RadioInfo:
         return next((c for c in self.channels if c.role == "PRIMARY"), None)
 
     def as_status(self) -> dict:
-        """For station_state and `station status --json`: everything but the NodeDB's keys."""
+        """For `station status --json` and the console: the NodeDB as counts, not keys."""
         d = asdict(self)
         d["keys"] = len(self.keys)
         d["favorites"] = len(self.favorites)
         d["primary"] = asdict(self.primary) if self.primary else None
         return d
+
+    def to_state(self) -> dict:
+        d = asdict(self)
+        d["keys"] = {f"{n:08x}": k for n, k in self.keys.items()}
+        return d
+
+    @classmethod
+    def from_state(cls, d: dict) -> "RadioInfo":
+        d = dict(d)
+        d["channels"] = [Channel(**c) for c in d.get("channels", [])]
+        d["keys"] = {int(n, 16): k for n, k in (d.get("keys") or {}).items()}
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 class HandshakeNotes:
@@ -165,6 +178,7 @@ class Finding:
     code: str
     text: str
     remedy: str
+    subject: str = ""   # the bracelet concerned, if any
 
 
 def findings(info: RadioInfo, bracelets: list[tuple[int, str, str | None, str | None]]) -> list[Finding]:
@@ -198,7 +212,7 @@ def findings(info: RadioInfo, bracelets: list[tuple[int, str, str | None, str | 
         who = f"{label} (!{num:08x})"
         if not key:
             out.append(Finding("warn", "bracelet-unpinned", f"{who} has no pinned key yet",
-                               "register the bracelet with its key (station bracelets add ... --public-key)"))
+                               "register the bracelet with its key (station bracelets add ... --public-key)", who))
         elif info.keys.get(num) != key:
             had = "another key" if num in info.keys else "no key"
             out.append(Finding(
@@ -207,15 +221,15 @@ def findings(info: RadioInfo, bracelets: list[tuple[int, str, str | None, str | 
                 + ("its receipts are refused (firmware 2.7.19+ sends no DM without the key)" if needs_key
                    else "its receipts go out without end-to-end encryption"),
                 "the station gives the radio the key at the next connection; if this persists, "
-                "check the radio accepts admin messages"))
+                "check the radio accepts admin messages", who))
         elif num not in info.favorites:
             out.append(Finding("warn", "not-favorite", f"{who} is not a favourite in the radio: it can be evicted "
-                               "from a full node database", "the station marks it at the next connection"))
+                               "from a full node database", "the station marks it at the next connection", who))
         if hw == "TRACKER_T1000_E":
             out.append(Finding(
                 "fail", "t1000e-stock",
                 f"{who} is a SenseCAP T1000-E: its stock firmware has neither the detection sensor nor "
                 "canned messages, so no press of its button reaches the station",
                 "use a bracelet with a button on the detection sensor (see hardware/bracelets.md) "
-                "or flash a build with the detection sensor module"))
+                "or flash a build with the detection sensor module", who))
     return out
