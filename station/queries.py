@@ -39,9 +39,9 @@ def alert(db: sqlite_utils.Database, iid: int) -> dict | None:
     if row is None:
         return None
     row["events"] = _rows(db, "SELECT at, actor, action, detail FROM events WHERE incident_id=? ORDER BY id", (iid,))
-    row["positions"] = _rows(db, """SELECT received_at, fix_at, lat, lon, alt, sats, precision_bits, source
+    row["positions"] = _rows(db, """SELECT received_at, fix_at, lat, lon, alt, sats, precision_bits, source, cached
         FROM positions WHERE node_num=? AND received_at >= ? ORDER BY id""", (row["node_num"], row["opened_at"] - 3600))
-    row["receipts"] = _rows(db, "SELECT kind, text, state, reason, packet_id, updated_at FROM receipts "
+    row["receipts"] = _rows(db, "SELECT kind, text, state, reason, packet_id, attempts, updated_at FROM receipts "
                                 "WHERE incident_id=? ORDER BY id", (iid,))
     row["battery"] = _rows(db, "SELECT received_at, battery_level, voltage FROM telemetry WHERE node_num=? "
                                "ORDER BY id DESC LIMIT 1", (row["node_num"],))

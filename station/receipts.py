@@ -30,6 +30,7 @@ import sqlite_utils
 from meshtastic.protobuf import mesh_pb2
 
 from station.radio.link import LinkDown
+from station.radio.reasons import plain  # noqa: F401  (the console shows receipts' reasons with it)
 from station.storage import db as dbmod
 from station.storage.writer import Writer
 
@@ -54,26 +55,6 @@ RETRY = {
     "PKI_UNKNOWN_PUBKEY": ("announce", "later"),        # the bracelet lacks ours: announce it
 }
 AIR_WAIT_S = 600.0
-PLAIN = {   # the reasons in words an office understands
-    "MAX_RETRANSMIT": "the bracelet did not answer after the radio's retries (out of reach or off)",
-    "PKI_SEND_FAIL_PUBLIC_KEY": "the station's radio does not have the bracelet's key",
-    "PKI_UNKNOWN_PUBKEY": "the bracelet does not have the station's key",
-    "DUTY_CYCLE_LIMIT": "the radio used its hourly air time (duty cycle)",
-    "NO_CHANNEL": "the bracelet is not on the station's channel",
-    "PKI_FAILED": "encryption to the bracelet failed",
-    "RATE_LIMIT_EXCEEDED": "the radio refused to send so soon after another message",
-    "NO_RESPONSE": "no response from the bracelet",
-    "TOO_LARGE": "the message is too long for one packet",
-}
-
-
-def plain(reason: str | None) -> str:
-    if not reason:
-        return ""
-    code = reason.split(":")[0].strip()
-    return PLAIN.get(code, reason)
-
-
 @dataclass(frozen=True)
 class Settings:
     min_interval_s: float

@@ -14,6 +14,8 @@ from werkzeug.exceptions import HTTPException
 from station.config import Config
 from station.storage import db as dbmod
 from station.storage.migrations import migrate
+from station.radio import reasons
+from station.decode import precision
 from web import i18n, security
 from web.i18n import N_
 
@@ -82,6 +84,8 @@ def create_app(cfg: Config) -> Flask:
     app.jinja_env.globals["_"] = i18n.gettext
     app.jinja_env.globals["lang"] = i18n.current
     app.jinja_env.filters["term"] = i18n.term
+    app.jinja_env.filters["uncertainty"] = precision.describe
+    app.jinja_env.filters["receipt_reason"] = reasons.plain
 
     from web import alerts, api, auth, exports, maps, pages, stream, wearers
     app.register_blueprint(auth.bp)

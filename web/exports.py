@@ -10,6 +10,8 @@ from xml.sax.saxutils import escape
 
 from flask import Blueprint, Response, abort, current_app, request
 
+from station.decode import precision
+
 from web.i18n import gettext as _
 from web.security import require
 
@@ -53,7 +55,7 @@ def _positions() -> list[tuple]:
     where, params = _scope()
     return current_app.station_db().execute(
         f"""SELECT p.received_at, printf('!%08x', p.node_num), COALESCE(b.label, n.long_name), p.lat, p.lon, p.alt,
-                   p.source, p.sats FROM positions p LEFT JOIN nodes n ON n.num=p.node_num
+                   p.source, p.sats, p.precision_bits, p.cached FROM positions p LEFT JOIN nodes n ON n.num=p.node_num
             LEFT JOIN bracelets b ON b.node_num=p.node_num WHERE p.node_num IS NOT NULL AND {where}
             ORDER BY p.received_at LIMIT 100000""", params).fetchall()
 
@@ -71,26 +73,41 @@ def _csv(header: list[str], rows, name: str) -> Response:
 @bp.route("/positions.csv")
 @require("incidents")
 def positions_csv():
-    return _csv(["received_at", "node", "name", "lat", "lon", "alt", "source", "sats"], _positions(), "positions.csv")
+    rows = [(*r[:8], _uncertainty(r[8]), r[9]) for r in _positions()]
+    return _csv(["received_at", "node", "name", "lat", "lon", "alt", "source", "sats", "uncertainty_m", "replayed"],
+                rows, "positions.csv")
+
+
+def _uncertainty(bits) -> int | None:
+    """How far the wearer may be from the point: the firmware sends the centre of a cell at the
+    channel's precision (None: a full-precision fix)."""
+    m = precision.uncertainty_m(bits)
+    return None if m is None else round(m)
 
 
 @bp.route("/positions.geojson")
 @require("incidents")
 def positions_geojson():
     features = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]},
-                 "properties": {"received_at": at, "node": node, "name": name, "alt": alt, "source": src}}
-                for at, node, name, lat, lon, alt, src, _ in _positions()]
+                 "properties": {"received_at": at, "node": node, "name": name, "alt": alt, "source": src,
+                                "uncertainty_m": _uncertainty(bits), "replayed": bool(cached)}}
+                for at, node, name, lat, lon, alt, src, _, bits, cached in _positions()]
     return Response(json.dumps({"type": "FeatureCollection", "features": features}), mimetype="application/geo+json",
                     headers={"Content-Disposition": "attachment; filename=positions.geojson"})
+
+
+def _kml_note(src, at, bits) -> str:
+    m = _uncertainty(bits)
+    return f"{src} at {at}" + (f", within {m} m of this point" if m is not None else "")
 
 
 @bp.route("/positions.kml")
 @require("incidents")
 def positions_kml():
     marks = "".join(
-        f"<Placemark><name>{escape(str(name or node))}</name><description>{escape(f'{src} at {at}')}</description>"
-        f"<Point><coordinates>{lon},{lat}</coordinates></Point></Placemark>"
-        for at, node, name, lat, lon, alt, src, _ in _positions())
+        f"<Placemark><name>{escape(str(name or node))}</name><description>{escape(_kml_note(src, at, bits))}"
+        f"</description><Point><coordinates>{lon},{lat}</coordinates></Point></Placemark>"
+        for at, node, name, lat, lon, alt, src, _, bits, cached in _positions())
     kml = ('<?xml version="1.0" encoding="UTF-8"?><kml xmlns="http://www.opengis.net/kml/2.2"><Document>'
            f"{marks}</Document></kml>")
     return Response(kml, mimetype="application/vnd.google-earth.kml+xml",

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, abort, current_app, send_from_directory, 
 from markupsafe import Markup
 
 from station import maps
+from station.decode import precision
 from web.i18n import gettext as _
 from web.security import require
 
@@ -39,11 +40,12 @@ def leaflet(filename: str):
 def incident_map(db, row: dict) -> dict:
     """The office's tile maps when one covers the last fix, else a grid around the station (or
     the first fix) with distances and bearings: never a blank box, never a grey one."""
-    track = [(p["lat"], p["lon"]) for p in row["positions"] if p["lat"] is not None]
+    # A replay from the radio's cache is history the radio already told us, not where she is.
+    track = [(p["lat"], p["lon"]) for p in row["positions"] if p["lat"] is not None and not p.get("cached")]
     if row["lat"] is not None and (not track or track[-1] != (row["lat"], row["lon"])):
         track.append((row["lat"], row["lon"]))
     if not track:
-        return {"map_layers": None, "grid": None, "track_json": "[]", "uncovered": False}
+        return {"map_layers": None, "grid": None, "track_json": "[]", "uncovered": False, "cell_json": "null"}
     station = db.execute("SELECT lat, lon FROM positions WHERE node_num IS NULL ORDER BY id DESC LIMIT 1").fetchone()
     origin, label = ((station[0], station[1]), _("station")) if station else (track[0], _("first fix"))
     grid = maps.grid_svg(origin, label, [(lat, lon, row["name"] or row["node_id"]) for lat, lon in track],
@@ -51,7 +53,15 @@ def incident_map(db, row: dict) -> dict:
     described = maps.describe(current_app.station_config.database_path)
     layers = [_layer(name, info) for name, info in described if _covers(info, track[-1])]
     return {"map_layers": json.dumps(layers) if layers else None, "grid": Markup(grid),
-            "track_json": json.dumps(track), "uncovered": bool(described) and not layers}
+            "track_json": json.dumps(track), "uncovered": bool(described) and not layers,
+            "cell_json": json.dumps(cell_of(row))}
+
+
+def cell_of(row: dict) -> list | None:
+    """The cell a reduced-precision fix stands for, [[south, west], [north, east]], drawn instead
+    of a point: the wearer is anywhere in it."""
+    box = precision.cell(row["lat"], row["lon"], row.get("fix_precision_bits")) if row["lat"] is not None else None
+    return None if box is None else [[box[0], box[1]], [box[2], box[3]]]
 
 
 def _covers(info: maps.MapInfo, point: tuple[float, float]) -> bool:

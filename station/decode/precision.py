@@ -39,7 +39,9 @@ def describe(bits: int | None) -> str:
     m = uncertainty_m(bits)
     if m is None:
         return ""
-    return f"±{m / 1000:.1f} km" if m >= 1000 else f"±{int(math.ceil(m / 10) * 10)} m"
+    if m >= 1000:
+        return f"±{m / 1000:.1f} km"
+    return f"±{math.ceil(m)} m" if m < 100 else f"±{int(math.ceil(m / 10) * 10)} m"
 
 
 # The relay's published levels (station/relay/compose.py) and the finest fix each can honestly

@@ -19,6 +19,7 @@ from pathlib import Path
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
+from station.decode import precision as fix_precision
 from station.relay.settings import NAME_MODES, PRECISIONS, Destination, Place
 
 BUILTIN_TEMPLATES = Path(__file__).with_name("templates")
@@ -156,7 +157,10 @@ class Post:
 
 def compose(template: str, incident: dict, consent: Consent, dest: Destination, *, templates: Templates,
             time_zone: str, places: list[Place], radius_km: float) -> Post:
-    precision = stricter_precision(consent.precision, dest.max_precision)
+    # Never more precise than the fix itself: a 13-bit position (the public channel's) is the
+    # centre of a cell about 5.8 km wide, and "exact" must not pretend otherwise.
+    precision = stricter_precision(stricter_precision(consent.precision, dest.max_precision),
+                                   fix_precision.finest_level(incident.get("fix_precision_bits")))
     name_mode = stricter_name(consent.name_mode, dest.max_name)
     where = locate(incident.get("lat"), incident.get("lon"), precision, places, radius_km)
     map_url = None

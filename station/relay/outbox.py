@@ -228,7 +228,8 @@ def plan_updates(db: sqlite_utils.Database, plan: Plan, at: float) -> int:
     (CROSS JOIN keeps the live incidents as the outer loop, not every alert ever sent.)"""
     made = 0
     for row in _rows(db, """
-            SELECT a.destination, a.remote_id, a.sent_at, i.id, i.node_num, i.opened_at, i.lat, i.lon, i.fix_at, i.drill,
+            SELECT a.destination, a.remote_id, a.sent_at, i.id, i.node_num, i.opened_at, i.lat, i.lon, i.fix_at,
+                   i.fix_precision_bits, i.drill,
                    (SELECT MAX(u.created_at) FROM outbox u WHERE u.incident_id=i.id AND u.destination=a.destination
                     AND u.kind='update') AS last_update,
                    (SELECT COUNT(*) FROM outbox u WHERE u.incident_id=i.id AND u.destination=a.destination

@@ -130,3 +130,19 @@ def test_an_office_template_replaces_the_built_in_one(tmp_path: Path):
     post = compose("alert", incident(), Consent(publish="at-once", precision="city"), dest(),
                    templates=Templates(tmp_path), time_zone="Africa/Dakar", places=PLACES, radius_km=30)
     assert post.text == "SOS #42 Dakar"
+
+
+@pytest.mark.parametrize("bits, shown", [
+    (None, "14.69371, -17.44412"),                    # a full fix: exact, as consented
+    (32, "14.69371, -17.44412"),
+    (16, "14.69, -17.44 (within about 1 km)"),        # a cell 730 m wide: no finer than 1 km
+    (13, "14.7, -17.4 (within about 10 km)"),         # the public channel's 5.8 km cell
+    (11, None),                                       # 23 km: not even 10 km; "city" if near a known place
+])
+def test_a_wearer_who_consents_to_exact_never_gets_more_precision_published_than_her_fix_has(bits, shown):
+    post = render("alert", Consent(publish="at-once", precision="exact"), dest(),
+                  dict(incident(), fix_precision_bits=bits))
+    if shown is None:
+        assert "Dakar" in post.text and not re.search(r"\d+\.\d+", post.text)
+    else:
+        assert shown in post.text

@@ -42,8 +42,16 @@
         window.L.tileLayer(layer.url, options).addTo(map);
       });
       var line = window.L.polyline(track, { color: "#b00020" }).addTo(map);
-      if (track.length) { window.L.circleMarker(track[track.length - 1], { radius: 8 }).addTo(map); }
-      map.fitBounds(line.getBounds(), { maxZoom: 15 });
+      var cell = JSON.parse(mapDiv.dataset.cell || "null");
+      var bounds = line.getBounds();
+      if (cell) {
+        // A reduced-precision fix: the wearer is anywhere in this cell, not at its centre.
+        var box = window.L.rectangle(cell, { color: "#b00020", weight: 2, fillOpacity: 0.15 }).addTo(map);
+        bounds = bounds.extend(box.getBounds());
+      } else if (track.length) {
+        window.L.circleMarker(track[track.length - 1], { radius: 8 }).addTo(map);
+      }
+      map.fitBounds(bounds, { maxZoom: 15 });
     });
   }
 
