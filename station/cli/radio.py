@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from station.radio.sim import SimRadio
-from station.radio.virtual import scenarios
+from station.radio.virtual import devices, firmware, scenarios
 
 
 def register(cli: click.Group) -> None:
@@ -32,13 +32,22 @@ def register(cli: click.Group) -> None:
     @click.option("--record", type=click.Path(dir_okay=False),
                   help="Append every packet the station sends (receipts) to this file as JSON lines.")
     @click.option("--start-after", type=float, default=0.0, help="Wait this long before the scenario starts.")
-    def simulate_cmd(pty_path, tcp_port, scenario, speed, corpus, replay_last, record, start_after) -> None:
+    @click.option("--wait-for-host", is_flag=True,
+                  help="Start the scenario only once a host has connected (the radio keeps only 8 or 32 packets).")
+    @click.option("--firmware", type=click.Choice(sorted(firmware.PROFILES)), default=firmware.DEFAULT,
+                  show_default=True, help="The Meshtastic release whose behaviour the radio plays.")
+    @click.option("--device", type=click.Choice(sorted(devices.DEVICES)), default="heltec-v3", show_default=True,
+                  help="The radio's hardware (tbeam: an original ESP32, whose client queue holds 8 packets).")
+    @click.option("--limit", type=click.IntRange(1), help="Stop the scenario after this many packets.")
+    def simulate_cmd(pty_path, tcp_port, scenario, speed, corpus, replay_last, record, start_after, wait_for_host,
+                     firmware, device, limit) -> None:
         """Run a virtual Meshtastic radio that the station (or the meshtastic CLI) can connect to."""
         if (pty_path is None) == (tcp_port is None):
             raise click.UsageError("give exactly one of --pty PATH or --tcp PORT")
         sim = SimRadio(scenario, speed=speed, pty=pty_path, tcp=tcp_port,
                        corpus_dir=Path(corpus) if corpus else None, replay_last=replay_last,
-                       start_delay_s=start_after)
+                       start_delay_s=start_after, wait_for_host=wait_for_host, firmware=firmware, device=device,
+                       limit=limit)
         if record:
             out = open(record, "a", buffering=1)
             sim.radio.on_host_packet(lambda hp: out.write(json.dumps(

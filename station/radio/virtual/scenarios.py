@@ -40,9 +40,11 @@ class Stage:
     people: dict[str, Bracelet] = field(default_factory=cast)
     corpus_dir: Path | None = None
     rng: random.Random = field(default_factory=lambda: random.Random(3))
+    limit: int | None = None                # stop the scenario after this many packets on the air
 
     def __post_init__(self) -> None:
         self.clock = time.time()
+        self.sent = 0
         for name, b in self.people.items():
             self.radio.add_node(b, known=name in KNOWN)
         self._by_num = {b.num: b for b in self.people.values()}
@@ -60,6 +62,10 @@ class Stage:
         > 1 repeats it as rebroadcasts, one hop further each time."""
         sender = sender or self._by_num.get(getattr(packet, "from"))
         for i in range(times):
+            if self.limit is not None and self.sent >= self.limit:
+                self.stop.set()
+                return
+            self.sent += 1
             if i:
                 packet.hop_limit = max(0, packet.hop_limit - 1)
             if sender is None:
@@ -326,17 +332,13 @@ def demo(s: Stage) -> None:
             break
 
 
-FLOOD_PACKETS = 5000
-
-
 def flood(s: Stage) -> None:
-    """As many packets as the link takes, for throughput benchmarks: positions, telemetry and
-    plain text from twenty nodes, every one unique."""
+    """As many packets as the link takes until stopped, for throughput benchmarks: positions,
+    telemetry and plain text from twenty nodes, every one unique."""
     nodes = [Bracelet(num=0x10000000 + i, long_name=f"Node {i}", short_name=f"N{i:02d}", lat=14.6 + i * 0.01,
                       lon=-17.4, rng=random.Random(i)) for i in range(20)]
-    for i in range(FLOOD_PACKETS):
-        if s.stop.is_set():
-            return
+    i = 0
+    while not s.stop.is_set():
         b = nodes[i % 20]
         kind = i % 3
         if kind == 0:
@@ -345,6 +347,7 @@ def flood(s: Stage) -> None:
             s.send(b.telemetry(50 + i % 50, 3.8), sender=b)
         else:
             s.send(b.text(f"status ok {i}"), sender=b)
+        i += 1
 
 
 def paced(s: Stage) -> None:
@@ -359,9 +362,9 @@ def paced(s: Stage) -> None:
 
 
 def busy_mesh(s: Stage) -> None:
-    """Five packets a second from twenty nodes until stopped, every twentieth a canned SOS from
-    a bracelet of the office (each one a new incident: distinct senders). For measuring what a
-    station restart loses."""
+    """Five packets a second from twenty wearers until stopped, every fifth a canned "SOS <n>"
+    (numbered, so that what a station restart loses can be counted), the others positions and
+    telemetry."""
     nodes = [Bracelet(num=0x20000000 + i, long_name=f"Wearer {i}", short_name=f"W{i:02d}", lat=14.6 + i * 0.01,
                       lon=-17.4, device="techo", rng=random.Random(100 + i)) for i in range(20)]
     for b in nodes:
@@ -369,8 +372,8 @@ def busy_mesh(s: Stage) -> None:
     i = 0
     while not s.stop.is_set():
         b = nodes[i % 20]
-        if i % 20 == 0:
-            s.act(b, b.canned(f"SOS {i}"))
+        if i % 5 == 0:
+            s.act(b, b.canned(f"SOS {i // 5}"))
         elif i % 2:
             s.send(b.position(b.lat + (i % 7) * 1e-4, b.lon), sender=b)
         else:
