@@ -73,3 +73,32 @@ def test_bracelet_guide_uses_real_firmware_setting_names():
     assert used
     for section, field in used:
         assert field in known[section], f"{section}.{field} is not a firmware setting"
+    from meshtastic.protobuf import channel_pb2
+    channel = {f.name for f in channel_pb2.ChannelSettings.DESCRIPTOR.fields}
+    module = {f.name for f in channel_pb2.ModuleSettings.DESCRIPTOR.fields}
+    for path in re.findall(r"--ch-set ([\w.]+)", text):
+        head, _, tail = path.partition(".")
+        assert head in channel and (not tail or tail in module), f"{path} is not a channel setting"
+    trigger = re.search(r"detection_trigger_type (\w+)", text).group(1)
+    assert trigger in module_config_pb2.ModuleConfig.DetectionSensorConfig.TriggerType.keys()
+
+
+def test_bracelet_guide_never_sells_a_device_whose_stock_build_cannot_raise_an_alert():
+    """The T1000-E's stock build has neither module (variants/nrf52840/tracker-t1000-e): the guide
+    must say "no" for it, and "yes" only for devices whose build keeps one of the two."""
+    from meshtastic.protobuf import mesh_pb2
+
+    from station.radio.virtual.devices import DEVICES
+    text = (HW / "bracelets.md").read_text()
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| ([^|]+?) \| \**(yes|no)\b", text, re.M)}
+    names = {d.name: d for d in DEVICES.values()}
+    checked = 0
+    for label, verdict in rows.items():
+        model = next((d for n, d in names.items() if n.split()[-1] in label), None)
+        if model is None:
+            continue
+        can = not (model.lacks(mesh_pb2.ExcludedModules.DETECTIONSENSOR_CONFIG)
+                   and model.lacks(mesh_pb2.ExcludedModules.CANNEDMSG_CONFIG))
+        assert (verdict == "yes") is can, label
+        checked += 1
+    assert checked >= 3 and rows[next(k for k in rows if "T1000-E" in k)] == "no"
