@@ -194,6 +194,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="a small run that checks the benchmark works; writes nothing")
     ap.add_argument("--firmware", default="2.7.26", help="the virtual radio's firmware profile")
+    ap.add_argument("--out", type=Path, help="where to write the results (default: bench/results/ingest.json; "
+                    "a quick run writes only here)")
     args = ap.parse_args()
     frames, lat_n = (300, 20) if args.quick else (5000, 300)
     rounds, run_s, outage_s = (1, 1.0, 1.0) if args.quick else (4, 8.0, 5.0)
@@ -232,9 +234,9 @@ def main() -> int:
         print(f"restart ({r['restart']}, {r['device']}): {r['alerts_lost']} of {r['alerts_sent']} alerts lost "
               f"over {r['rounds']} restart(s), outages {r['outage_s']} s")
     print("targets:", checks)
-    if args.quick:
+    if args.quick and not args.out:
         return 0
-    out = HERE / "results" / "ingest.json"
+    out = args.out or HERE / "results" / "ingest.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"written to {out}")
     return 0

@@ -85,6 +85,39 @@ def _level(v: str) -> str | None:
     return None if v.upper() in ("DEBUG", "INFO", "WARNING", "ERROR") else "DEBUG, INFO, WARNING or ERROR"
 
 
+def _enum_name(enum_path: str, example: str) -> Callable[[str], str | None]:
+    def check(v: str) -> str | None:
+        from meshtastic.protobuf import config_pb2
+        enum = config_pb2.Config
+        for part in enum_path.split("."):
+            enum = getattr(enum, part)
+        names = [n for n in enum.keys() if n != "UNSET"]
+        return None if v in names else f'one of {", ".join(names)} (such as "{example}")'
+    return check
+
+
+def _region(v: str) -> str | None:
+    return None if v == "" else _enum_name("LoRaConfig.RegionCode", "EU_868")(v)
+
+
+def _channel_name(v: str) -> str | None:
+    # channel.options: char[12]; the firmware cuts a longer name, and a bracelet set with the
+    # full one would then be on another channel.
+    return None if len(v.encode()) <= 11 and "\0" not in v else "a name of at most 11 bytes"
+
+
+def _hops(v: int) -> str | None:
+    return None if 1 <= v <= 7 else "a hop count from 1 to 7"
+
+
+def _precision(v: int) -> str | None:
+    return None if v == 0 or 10 <= v <= 32 else "0 (no position), 10 to 31 bits, or 32 (exact)"
+
+
+def _version(v: str) -> str | None:
+    return None if re.fullmatch(r"\d+\.\d+\.\d+", v) else 'a version such as "2.7.4"'
+
+
 SCHEMA: dict[str, dict[str, Key]] = {
     "radio": {
         "port": Key("auto", str, _radio_port),
@@ -95,6 +128,16 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "reconnect_min_s": Key(0.5, (int, float), _positive),
         "reconnect_max_s": Key(30.0, (int, float), _positive),
         "ready_timeout_s": Key(20.0, (int, float), _non_negative),
+    },
+    "mesh": {
+        "region": Key("", str, _region),
+        "modem_preset": Key("LONG_FAST", str, _enum_name("LoRaConfig.ModemPreset", "LONG_FAST")),
+        "channel_name": Key("", str, _channel_name),
+        "psk_file": Key("", str),
+        "hop_limit": Key(3, int, _hops),
+        "role": Key("CLIENT", str, _enum_name("DeviceConfig.Role", "CLIENT")),
+        "position_precision": Key(32, int, _precision),
+        "min_firmware": Key("2.7.4", str, _version),
     },
     "storage": {
         "database": Key("station-data/station.db", str),

@@ -20,6 +20,10 @@ from station.indicators import alarm_level, make_indicators
 from station.logs import event
 from station.ingest import Ingest
 from station.radio.link import LinkSettings, LinkState, RadioLink
+from station.radio import configure
+from station.radio.jobs import JobRunner
+from station.radio.ports import resolve_port
+from station.radio.profile import MeshProfile
 from station.radio.sim import SimRadio
 from station import receipts
 from station.radio.info import RadioInfo
@@ -33,17 +37,9 @@ from station.storage.writer import Writer
 
 log = logging.getLogger(__name__)
 
-AUTO_RADIO_PATH = "/dev/meshtastic"   # the udev rule's stable name
 STATUS_EVERY_S = 2.0
 KEY_CHECK_EVERY_S = 30.0             # new registrations reach the radio's NodeDB this soon
 STALE_AFTER_S = 15.0                  # a worker that has not looped for this long is hung
-
-
-def resolve_port(port: str) -> str:
-    """`auto`: the radio the udev rule names, else the virtual radio."""
-    if port == "auto":
-        return AUTO_RADIO_PATH if os.path.exists(AUTO_RADIO_PATH) else "sim"
-    return port
 
 
 class Station:
@@ -104,6 +100,8 @@ class Station:
         if cfg.relay["enabled"] and cfg.lists.get("destinations"):
             from station.relay.service import Relay
             self.relay = Relay(cfg, self.writer, self.clock, on_internet=self.indicators.internet).start()
+        self.jobs = JobRunner(self._reader, self.writer, {"configure": self._job_configure})
+        self.jobs.abandon_running()
         self.link.start()
         self.receipts.start()
         self._monitor = threading.Thread(target=self._monitor_loop, name="station-monitor", daemon=True)
@@ -183,6 +181,12 @@ class Station:
                                     f"{snapshot['preset']}" + (f" (changed: {', '.join(changed)})" if old else ""))
         self.writer.submit(job, name="radio-info")
 
+    def _job_configure(self, args: dict, by: str) -> dict:
+        def record(action: str, detail: str) -> None:
+            at = self.clock.now()
+            self.writer.submit(lambda db: incidents.log_event(db, None, at, by, action, detail), name="radio-event")
+        return configure.run_and_report(self.link, MeshProfile.from_config(self.cfg), by, record)
+
     def _registered_bracelets(self) -> list[KeptBracelet]:
         # A connection of its own: the keeper runs on short-lived threads of its own.
         reader = dbmod.connect(self.cfg.database_path)
@@ -246,6 +250,7 @@ class Station:
         while not self._stop.is_set():
             try:
                 self._update_alarm()
+                self.jobs.poll()
                 if time.monotonic() - keys_checked >= self.key_check_every_s:
                     keys_checked = time.monotonic()
                     self._check_radio_keys()
@@ -279,7 +284,8 @@ class Station:
             "radio": {"status": s.status, "port": s.port, "error": s.error, "since": s.since,
                       "connects": s.connects, "hangs": s.hangs,
                       "node": f"!{s.node_num:08x}" if s.node_num else None, "virtual": self.sim is not None,
-                      "firmware": self.link.radio_info.firmware if self.link.radio_info else None},
+                      "firmware": self.link.radio_info.firmware if self.link.radio_info else None,
+                      "queue": list(self.link.queue_status) if self.link.queue_status else None},
             "gps": ({"enabled": False} if self.gps is None else
                     {"enabled": True, "port": self.gps.port, "connected": self.gps.connected,
                      "error": self.gps.error, **self.gps_tracker.state.summary()}),

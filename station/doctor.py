@@ -19,6 +19,7 @@ from pathlib import Path
 from station import config as configmod
 from station import queries
 from station.radio.ports import holders_of, parse_tcp
+from station.radio.profile import MeshProfile
 from station.storage import backup as bk
 from station.storage import db as dbmod
 
@@ -65,7 +66,7 @@ def _status(cfg) -> dict | None:
     if not cfg.database_path.exists():
         return None
     try:
-        return queries.status(dbmod.connect(cfg.database_path, create=False))
+        return queries.status(dbmod.connect(cfg.database_path, create=False), MeshProfile.from_config(cfg))
     except Exception:
         return None
 

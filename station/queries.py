@@ -86,9 +86,11 @@ def wearers(db: sqlite_utils.Database, num: int | None = None) -> list[dict]:
     return rows
 
 
-def radio_report(db: sqlite_utils.Database) -> tuple[dict | None, list]:
+def radio_report(db: sqlite_utils.Database, profile=None) -> tuple[dict | None, list]:
     """What the station's radio said about itself at the last handshake (firmware, channels,
-    keys), and every combination with the registered bracelets that cannot work."""
+    keys), every combination with the registered bracelets that cannot work, and (given the
+    mesh profile) every difference from it."""
+    from station.radio import profile as profiles
     from station.radio.info import RadioInfo, findings
     got = records.get_state(db, "radio_info")
     if not got:
@@ -96,7 +98,10 @@ def radio_report(db: sqlite_utils.Database) -> tuple[dict | None, list]:
     info = RadioInfo.from_state(got[0])
     bracelets = db.execute("SELECT b.node_num, b.label, b.public_key, n.hw_model FROM bracelets b "
                            "LEFT JOIN nodes n ON n.num=b.node_num ORDER BY b.label").fetchall()
-    return info.as_status(), findings(info, [tuple(r) for r in bracelets])
+    found = findings(info, [tuple(r) for r in bracelets])
+    if profile is not None:
+        found += profiles.findings(profile, info)
+    return info.as_status(), found
 
 
 def counts(db: sqlite_utils.Database) -> dict[str, Any]:
@@ -116,7 +121,7 @@ def counts(db: sqlite_utils.Database) -> dict[str, Any]:
     }
 
 
-def status(db: sqlite_utils.Database) -> dict[str, Any]:
+def status(db: sqlite_utils.Database, profile=None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     newest = 0.0
     for key in ("station", "radio", "gps", "clock", "ingest", "indicators", "relay"):
@@ -125,7 +130,7 @@ def status(db: sqlite_utils.Database) -> dict[str, Any]:
         if got:
             newest = max(newest, got[1])
     phase = (out.get("station") or {}).get("phase")
-    info, problems = radio_report(db)
+    info, problems = radio_report(db, profile)
     out["radio_info"] = info
     out["radio_findings"] = [dataclasses.asdict(f) for f in problems]
     out["daemon_running"] = bool(newest) and phase == "running" and time.time() - newest < RUNNING_IF_FRESHER_THAN_S

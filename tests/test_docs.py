@@ -38,3 +38,13 @@ def test_every_scenario_in_the_readme_exists_and_none_is_missing():
     listed = re.search(r"Scenarios \(.*?\): (.*?)\.\n\n", README, re.S).group(1)
     names = set(re.findall(r"`([a-z0-9-]+)`", listed))
     assert names == set(SCENARIOS)
+
+
+@pytest.mark.parametrize("usage", re.findall(r"`(station [^`]*)`", "\n".join(
+    line.split(" | ")[0] for line in README.splitlines() if line.startswith("| `station "))))
+def test_every_option_the_readme_gives_a_command_is_in_its_help(usage):
+    # A technician copies options from this table; one the command does not take is a dead end.
+    command = re.match(r"station ([a-z]+(?: [a-z]+)?)", usage).group(1)
+    help_text = CliRunner().invoke(cli, [*command.split(), "--help"]).output
+    for option in set(re.findall(r"(--[a-z][a-z-]*)", usage)):
+        assert option in help_text, f"station {command} has no {option}"

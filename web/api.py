@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, jsonify, request
 
 from station import queries
+from station.radio.profile import MeshProfile
 from web.security import require
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -46,4 +47,4 @@ def outbox():
 @bp.route("/status")
 @require("read")
 def status():
-    return jsonify(queries.status(current_app.station_db()))
+    return jsonify(queries.status(current_app.station_db(), MeshProfile.from_config(current_app.station_config)))

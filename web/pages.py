@@ -11,6 +11,7 @@ from pathlib import Path
 from flask import Blueprint, current_app, render_template
 
 from station import __version__, doctor, queries
+from station.radio.profile import MeshProfile
 from web.i18n import N_
 from web.i18n import gettext as _
 from web.security import require
@@ -61,11 +62,24 @@ FINDINGS = {
 }
 
 
+def _finding(f: dict) -> dict:
+    if f["code"] in FINDINGS:
+        text, remedy = _(FINDINGS[f["code"]][0]), _(FINDINGS[f["code"]][1])
+    elif f["code"].startswith("profile-"):
+        # The field and values are the radio's own names (lora.region, EU_868): not translated.
+        text = _("The radio differs from the mesh profile: {detail}", detail=f["text"])
+        remedy = _("A technician runs: station radio configure") if f["remedy"] == "station radio configure" \
+            else f["remedy"]
+    else:
+        text, remedy = f["text"], f["remedy"]
+    return {"level": f["level"], "subject": f["subject"], "text": text, "remedy": remedy}
+
+
 @bp.route("/health")
 @require("read")
 def health():
     cfg = current_app.station_config
-    status = queries.status(current_app.station_db())
+    status = queries.status(current_app.station_db(), MeshProfile.from_config(cfg))
     temp = _read("/sys/class/thermal/thermal_zone0/temp")
     uptime = _read("/proc/uptime")
     disk = shutil.disk_usage(cfg.database_path.parent)
@@ -80,8 +94,5 @@ def health():
         _("checked at"): time.strftime("%Y-%m-%d %H:%M:%S"),
         _("host"): os.uname().nodename,
     }
-    findings = [{"level": f["level"], "subject": f["subject"],
-                 "text": _(FINDINGS[f["code"]][0]) if f["code"] in FINDINGS else f["text"],
-                 "remedy": _(FINDINGS[f["code"]][1]) if f["code"] in FINDINGS else f["remedy"]}
-                for f in status.get("radio_findings") or []]
+    findings = [_finding(f) for f in status.get("radio_findings") or []]
     return render_template("health.html", s=status, facts=facts, findings=findings)

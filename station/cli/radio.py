@@ -1,4 +1,5 @@
-"""`station radio simulate`: the virtual radio on a pty or TCP port, for demos and tests."""
+"""`station radio`: the technicians' group (info, check, configure: cli/radio_admin.py) and
+`simulate`, the virtual radio on a pty or TCP port for demos and tests."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from station.cli import radio_admin
 from station.radio.sim import SimRadio
 from station.radio.virtual import devices, firmware, scenarios
 
@@ -17,6 +19,8 @@ def register(cli: click.Group) -> None:
     @cli.group("radio")
     def grp() -> None:
         """Radio tools for technicians."""
+
+    radio_admin.register(grp)
 
     @grp.command("simulate")
     @click.option("--pty", "pty_path", type=click.Path(dir_okay=False),

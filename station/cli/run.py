@@ -12,6 +12,7 @@ import click
 
 from station import daemon, logs
 from station.cli.common import load_config, safe, when, write
+from station.radio.ports import resolve_port
 from station.radio.virtual import scenarios
 from station.radio.virtual.bracelets import register_cast
 from station.storage import db as dbmod
@@ -60,7 +61,7 @@ def register(cli: click.Group) -> None:
         if port:
             cfg = _override(cfg, radio={"port": port})
         _logging(cfg.log["level"], cfg.log["raw_frames"])
-        if daemon.resolve_port(cfg.radio["port"]) == "sim":
+        if resolve_port(cfg.radio["port"]) == "sim":
             _start_local_console(cfg)
         try:
             raise SystemExit(daemon.run(cfg))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from station import queries
-from station.cli.common import age, emit_json, open_db, safe
+from station.cli.common import age, emit_json, load_config, open_db, safe
+from station.radio.profile import MeshProfile
 from station.storage import db as dbmod
 
 
@@ -16,7 +17,7 @@ def register(cli: click.Group) -> None:
     def status_cmd(ctx: click.Context, as_json: bool) -> None:
         """Show the station's health at a glance."""
         db = open_db(ctx)
-        st = queries.status(db)
+        st = queries.status(db, MeshProfile.from_config(load_config(ctx)))
         st["database_check_now"] = dbmod.quick_check(db)
         if as_json:
             emit_json(st)

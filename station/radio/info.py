@@ -15,11 +15,9 @@ from dataclasses import asdict, dataclass, field
 from meshtastic.protobuf import channel_pb2, config_pb2, mesh_pb2
 
 from station.radio import firmware
+from station.radio.channels import PRESET_NAMES, key_id
 
 LoRa = config_pb2.Config.LoRaConfig
-PRESET_NAMES = {LoRa.LONG_FAST: "LongFast", LoRa.LONG_SLOW: "LongSlow", LoRa.LONG_MODERATE: "LongMod",
-                LoRa.LONG_TURBO: "LongTurbo", LoRa.MEDIUM_SLOW: "MediumSlow", LoRa.MEDIUM_FAST: "MediumFast",
-                LoRa.SHORT_SLOW: "ShortSlow", LoRa.SHORT_FAST: "ShortFast", LoRa.SHORT_TURBO: "ShortTurbo"}
 
 
 def fingerprint(public_key: bytes) -> str:
@@ -43,6 +41,7 @@ class Channel:
     role: str
     public: bool           # the default key under the preset's name: anyone can read it
     precision_bits: int
+    key_id: str = ""       # channels.key_id: compares keys, never shows one
 
 
 @dataclass
@@ -52,6 +51,7 @@ class RadioInfo:
     hw_model: str = ""
     region: str = ""
     preset: str = ""
+    modem_preset: str = ""      # the enum name ("LONG_FAST"), as [mesh] modem_preset gives it
     role: str = ""
     hop_limit: int = 0
     tx_enabled: bool = True
@@ -65,6 +65,8 @@ class RadioInfo:
     detection_sensor_enabled: bool = False
     serial_enabled: bool = True
     answers_heartbeat: bool = False
+    channel_utilization: float | None = None   # % of air time busy, from its own device metrics
+    air_util_tx: float | None = None           # % of the last hour it transmitted
     at: float = 0.0
 
     @property
@@ -109,6 +111,7 @@ class HandshakeNotes:
         self.security: config_pb2.Config.SecurityConfig | None = None
         self.detection_enabled = False
         self.nodes: dict[int, mesh_pb2.NodeInfo] = {}
+        self.own: mesh_pb2.NodeInfo | None = None
 
     def feed(self, fr: mesh_pb2.FromRadio) -> bool:
         """True when this frame completes the handshake."""
@@ -136,6 +139,8 @@ class HandshakeNotes:
             if fr.moduleConfig.WhichOneof("payload_variant") == "detection_sensor":
                 self.detection_enabled = fr.moduleConfig.detection_sensor.enabled
         elif kind == "node_info":
+            if self.my_info is not None and fr.node_info.num == self.my_info.my_node_num:
+                self.own = fr.node_info
             self.nodes[fr.node_info.num] = fr.node_info
         elif kind == "config_complete_id":
             return self.my_info is not None
@@ -154,13 +159,14 @@ class HandshakeNotes:
             name = ch.settings.name or preset_name
             public = ch.settings.psk == b"\x01" and name == preset_name
             chans.append(Channel(i, name, _name(channel_pb2.Channel.Role, ch.role), public,
-                                 ch.settings.module_settings.position_precision))
+                                 ch.settings.module_settings.position_precision, key_id(ch.settings.psk)))
         own_key = bytes(self.security.public_key) if self.security else b""
         keys = {n: base64.b64encode(info.user.public_key).decode() for n, info in self.nodes.items()
                 if n != own and len(info.user.public_key) == 32}
         return RadioInfo(
             node=f"!{own:08x}", firmware=md.firmware_version, hw_model=_name(mesh_pb2.HardwareModel, md.hw_model),
             region=_name(LoRa.RegionCode, lora.region), preset=preset_name,
+            modem_preset=_name(LoRa.ModemPreset, lora.modem_preset) if lora.use_preset else "custom",
             role=_name(config_pb2.Config.DeviceConfig.Role, self.device.role if self.device else 0),
             hop_limit=lora.hop_limit, tx_enabled=lora.tx_enabled, channels=chans,
             pki=bool(md.hasPKC) and len(own_key) == 32, key_fingerprint=fingerprint(own_key),
@@ -169,7 +175,14 @@ class HandshakeNotes:
             favorites=sorted(n for n, i in self.nodes.items() if i.is_favorite and n != own),
             detection_sensor_enabled=self.detection_enabled,
             serial_enabled=self.security.serial_enabled if self.security else True,
-            answers_heartbeat=firmware.answers_heartbeat(md.firmware_version), at=at)
+            answers_heartbeat=firmware.answers_heartbeat(md.firmware_version),
+            channel_utilization=self._metric("channel_utilization"), air_util_tx=self._metric("air_util_tx"), at=at)
+
+    def _metric(self, name: str) -> float | None:
+        if self.own is None or not self.own.HasField("device_metrics") or \
+                not self.own.device_metrics.HasField(name):
+            return None
+        return round(getattr(self.own.device_metrics, name), 2)
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,12 @@ class PacketSink(Protocol):
     def on_log_line(self, line: str) -> None: ...
 
 
+@dataclass
+class _Answer:
+    done: threading.Event = field(default_factory=threading.Event)
+    packet: mesh_pb2.MeshPacket | None = None
+
+
 class LinkDown(Exception):
     """The radio is not connected; nothing was sent."""
 
@@ -178,9 +184,11 @@ class RadioLink:
         self.on_refusal = on_refusal or (lambda packet_id, code, detail: None)
         self.state = LinkState(port=port)
         self.radio_info: RadioInfo | None = None
+        self.queue_status: tuple[int, int] | None = None   # (free, size) of the radio's send queue
         self.probes = 0
         self._notes = HandshakeNotes()
         self._own_requests: collections.OrderedDict[int, str] = collections.OrderedDict()
+        self._answers: dict[int, _Answer] = {}
         self._write_lock = threading.Lock()
         self._rng = random.Random()
         self.last_rx = 0.0
@@ -211,10 +219,16 @@ class RadioLink:
         """Answers to our own probes and admin requests: ours, not the mesh's."""
         kind = fr.WhichOneof("payload_variant")
         if kind == "queueStatus" and fr.queueStatus.mesh_packet_id in self._own_requests:
+            if fr.queueStatus.maxlen:
+                self.queue_status = (fr.queueStatus.free, fr.queueStatus.maxlen)
             return True
         if kind == "packet" and fr.packet.HasField("decoded") and \
                 getattr(fr.packet, "from") == self.state.node_num and fr.packet.decoded.request_id in self._own_requests:
             self._own_requests.pop(fr.packet.decoded.request_id, None)
+            answer = self._answers.pop(fr.packet.decoded.request_id, None)
+            if answer is not None:
+                answer.packet = fr.packet
+                answer.done.set()
             return True
         return False
 
@@ -222,6 +236,8 @@ class RadioLink:
         kind = fr.WhichOneof("payload_variant")
         if kind == "queueStatus":
             qs = fr.queueStatus
+            if qs.maxlen:
+                self.queue_status = (qs.free, qs.maxlen)
             if qs.res and qs.mesh_packet_id:
                 self._refused(qs.mesh_packet_id, _error_name(qs.res), "refused by the station's radio")
         elif kind == "clientNotification":
@@ -291,6 +307,19 @@ class RadioLink:
         port: AdminModule.cpp:131-137). Its answers are swallowed. Returns the packet id."""
         return self._to_own_radio(portnums_pb2.PortNum.ADMIN_APP, msg.SerializeToString(), want_response, "admin")
 
+    def ask_admin(self, msg: admin_pb2.AdminMessage, timeout: float = 10.0) -> mesh_pb2.MeshPacket:
+        """An admin message to the station's own radio, waiting for its answer: the AdminMessage
+        for a get, a routing ACK (or error) for a set (AdminModule.cpp:558-560). Raises LinkDown
+        when the link is down or the radio stays silent for `timeout`."""
+        answer = _Answer()
+        with self._send_lock:
+            packet_id = self._to_own_radio(portnums_pb2.PortNum.ADMIN_APP, msg.SerializeToString(), True,
+                                           "admin", answer)
+        if not answer.done.wait(timeout):
+            self._answers.pop(packet_id, None)
+            raise LinkDown(f"the radio did not answer an admin request within {timeout:.0f} s")
+        return answer.packet
+
     def announce(self) -> bool:
         """Make the radio broadcast its NodeInfo now, so bracelets learn its key (heartbeat nonce 1,
         PhoneAPI.cpp:225-229, firmware 2.7.23+). False when this firmware cannot."""
@@ -299,7 +328,8 @@ class RadioLink:
             return False
         return self._write(mesh_pb2.ToRadio(heartbeat=mesh_pb2.Heartbeat(nonce=1)))
 
-    def _to_own_radio(self, port: int, payload: bytes, want_response: bool, purpose: str) -> int:
+    def _to_own_radio(self, port: int, payload: bytes, want_response: bool, purpose: str,
+                      answer: "_Answer | None" = None) -> int:
         iface, own = self._iface, self.state.node_num
         if iface is None or not self.connected or own is None:
             raise LinkDown(f"radio link is {self.state.status}")
@@ -307,9 +337,11 @@ class RadioLink:
         p.decoded.portnum = port
         p.decoded.payload = payload
         p.decoded.want_response = want_response
+        if answer is not None:
+            self._answers[p.id] = answer
         self._own_requests[p.id] = purpose
         while len(self._own_requests) > 64:
-            self._own_requests.popitem(last=False)
+            self._answers.pop(self._own_requests.popitem(last=False)[0], None)
         if not self._write(mesh_pb2.ToRadio(packet=p)):
             raise LinkDown("the write to the radio failed")
         return p.id
@@ -427,6 +459,15 @@ class RadioLink:
                 if not self._probe():
                     return "lost (heartbeat could not be written)"
             self._lost.wait(min(0.25, self.settings.heartbeat_s))
+
+    def ask_queue_status(self, timeout: float = 2.0) -> tuple[int, int] | None:
+        """The radio reports its send queue when it answers a probe; None if it did not."""
+        self.queue_status = None
+        if self._probe():
+            deadline = time.monotonic() + timeout
+            while self.queue_status is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+        return self.queue_status
 
     def _probe(self) -> bool:
         """Something the radio must answer. A heartbeat where the firmware answers it (2.7.4+);

@@ -7,6 +7,16 @@ import re
 from pathlib import Path
 
 
+AUTO_RADIO_PATH = "/dev/meshtastic"   # the udev rule's stable name
+
+
+def resolve_port(port: str) -> str:
+    """`auto`: the radio the udev rule names, else the virtual radio."""
+    if port == "auto":
+        return AUTO_RADIO_PATH if os.path.exists(AUTO_RADIO_PATH) else "sim"
+    return port
+
+
 class RadioUnavailable(Exception):
     """The radio cannot be used right now; the message says why and what to do."""
 

@@ -146,7 +146,17 @@ def _v4(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX receipts_waiting ON receipts(sent_at) WHERE state IN ('sent', 'relayed')")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
+def _v5(db: sqlite_utils.Database) -> None:
+    """Technicians' radio jobs: the daemon owns the serial port, so a command that must change the
+    radio while it runs leaves the job here and the daemon carries it out and writes the result."""
+    db["radio_jobs"].create({
+        "id": int, "kind": str, "args": str, "requested_by": str, "requested_at": float,
+        "state": str, "started_at": float, "finished_at": float, "result": str,
+    }, pk="id", not_null={"kind", "requested_at", "state"}, defaults={"state": "queued"})
+    db.execute("CREATE INDEX radio_jobs_queued ON radio_jobs(id) WHERE state = 'queued'")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
 
 
 def schema_version(db: sqlite_utils.Database) -> int:

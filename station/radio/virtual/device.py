@@ -126,6 +126,7 @@ class VirtualRadio:
         self.ringtone = ""
         self.own_position: mesh_pb2.Position | None = None
         self.clock_offset = 0.0
+        self.channel_utilization = 3.5                # % of air time the radio hears busy (a calm mesh)
         self.queue_max = self.pending_max or self.model.client_queue
         self._decoder = framing.FrameDecoder()
         self._transport: Transport | None = None
@@ -361,6 +362,12 @@ class VirtualRadio:
         own = mesh_pb2.NodeInfo(num=self.node_num, user=self.owner, last_heard=self.now(), is_favorite=True)
         if self.own_position is not None:
             own.position.CopyFrom(self.own_position)
+        # NodeDB keeps the radio's own device metrics (DeviceTelemetry.cpp getDeviceTelemetry):
+        # on USB power the battery reads 101; the air time it has used in the last hour.
+        own.device_metrics.battery_level = 101
+        own.device_metrics.voltage = 4.2
+        own.device_metrics.channel_utilization = self.channel_utilization
+        own.device_metrics.air_util_tx = self.router.hourly_tx_percent()
         frames = [F(my_info=mesh_pb2.MyNodeInfo(my_node_num=self.node_num, reboot_count=self.counters.boots,
                                                 min_app_version=30200, nodedb_count=len(self.nodedb.entries),
                                                 pio_env=self.model.key)),

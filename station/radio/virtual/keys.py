@@ -7,7 +7,6 @@ reaches the host as the ciphertext a real radio would hand over.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import struct
 from dataclasses import dataclass
@@ -15,18 +14,9 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from meshtastic.protobuf import channel_pb2, config_pb2
+from meshtastic.protobuf import channel_pb2
 
-# Channels.cpp defaultpsk (the key behind the one-byte PSK "AQ=="), published and known to all.
-DEFAULT_PSK = base64.b64decode("1PG7OiApB1nwvP+rz05pAQ==")
-Preset = config_pb2.Config.LoRaConfig.ModemPreset
-# DisplayFormatters.cpp getModemPresetDisplayName: an unnamed channel takes the preset's name.
-PRESET_NAMES = {
-    Preset.SHORT_TURBO: "ShortTurbo", Preset.SHORT_SLOW: "ShortSlow", Preset.SHORT_FAST: "ShortFast",
-    Preset.MEDIUM_SLOW: "MediumSlow", Preset.MEDIUM_FAST: "MediumFast", Preset.LONG_SLOW: "LongSlow",
-    Preset.LONG_FAST: "LongFast", Preset.LONG_TURBO: "LongTurbo", Preset.LONG_MODERATE: "LongMod",
-}
-
+from station.radio.channels import DEFAULT_PSK, PRESET_NAMES, expand_psk  # noqa: F401 (re-exported)
 
 @dataclass(frozen=True)
 class KeyPair:
@@ -39,24 +29,6 @@ class KeyPair:
         priv = X25519PrivateKey.from_private_bytes(hashlib.sha256(seed.encode()).digest())
         pub = priv.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         return cls(hashlib.sha256(seed.encode()).digest(), pub)
-
-
-def expand_psk(psk: bytes) -> bytes:
-    """Channels.cpp getKey: "" means no encryption, one byte N is the default key with its last
-    byte bumped by N-1 (0: none), short keys are zero-padded to 16 or 32 bytes."""
-    if len(psk) == 0:
-        return b""
-    if len(psk) == 1:
-        if psk[0] == 0:
-            return b""
-        key = bytearray(DEFAULT_PSK)
-        key[-1] = (key[-1] + psk[0] - 1) & 0xFF
-        return bytes(key)
-    if len(psk) < 16:
-        return psk.ljust(16, b"\0")
-    if len(psk) < 32 and len(psk) != 16:
-        return psk.ljust(32, b"\0")
-    return psk
 
 
 def channel_name(settings: channel_pb2.ChannelSettings, preset: int) -> str:

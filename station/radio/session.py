@@ -1,0 +1,46 @@
+"""A technician's own connection to the station's radio, for when the daemon is not running.
+
+Opening the port starts a handshake, and after it the radio hands over every packet it kept for
+its host (8 or 32): an alert among them must not vanish into a command-line tool. So the session
+runs the daemon's own ingest path (decode, classify, durable commit, incidents); only receipts
+and the alarm wait for the daemon, which finds the incident open when it starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+from station.clock import StationClock
+from station.decode.packets import Rules
+from station.ingest import Ingest
+from station.radio.link import LinkSettings, RadioLink
+from station.radio.ports import RadioUnavailable, check_serial_path, parse_tcp, resolve_port
+from station.storage.writer import Writer
+
+
+@contextlib.contextmanager
+def radio_session(cfg, *, connect_timeout_s: float | None = None) -> Iterator[RadioLink]:
+    port = resolve_port(cfg.radio["port"])
+    if port == "sim":
+        raise RadioUnavailable("no radio is plugged in (nothing at /dev/meshtastic) and [radio] port is "
+                               f"{cfg.radio['port']!r}: plug the radio in, or set [radio] port")
+    if parse_tcp(port) is None:
+        check_serial_path(port)     # at once, with the operator's remedy, rather than after a timeout
+    settings = LinkSettings.from_config(cfg.radio)
+    timeout = connect_timeout_s or settings.handshake_timeout_s + 5
+    writer = Writer(cfg.database_path, cfg.storage["batch_max"], cfg.storage["commit_window_ms"] / 1000).start()
+    link: RadioLink | None = None
+    try:
+        ingest = Ingest(writer, Rules(tuple(cfg.alerts["keywords"]), tuple(cfg.alerts["cancel_keywords"])),
+                        StationClock(cfg.gps["clock_margin_s"]), fold_window_s=cfg.alerts["fold_window_s"],
+                        own_node=lambda: link.state.node_num if link else None)
+        link = RadioLink(port, ingest, settings).start()
+        if not link.wait_connected(timeout) or link.radio_info is None:
+            raise RadioUnavailable(f"the radio on {port} did not complete a handshake within {timeout:.0f} s"
+                                   + (f": {link.state.error}" if link.state.error else ""))
+        yield link
+    finally:
+        if link is not None:
+            link.stop()
+        writer.stop()

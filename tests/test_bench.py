@@ -1,0 +1,36 @@
+"""Benchmarks that cannot rot: each one's quick mode runs here, at HEAD, and must produce every figure
+the README quotes. Only that the figures exist and are sane is checked; their values are for the note,
+never a timed assertion."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_ingest_benchmark_quick_mode_measures_throughput_latency_and_restart_loss(tmp_path):
+    out = tmp_path / "ingest.json"
+    run = subprocess.run([sys.executable, "bench/ingest.py", "--quick", "--out", str(out)],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    results = json.loads(out.read_text())
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    assert results["commit"].startswith(head[:12])
+    assert results["firmware"] == "2.7.26"
+    for transport in ("pty", "tcp"):
+        r = results[transport]
+        assert r["bare_library"]["frames_per_s"] > 0 and r["station_full_path"]["frames_per_s"] > 0
+        assert 0 < r["latency_at_10_per_s"]["p50_ms"] <= r["latency_at_10_per_s"]["p99_ms"]
+        assert r["station_full_path"]["peak_rss_mib"] > 0
+    restarts = {(r["device"], r["restart"]): r for r in results["restart_loss_5_packets_per_s"]}
+    assert set(restarts) == {(d, h) for d in ("heltec-v3", "tbeam") for h in ("clean", "crash")}
+    for r in restarts.values():
+        # Alerts were really sent across a restart, and loss is counted, not guessed.
+        assert r["alerts_sent"] > 0 and 0 <= r["alerts_lost"] <= r["alerts_sent"]
