@@ -35,12 +35,14 @@ def main() -> None:
     print("connected", flush=True)
     ok = done.wait(120)
     station.stop()
+    order = list(latencies)
     latencies.sort()
     if not ok:
         print(json.dumps({"error": f"only {len(latencies)} of {n}"}), flush=True)
         sys.exit(1)
     pct = lambda p: latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))]  # noqa: E731
-    print(json.dumps({"n": n, "p50_ms": pct(50), "p99_ms": pct(99), "max_ms": latencies[-1]}), flush=True)
+    print(json.dumps({"n": n, "p50_ms": pct(50), "p99_ms": pct(99), "max_ms": latencies[-1],
+                      "slowest_at": sorted(range(len(order)), key=order.__getitem__)[-5:]}), flush=True)
 
 
 if __name__ == "__main__":

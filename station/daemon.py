@@ -100,7 +100,10 @@ class Station:
         if cfg.relay["enabled"] and cfg.lists.get("destinations"):
             from station.relay.service import Relay
             self.relay = Relay(cfg, self.writer, self.clock, on_internet=self.indicators.internet).start()
-        self.jobs = JobRunner(self._reader, self.writer, {"configure": self._job_configure})
+        self.jobs = JobRunner(self._reader, self.writer, {
+            "configure": self._job_configure,
+            "lend": lambda args, by: {"ok": self.link.lend(min(float(args.get("seconds", 60)), 900))},
+            "take_back": lambda args, by: (self.link.take_back(), {"ok": True})[1]})
         self.jobs.abandon_running()
         self.link.start()
         self.receipts.start()

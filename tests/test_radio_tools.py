@@ -222,3 +222,83 @@ def test_without_a_radio_the_technician_is_told_what_to_plug_in(tmp_path):
     result = run(config, "info")
     assert result.exit_code == 1
     assert "is not present: is the radio plugged in?" in result.output
+
+
+PASS = "correct horse battery staple\n"
+
+
+def test_a_replacement_radio_restored_from_a_backup_keeps_the_stations_key_and_channels(tmp_path, bench_radio):
+    old = bench_radio()
+    config = write_config(tmp_path, old.port, tmp_path / "station.db")
+    assert run(config, "configure", "--yes").exit_code == 0
+    before = json.loads(run(config, "info", "--json").output)
+    backup = tmp_path / "radio.backup"
+    made = run(config, "backup", str(backup), "--passphrase-stdin", "--by", "tech-ana", input=PASS)
+    assert made.exit_code == 0, made.output
+    assert oct(backup.stat().st_mode & 0o777) == "0o600"
+    sealed = backup.read_bytes()
+    # Whoever takes the file without the passphrase learns neither key.
+    for secret in (old.radio.keys.private, old.radio.channels[0].settings.psk):
+        assert base64.b64encode(secret) not in sealed and secret.hex().encode() not in sealed
+    # The office's radio dies; a new one (another node number, its own key, the public channel).
+    old.stop()
+    new = bench_radio(node_num=0x5A7A7200)
+    config = write_config(tmp_path, new.port, tmp_path / "station.db")
+    fresh = json.loads(run(config, "info", "--json").output)
+    assert fresh["key_fingerprint"] != before["key_fingerprint"]
+    restored = run(config, "restore", str(backup), "--passphrase-stdin", "--yes", "--by", "tech-ana", input=PASS)
+    assert restored.exit_code == 0, restored.output
+    assert f"holds the key {before['key_fingerprint']}" in restored.output
+    after = json.loads(run(config, "info", "--json").output)
+    assert after["node"] == "!5a7a7200"                       # its own hardware's number
+    for same in ("key_fingerprint", "channels", "region", "preset", "hop_limit", "role"):
+        assert after[same] == before[same], same
+    assert new.radio.keys.private == old.radio.keys.private
+    assert run(config, "check").exit_code == 0
+    actions = [r[0] for r in dbmod.connect(tmp_path / "station.db").execute(
+        "SELECT action FROM events WHERE actor='tech-ana' ORDER BY id")]
+    assert actions == ["radio backed up", "radio restored"]
+
+
+@pytest.mark.parametrize("tamper, message", [
+    (lambda d: d, "wrong passphrase"),
+    (lambda d: d.replace(b'"node": "!5a7a7100"', b'"node": "!00000bad"'), "wrong passphrase, or the file was altered"),
+    (lambda d: b"not a backup", "not a station radio backup"),
+])
+def test_a_wrong_passphrase_or_an_altered_backup_changes_nothing(tmp_path, bench_radio, tamper, message):
+    sim = bench_radio()
+    config = write_config(tmp_path, sim.port, tmp_path / "station.db")
+    backup = tmp_path / "radio.backup"
+    assert run(config, "backup", str(backup), "--passphrase-stdin", input=PASS).exit_code == 0
+    backup.write_bytes(tamper(backup.read_bytes()))
+    changes = list(sim.radio.admin.changes)
+    result = run(config, "restore", str(backup), "--passphrase-stdin", "--yes", input="not the passphrase\n"
+                 if message == "wrong passphrase" else PASS)
+    assert result.exit_code == 1 and message in result.output
+    assert sim.radio.admin.changes == changes
+
+
+def test_a_short_passphrase_and_an_existing_file_are_refused_before_the_radio_is_touched(tmp_path, bench_radio):
+    sim = bench_radio()
+    config = write_config(tmp_path, sim.port, tmp_path / "station.db")
+    short = run(config, "backup", str(tmp_path / "b"), "--passphrase-stdin", input="short\n")
+    assert short.exit_code == 1 and "at least 10 characters" in short.output
+    (tmp_path / "b").write_text("an older backup")
+    again = run(config, "backup", str(tmp_path / "b"), "--passphrase-stdin", input=PASS)
+    assert again.exit_code == 1 and "never overwritten" in again.output
+    assert (tmp_path / "b").read_text() == "an older backup"
+
+
+def test_while_the_daemon_runs_a_backup_borrows_the_port_and_the_daemon_takes_it_back(tmp_path, harness):
+    h = harness("idle", "pty", mesh=PROFILE)
+    config = write_config(tmp_path, h.sim.port, h.cfg.database_path)
+    wait_until(lambda: '"daemon_running": true' in CliRunner().invoke(cli, ["--config", config, "status", "--json"])
+               .output, what="the daemon to report itself running")
+    handshakes = h.sim.radio.handshakes
+    made = run(config, "backup", str(tmp_path / "radio.backup"), "--passphrase-stdin", input=PASS)
+    assert made.exit_code == 0, made.output
+    assert "the daemon lent the radio's port" in made.output
+    # The command's own handshake, then the daemon's again: one owner at a time.
+    wait_until(lambda: h.station.link.connected and h.sim.radio.handshakes == handshakes + 2,
+               what="the daemon to take the port back")
+    assert [r[0] for r in h.rows("SELECT kind FROM radio_jobs ORDER BY id")] == ["lend", "take_back"]

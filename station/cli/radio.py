@@ -21,6 +21,7 @@ def register(cli: click.Group) -> None:
         """Radio tools for technicians."""
 
     radio_admin.register(grp)
+    radio_admin.register_backup(grp)
 
     @grp.command("simulate")
     @click.option("--pty", "pty_path", type=click.Path(dir_okay=False),

@@ -1,28 +1,39 @@
-"""`station radio info | check | configure`: the station's radio against the mesh profile.
+"""`station radio info | check | configure | backup | restore`: the station's radio against the
+mesh profile, and its identity kept safe.
 
 While the daemon runs it owns the serial port: `info` and `check` read what it recorded at the
 radio's last handshake, and `configure` hands the change to it as a job. When it does not run,
-these commands open the radio themselves (station/radio/session.py).
+these commands open the radio themselves (station/radio/session.py). `backup` and `restore` need
+the port itself: the daemon lends it to them for at most LEND_S seconds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import getpass
+import os
+import sys
+import time
+from pathlib import Path
 
 import click
 
 from station import queries
 from station.cli.common import emit_json, load_config, open_db, safe, when
 from station.incidents import log_event
+from station.radio import backup as radio_backup
 from station.radio import configure, jobs
+from station.radio.admin import AdminRefused, RadioAdmin
 from station.radio import profile as profiles
 from station.radio.info import RadioInfo
 from station.radio.info import findings as setup_findings
+from station.radio.link import LinkDown
 from station.radio.ports import RadioUnavailable
 from station.radio.session import radio_session
 from station.storage import records
 
+LEND_S = 300.0           # a command that borrows the port gives it back by then at the latest
 JOB_TIMEOUT_S = 180.0    # a commit, the firmware's 7 s reboot, a new handshake, with room to spare
 
 
@@ -194,3 +205,135 @@ def _report(result: dict) -> None:
                                    + "; ".join(f"{d['field']} is {d['have']}" for d in still))
     click.echo(f"verified: the radio matches the mesh profile{' after its reboot' if result.get('rebooted') else ''}")
 
+
+
+@contextlib.contextmanager
+def _radio_in_hand(ctx: click.Context, by: str, seconds: float = LEND_S):
+    """The radio for a command that needs the port itself (backup, restore): when the daemon runs
+    it lends the port and takes it back afterwards (or by itself after `seconds`)."""
+    cfg = load_config(ctx)
+    db = open_db(ctx)
+    lent = False
+    if queries.status(db)["daemon_running"]:
+        result = jobs.wait(db, jobs.submit(db, "lend", {"seconds": seconds}, by), 30)
+        if result["state"] != "done":
+            raise click.ClickException(f"the daemon did not lend the radio's port: {result.get('error', '?')}")
+        lent = True
+        click.echo("the daemon lent the radio's port; it takes it back when this command ends", err=True)
+    try:
+        with radio_session(cfg) as link:
+            yield link
+    except RadioUnavailable as e:
+        raise click.ClickException(str(e)) from None
+    finally:
+        if lent:
+            jobs.wait(db, jobs.submit(db, "take_back", {}, by), 30)
+
+
+def _passphrase(from_stdin: bool, confirm: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return click.prompt("passphrase", hide_input=True, confirmation_prompt=confirm)
+
+
+def _record(ctx: click.Context, by: str, action: str, detail: str) -> None:
+    db = open_db(ctx)
+    with db.conn:
+        log_event(db, None, time.time(), by, action, detail)
+
+
+def register_backup(grp: click.Group) -> None:
+    @grp.command("backup")
+    @click.argument("file", type=click.Path(dir_okay=False, writable=True))
+    @click.option("--passphrase-stdin", is_flag=True, help="Read the passphrase from the first line of stdin.")
+    @click.option("--by", default=None, help="Who makes the backup, for the event log (default: your login).")
+    @click.pass_context
+    def backup_cmd(ctx: click.Context, file: str, passphrase_stdin: bool, by: str | None) -> None:
+        """Save the radio's whole configuration, channels and private key in FILE, sealed with a
+        passphrase, so that a replacement radio can take over the station's identity."""
+        by = by or getpass.getuser()
+        path = Path(file)
+        if path.exists():
+            raise click.ClickException(f"{path} exists: choose a new file name (a backup is never overwritten)")
+        passphrase = _passphrase(passphrase_stdin, confirm=True)
+        if len(passphrase) < radio_backup.MIN_PASSPHRASE:
+            raise click.ClickException(f"the passphrase must have at least {radio_backup.MIN_PASSPHRASE} characters")
+        with _radio_in_hand(ctx, by) as link:
+            info = link.radio_info
+            try:
+                b = radio_backup.read(RadioAdmin(link), info.node, info.firmware, info.hw_model,
+                                      info.excluded_modules)
+            except (LinkDown, AdminRefused) as e:
+                raise click.ClickException(f"the radio did not give its configuration: {e}") from None
+        sealed = radio_backup.seal(b, passphrase)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(sealed)
+            f.flush()
+            os.fsync(f.fileno())
+        _record(ctx, by, "radio backed up", f"{info.node}, key {info.key_fingerprint}, to {path.name}")
+        click.echo(f"radio {info.node} (key {info.key_fingerprint}) saved to {path}: "
+                   "keep it and its passphrase apart, it holds the station's private key")
+
+    @grp.command("restore")
+    @click.argument("file", type=click.Path(dir_okay=False, exists=True))
+    @click.option("--passphrase-stdin", is_flag=True, help="Read the passphrase from the first line of stdin.")
+    @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+    @click.option("--by", default=None, help="Who restores, for the event log (default: your login).")
+    @click.pass_context
+    def restore_cmd(ctx: click.Context, file: str, passphrase_stdin: bool, yes: bool, by: str | None) -> None:
+        """Put a backup made by `station radio backup` onto the connected radio: configuration,
+        channels and private key; waits for its reboot and checks the key and channels took."""
+        by = by or getpass.getuser()
+        data = Path(file).read_bytes()
+        try:
+            header = radio_backup.header_of(data)
+            b = radio_backup.unseal(data, _passphrase(passphrase_stdin, confirm=False))
+        except radio_backup.BackupError as e:
+            raise click.ClickException(str(e)) from None
+        with _radio_in_hand(ctx, by) as link:
+            info = link.radio_info
+            click.echo(f"backup of {header['node']} (firmware {header['firmware']}, key {header['key_fingerprint']})"
+                       f" onto the radio {info.node} (firmware {info.firmware}, key {info.key_fingerprint or 'none'})")
+            if not yes and not click.confirm("replace this radio's configuration, channels and key? it reboots"):
+                click.echo("nothing was changed")
+                return
+            started = time.time()
+            try:
+                radio_backup.write_to(RadioAdmin(link), b)
+            except (LinkDown, AdminRefused) as e:
+                raise click.ClickException(f"the radio did not take the backup: {e}") from None
+            after = configure.wait_for_new_handshake(link, started, 90)
+            if after is None:
+                raise click.ClickException("the radio did not come back after its reboot: check it with "
+                                           "station radio info")
+        wanted = _channels_of(b)
+        got = [(c.name, c.key_id) for c in after.channels]
+        problems = []
+        if after.key_fingerprint != header["key_fingerprint"]:
+            problems.append(f"key is {after.key_fingerprint or 'none'}, the backup's {header['key_fingerprint']}")
+        if got != wanted:
+            problems.append(f"channels are {got}, the backup's {wanted}")
+        if problems:
+            _record(ctx, by, "radio restore failed", f"{after.node} from {header['node']}: " + "; ".join(problems))
+            raise click.ClickException("after the reboot the radio differs from the backup: " + "; ".join(problems))
+        _record(ctx, by, "radio restored", f"{after.node} now holds {header['node']}'s key {after.key_fingerprint} "
+                f"and configuration")
+        click.echo(f"verified: the radio {after.node} holds the key {after.key_fingerprint} and the channels "
+                   "of the backup")
+
+
+def _channels_of(b: radio_backup.RadioBackup) -> list[tuple[str, str]]:
+    """(name, key id) of each channel in use, as the radio's handshake will show them."""
+    from meshtastic.protobuf import channel_pb2, config_pb2
+
+    from station.radio.channels import PRESET_NAMES, key_id
+    lora = config_pb2.Config.LoRaConfig.FromString(b.config.get("lora", b""))
+    preset = PRESET_NAMES.get(lora.modem_preset, "Custom") if lora.use_preset else "Custom"
+    out = []
+    for data in b.channels:
+        ch = channel_pb2.Channel.FromString(data)
+        if ch.role == channel_pb2.Channel.Role.DISABLED:
+            continue
+        out.append((ch.settings.name or preset, key_id(ch.settings.psk)))
+    return out

@@ -9,7 +9,7 @@ radio when one of them needs it.
 
 from __future__ import annotations
 
-from meshtastic.protobuf import admin_pb2, channel_pb2, config_pb2, mesh_pb2, portnums_pb2
+from meshtastic.protobuf import admin_pb2, channel_pb2, config_pb2, mesh_pb2, module_config_pb2, portnums_pb2
 
 from station.radio.link import LinkDown, RadioLink
 
@@ -17,6 +17,13 @@ Admin = admin_pb2.AdminMessage
 CONFIG_TYPES = {"device": Admin.DEVICE_CONFIG, "position": Admin.POSITION_CONFIG, "lora": Admin.LORA_CONFIG,
                 "security": Admin.SECURITY_CONFIG, "bluetooth": Admin.BLUETOOTH_CONFIG,
                 "display": Admin.DISPLAY_CONFIG, "power": Admin.POWER_CONFIG, "network": Admin.NETWORK_CONFIG}
+MODULE_TYPES = {"mqtt": Admin.MQTT_CONFIG, "serial": Admin.SERIAL_CONFIG,
+                "external_notification": Admin.EXTNOTIF_CONFIG, "store_forward": Admin.STOREFORWARD_CONFIG,
+                "range_test": Admin.RANGETEST_CONFIG, "telemetry": Admin.TELEMETRY_CONFIG,
+                "canned_message": Admin.CANNEDMSG_CONFIG, "audio": Admin.AUDIO_CONFIG,
+                "remote_hardware": Admin.REMOTEHARDWARE_CONFIG, "neighbor_info": Admin.NEIGHBORINFO_CONFIG,
+                "ambient_lighting": Admin.AMBIENTLIGHTING_CONFIG, "detection_sensor": Admin.DETECTIONSENSOR_CONFIG,
+                "paxcounter": Admin.PAXCOUNTER_CONFIG}
 
 
 class AdminRefused(Exception):
@@ -51,6 +58,14 @@ class RadioAdmin:
         got = self._ask(Admin(get_config_request=CONFIG_TYPES[name])).get_config_response
         return getattr(got, name)
 
+    def module_config(self, name: str):
+        got = self._ask(Admin(get_module_config_request=MODULE_TYPES[name])).get_module_config_response
+        return getattr(got, name)
+
+    def canned_messages(self) -> str:
+        return self._ask(Admin(get_canned_message_module_messages_request=True)) \
+            .get_canned_message_module_messages_response
+
     def channel(self, index: int) -> channel_pb2.Channel:
         # get_channel_request is the index plus one (admin.proto).
         return self._ask(Admin(get_channel_request=index + 1)).get_channel_response
@@ -71,6 +86,17 @@ class RadioAdmin:
         c = config_pb2.Config()
         getattr(c, name).CopyFrom(section)
         self._set(Admin(set_config=c))
+
+    def set_module_config(self, name: str, section) -> None:
+        m = module_config_pb2.ModuleConfig()
+        getattr(m, name).CopyFrom(section)
+        self._set(Admin(set_module_config=m))
+
+    def set_owner(self, user: mesh_pb2.User) -> None:
+        self._set(Admin(set_owner=user))
+
+    def set_canned_messages(self, text: str) -> None:
+        self._set(Admin(set_canned_message_module_messages=text))
 
     def set_channel(self, channel: channel_pb2.Channel) -> None:
         self._set(Admin(set_channel=channel))

@@ -76,7 +76,7 @@ class LinkSettings:
 
 @dataclass(frozen=True)
 class LinkState:
-    status: str = "starting"          # starting, connecting, connected, down, stopped
+    status: str = "starting"          # starting, connecting, connected, down, lent, stopped
     port: str = ""
     error: str = ""
     since: float = field(default_factory=time.time)
@@ -185,6 +185,7 @@ class RadioLink:
         self.state = LinkState(port=port)
         self.radio_info: RadioInfo | None = None
         self.queue_status: tuple[int, int] | None = None   # (free, size) of the radio's send queue
+        self._lent_until = 0.0            # wall clock: the port is lent to a technician's command
         self.probes = 0
         self._notes = HandshakeNotes()
         self._own_requests: collections.OrderedDict[int, str] = collections.OrderedDict()
@@ -384,6 +385,9 @@ class RadioLink:
         delay = self.settings.reconnect_min_s
         while not self._stop.is_set():
             self.alive_at = time.monotonic()
+            if self._lent_until > time.time():
+                self._lend_wait()
+                continue
             self._set_state(status="connecting")
             try:
                 self._connect()
@@ -397,15 +401,40 @@ class RadioLink:
             delay = self.settings.reconnect_min_s
             reason = self._watch()
             self._teardown()
-            if reason != "stop":
+            if reason == "lent":
+                self._lend_wait()
+            elif reason != "stop":
                 event(log, "radio.lost", logging.WARNING, f"radio link {reason}; reconnecting", port=self.port,
                       reason=reason.split(" ")[0])
                 self._set_state(status="down", error=reason)
                 self._wait(self.settings.reconnect_min_s)
 
+    def lend(self, seconds: float, timeout: float = 15.0) -> bool:
+        """Close the port for a technician's command (a restore, a flash) for at most `seconds`;
+        True once it is closed. The link comes back by itself when the time is up."""
+        self._lent_until = time.time() + seconds
+        self._lost.set()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.state.status == "lent":
+                return True
+            time.sleep(0.05)
+        return False
+
+    def take_back(self) -> None:
+        self._lent_until = 0.0
+
+    def _lend_wait(self) -> None:
+        event(log, "radio.lent", logging.WARNING, "radio port lent to a technician's command", port=self.port)
+        self._set_state(status="lent", error="lent to a technician's command")
+        while not self._stop.is_set() and time.time() < self._lent_until:
+            self.alive_at = time.monotonic()
+            self._stop.wait(0.2)
+        self._lent_until = 0.0
+
     def _wait(self, seconds: float) -> None:
         end = time.monotonic() + seconds
-        while not self._stop.is_set() and time.monotonic() < end:
+        while not self._stop.is_set() and time.monotonic() < end and self._lent_until <= time.time():
             self.alive_at = time.monotonic()
             self._stop.wait(min(0.5, max(0.0, end - time.monotonic())))
 
@@ -449,6 +478,8 @@ class RadioLink:
             self.alive_at = now
             if self._stop.is_set():
                 return "stop"
+            if self._lent_until > time.time():
+                return "lent"
             if self._lost.is_set():
                 return "lost (port closed or unplugged)"
             if now - self.last_rx > self.settings.liveness_timeout_s:
