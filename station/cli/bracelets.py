@@ -7,6 +7,8 @@ import time
 
 import click
 
+from station.cli import provision
+
 from station import registry
 from station.cli.common import emit_json, open_db, table, when, write
 from station.nodeids import node_id, parse_node
@@ -39,6 +41,8 @@ def register(cli: click.Group) -> None:
     @cli.group("bracelets")
     def grp() -> None:
         """Registered bracelets: only these raise trusted alerts."""
+
+    provision.register(grp)
 
     @grp.command("add")
     @click.argument("node")

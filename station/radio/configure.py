@@ -24,6 +24,9 @@ LoRa = config_pb2.Config.LoRaConfig
 Role = config_pb2.Config.DeviceConfig.Role
 
 
+SETTLE_S = 1.0
+
+
 class ConfigureError(Exception):
     """The radio could not be brought to the profile; the message says where it stopped."""
 
@@ -124,11 +127,19 @@ def apply(link: RadioLink, profile: MeshProfile, *, return_timeout_s: float = 90
 
 def wait_for_new_handshake(link: RadioLink, since: float, timeout: float) -> RadioInfo | None:
     """The radio's next complete handshake after `since` (it reboots at the commit)."""
+    # After `rebooted` the library handshakes again on the old interface while the link tears it
+    # down and reconnects: only a handshake that stays the link's own for SETTLE_S counts.
     deadline = time.monotonic() + timeout
+    seen, seen_at = None, 0.0
     while time.monotonic() < deadline:
         info = link.radio_info
         if info is not None and info.at > since and link.connected:
-            return info
+            if info is not seen:
+                seen, seen_at = info, time.monotonic()
+            elif time.monotonic() - seen_at >= SETTLE_S:
+                return info
+        else:
+            seen = None
         time.sleep(0.1)
     return None
 

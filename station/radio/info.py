@@ -58,6 +58,7 @@ class RadioInfo:
     channels: list[Channel] = field(default_factory=list)
     pki: bool = False
     key_fingerprint: str = ""
+    public_key: str = ""        # base64: public, what bracelets pin and take as their admin key
     excluded_modules: list[str] = field(default_factory=list)
     nodedb_size: int = 0
     keys: dict[int, str] = field(default_factory=dict)   # node -> base64 public key in the radio's NodeDB
@@ -170,6 +171,7 @@ class HandshakeNotes:
             role=_name(config_pb2.Config.DeviceConfig.Role, self.device.role if self.device else 0),
             hop_limit=lora.hop_limit, tx_enabled=lora.tx_enabled, channels=chans,
             pki=bool(md.hasPKC) and len(own_key) == 32, key_fingerprint=fingerprint(own_key),
+            public_key=base64.b64encode(own_key).decode() if own_key else "",
             excluded_modules=firmware.excluded_modules(md.excluded_modules),
             nodedb_size=len(self.nodes), keys=keys,
             favorites=sorted(n for n, i in self.nodes.items() if i.is_favorite and n != own),

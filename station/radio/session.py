@@ -44,3 +44,32 @@ def radio_session(cfg, *, connect_timeout_s: float | None = None) -> Iterator[Ra
         if link is not None:
             link.stop()
         writer.stop()
+
+
+class _Drop:
+    """A bracelet on the bench is not the station's radio: what it heard is not stored."""
+
+    def on_packet(self, packet, problem=None) -> None:
+        pass
+
+    def on_bad_frame(self, raw, reason) -> None:
+        pass
+
+    def on_log_line(self, line) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def bench_session(port: str, cfg) -> Iterator[RadioLink]:
+    """A device on the technician's bench (a bracelet to provision), not the station's radio."""
+    if parse_tcp(port) is None:
+        check_serial_path(port)
+    settings = LinkSettings.from_config(cfg.radio)
+    link = RadioLink(port, _Drop(), settings).start()
+    try:
+        if not link.wait_connected(settings.handshake_timeout_s + 5) or link.radio_info is None:
+            raise RadioUnavailable(f"the device on {port} did not complete a handshake"
+                                   + (f": {link.state.error}" if link.state.error else ""))
+        yield link
+    finally:
+        link.stop()
