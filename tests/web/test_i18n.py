@@ -59,9 +59,14 @@ def event_actions() -> set[str]:
     out = set()
     for f in STATION.rglob("*.py"):
         for node in ast.walk(ast.parse(f.read_text())):
-            if (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) == "log_event"
-                    and len(node.args) >= 5 and isinstance(node.args[4], ast.Constant)):
-                out.add(node.args[4].value)
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "attr", getattr(node.func, "id", None))
+            # log_event(db, incident, at, actor, ACTION, ...), and the radio tools' wrappers
+            # record(ACTION, detail) and _record(ctx, by, ACTION, detail).
+            where = {"log_event": 4, "record": 0, "_record": 2}.get(name)
+            if where is not None and len(node.args) > where and isinstance(node.args[where], ast.Constant):
+                out.add(node.args[where].value)
     return out
 
 
@@ -87,7 +92,8 @@ def test_extraction_finds_every_kind_of_string():
     assert {"Acknowledge", "publication approved", "your role may not do this ({permission})"} <= wrapped()
     assert {"there is no alert {iid}", "a label is 1 to 64 characters", "user {name} exists already",
             "there is no outbox row {row}"} <= refusals()[0]
-    assert {"alert opened", "acknowledged", "publication approved"} <= event_actions()
+    assert {"alert opened", "acknowledged", "publication approved", "radio configured", "radio restored",
+            "radio configuration failed"} <= event_actions()
 
 
 def test_no_refusal_is_raised_from_an_f_string():
