@@ -48,3 +48,17 @@ def test_every_option_the_readme_gives_a_command_is_in_its_help(usage):
     help_text = CliRunner().invoke(cli, [*command.split(), "--help"]).output
     for option in set(re.findall(r"(--[a-z][a-z-]*)", usage)):
         assert option in help_text, f"station {command} has no {option}"
+
+
+BRACELET_GUIDE = (REPO / "hardware" / "bracelets.md").read_text()
+
+
+@pytest.mark.parametrize("line", [ln.split("#")[0].strip() for block in re.findall(r"```sh\n(.*?)```", BRACELET_GUIDE, re.S)
+                                  for ln in block.splitlines() if ln.startswith("station ")])
+def test_every_station_command_in_the_bracelet_guide_exists_with_its_options(line):
+    # A technician types these on the bench; a command or option that does not exist strands them.
+    command = re.match(r"station ([a-z]+(?: [a-z]+)?)", line).group(1)
+    help_text = CliRunner().invoke(cli, [*command.split(), "--help"])
+    assert help_text.exit_code == 0, line
+    for option in re.findall(r"(--[a-z][a-z-]*)", line):
+        assert option in help_text.output, f"{line}: no {option}"
