@@ -7,11 +7,13 @@ the console's peak RSS. Two offline maps of 349,525 tiles each (zooms 0 to 9, on
 leaf directories, one MBTiles) are imported, so the incident page lists them and random deep
 tiles are served from both.
 
-    .venv/bin/python bench/console.py        # writes bench/results/console.json
+    .venv/bin/python bench/console.py          # writes bench/results/console.json
+    .venv/bin/python bench/console.py --quick  # the same steps, small, writes only to --out (CI)
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import re
@@ -23,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import requests
@@ -30,19 +33,32 @@ import requests
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from measured import commit  # noqa: E402
 from station import maps, users  # noqa: E402
 from station.storage import db as dbmod  # noqa: E402
 from station.storage.migrations import migrate  # noqa: E402
 
-INCIDENTS, PACKETS, OPEN = 100_000, 1_000_000, 40
-MAP_ZOOM = 9
+OPEN = 40
 
 
-def tile_files(tmp: Path, db_path: Path) -> float:
-    """Every tile to MAP_ZOOM, each distinct (small: the lookup is measured, not the bytes)."""
+@dataclass(frozen=True)
+class Sizes:
+    incidents: int = 100_000
+    packets: int = 1_000_000
+    positions: int = 300_000
+    map_zoom: int = 9
+    requests: int = 60
+    stream_rounds: int = 10
+
+
+QUICK = Sizes(incidents=500, packets=5_000, positions=1_000, map_zoom=4, requests=5, stream_rounds=2)
+
+
+def tile_files(tmp: Path, db_path: Path, zoom: int) -> float:
+    """Every tile to `zoom`, each distinct (small: the lookup is measured, not the bytes)."""
     from tests.web.tilefiles import make_mbtiles, make_pmtiles
     data = {(z, x, y): b"\x89PNG\r\n\x1a\n" + repr((z, x, y)).encode()
-            for z in range(MAP_ZOOM + 1) for x in range(1 << z) for y in range(1 << z)}
+            for z in range(zoom + 1) for x in range(1 << z) for y in range(1 << z)}
     make_pmtiles(tmp / "region.pmtiles", data)
     make_mbtiles(tmp / "region.mbtiles", data)
     t0 = time.perf_counter()
@@ -52,7 +68,7 @@ def tile_files(tmp: Path, db_path: Path) -> float:
     return converted_s
 
 
-def fill(path: Path) -> None:
+def fill(path: Path, size: Sizes) -> None:
     db = dbmod.connect(path)
     migrate(db)
     rng = random.Random(1)
@@ -66,25 +82,27 @@ def fill(path: Path) -> None:
     db.conn.executemany(
         "INSERT INTO packets (received_at, from_num, to_num, packet_id, portnum, port, raw, decode, duplicates, last_seen_at)"
         " VALUES (?,?,?,?,3,'POSITION_APP',?, 'ok', 0, ?)",
-        ((now - (PACKETS - i), 1 + i % 200, 0xFFFFFFFF, i + 1, b"\x00" * 40, now) for i in range(PACKETS)))
+        ((now - (size.packets - i), 1 + i % 200, 0xFFFFFFFF, i + 1, b"\x00" * 40, now) for i in range(size.packets)))
     db.conn.executemany(
         "INSERT INTO positions (node_num, source, received_at, lat, lon) VALUES (?,?,?,?,?)",
-        ((1 + i % 200, "position_app", now - (300_000 - i) * 3, 14 + rng.random(), -17 + rng.random())
-         for i in range(300_000)))
+        ((1 + i % 200, "position_app", now - (size.positions - i) * 3, 14 + rng.random(), -17 + rng.random())
+         for i in range(size.positions)))
     rows = []
-    for i in range(INCIDENTS):
-        opened = now - (INCIDENTS - i) * 30
-        state = "open" if i >= INCIDENTS - OPEN else "resolved"
+    for i in range(size.incidents):
+        opened = now - (size.incidents - i) * 30
+        state = "open" if i >= size.incidents - OPEN else "resolved"
         rows.append((1 + i % 200, opened, opened, state, "registered" if i % 7 else "unregistered",
                      None if state == "open" else "safe", 14.7, -17.4, opened))
     db.conn.executemany(
         "INSERT INTO incidents (node_num, opened_at, last_press_at, source, state, trust, resolution, lat, lon, fix_at) "
         "VALUES (?,?,?,'alert_app',?,?,?,?,?,?)", rows)
     db.conn.executemany("INSERT INTO events (incident_id, at, actor, action) VALUES (?,?,?,?)",
-                        ((i + 1, now - (INCIDENTS - i) * 30, "wearer", "alert opened") for i in range(INCIDENTS)))
+                        ((i + 1, now - (size.incidents - i) * 30, "wearer", "alert opened") for i in range(size.incidents)))
     users.add(db, "bench", "viewer", "benchmark password", now, "bench")
     db.execute("COMMIT")
     db.conn.close()
+
+
 
 
 def free_port() -> int:
@@ -106,11 +124,17 @@ def pct(values: list[float], p: float) -> float:
 
 
 def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="every step, small: checks the benchmark works")
+    ap.add_argument("--out", type=Path, help="where to write the results (default: bench/results/console.json; "
+                    "a quick run writes only here)")
+    args = ap.parse_args()
+    size = QUICK if args.quick else Sizes()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         t0 = time.time()
-        fill(tmp / "s.db")
-        pmtiles_import_s = tile_files(tmp, tmp / "s.db")
+        fill(tmp / "s.db", size)
+        pmtiles_import_s = tile_files(tmp, tmp / "s.db", size.map_zoom)
         fill_s = time.time() - t0
         port = free_port()
         cfg = tmp / "station.toml"
@@ -128,27 +152,28 @@ def main() -> int:
                     time.sleep(0.1)
             token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
             s.post(base + "/login", data={"name": "bench", "password": "benchmark password", "csrf_token": token})
-            targets = {"alerts page": "/", "incident page": f"/alerts/{INCIDENTS - 5}",
-                       "api alerts": "/api/alerts", "api incident": f"/api/alerts/{INCIDENTS - 5}",
+            targets = {"alerts page": "/", "incident page": f"/alerts/{size.incidents - 5}",
+                       "api alerts": "/api/alerts", "api incident": f"/api/alerts/{size.incidents - 5}",
                        "api nodes": "/api/nodes", "api status": "/api/status", "api outbox": "/api/outbox",
                        "nodes page": "/nodes", "health page": "/health"}
             rng = random.Random(2)
 
             def deep_tile(name: str) -> str:
-                return f"/maps/tiles/{name}/{MAP_ZOOM}/{rng.randrange(1 << MAP_ZOOM)}/{rng.randrange(1 << MAP_ZOOM)}"
-            targets["tile from PMTiles (zoom 9)"] = lambda: deep_tile("country")
-            targets["tile from MBTiles (zoom 9)"] = lambda: deep_tile("town")
+                z = size.map_zoom
+                return f"/maps/tiles/{name}/{z}/{rng.randrange(1 << z)}/{rng.randrange(1 << z)}"
+            targets[f"tile from PMTiles (zoom {size.map_zoom})"] = lambda: deep_tile("country")
+            targets[f"tile from MBTiles (zoom {size.map_zoom})"] = lambda: deep_tile("town")
             timings = {}
             for name, path in targets.items():
                 durations = []
-                for _ in range(60):
+                for _ in range(size.requests):
                     r = s.get(base + (path() if callable(path) else path), timeout=30)
                     assert r.status_code == 200, (path, r.status_code)
                     durations.append(float(r.headers["Server-Timing"].split("dur=")[1]))
                 timings[name] = {"p50_ms": round(pct(durations, 50), 2), "p95_ms": round(pct(durations, 95), 2)}
             # A new alert reaching an open event stream.
             latencies = []
-            for _ in range(10):
+            for _ in range(size.stream_rounds):
                 stream = s.get(base + "/api/stream", stream=True, timeout=10)
                 lines = stream.iter_lines(decode_unicode=True)
                 next(lines)                                          # "retry: 1000"
@@ -175,7 +200,8 @@ def main() -> int:
             console.send_signal(signal.SIGTERM)
             console.wait(10)
     out = {
-        "incidents": INCIDENTS, "packets": PACKETS, "map_tiles_per_file": (4 ** (MAP_ZOOM + 1) - 1) // 3,
+        "commit": commit(), "quick": args.quick, "sizes": asdict(size),
+        "incidents": size.incidents, "packets": size.packets, "map_tiles_per_file": (4 ** (size.map_zoom + 1) - 1) // 3,
         "fill_s": round(fill_s, 1), "pmtiles_import_s": round(pmtiles_import_s, 1),
         "server_time": timings,
         "new_alert_to_open_stream_ms": {"p50": round(statistics.median(latencies), 1),
@@ -186,8 +212,10 @@ def main() -> int:
         "p95_under_100_ms": all(t["p95_ms"] < 100 for t in timings.values()),
         "alert_reaches_browser_under_1_s": max(latencies) < 1000,
     }
-    (HERE / "results" / "console.json").write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))
+    if args.quick and not args.out:
+        return 0
+    (args.out or HERE / "results" / "console.json").write_text(json.dumps(out, indent=2) + "\n")
     return 0
 
 

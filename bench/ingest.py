@@ -33,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from measured import commit
+
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
 TICK = os.sysconf("SC_CLK_TCK")
@@ -56,14 +58,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def commit() -> str:
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "station", "bench"], cwd=HERE,
-                               capture_output=True, text=True).stdout.strip()
-        return head + ("+uncommitted changes" if dirty else "")
-    except OSError:
-        return "unknown"
 
 
 class Bench:

@@ -34,3 +34,30 @@ def test_ingest_benchmark_quick_mode_measures_throughput_latency_and_restart_los
     for r in restarts.values():
         # Alerts were really sent across a restart, and loss is counted, not guessed.
         assert r["alerts_sent"] > 0 and 0 <= r["alerts_lost"] <= r["alerts_sent"]
+
+
+def quick(tmp_path, script: str) -> dict:
+    out = tmp_path / "result.json"
+    run = subprocess.run([sys.executable, f"bench/{script}", "--quick", "--out", str(out)],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    return json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_console_benchmark_quick_mode_times_every_page_tile_and_the_event_stream(tmp_path):
+    results = quick(tmp_path, "console.py")
+    assert results["quick"] is True and results["commit"]
+    timed = results["server_time"]
+    assert {"alerts page", "incident page", "api status", "health page"} <= set(timed)
+    assert any(name.startswith("tile from PMTiles") for name in timed)
+    assert all(0 <= t["p50_ms"] <= t["p95_ms"] for t in timed.values())
+    assert results["new_alert_to_open_stream_ms"]["max"] > 0 and results["console_peak_rss_mib"] > 0
+
+
+@pytest.mark.slow
+def test_relay_benchmark_quick_mode_drains_its_backlog_once_sos_first(tmp_path):
+    results = quick(tmp_path, "relay.py")
+    assert results["rows"] == sum(d["posts"] for d in results["destinations"].values())
+    assert results["duplicates"] == 0 and results["link_return_to_first_sos_s"] is not None
+    assert results["outbox_states"] == {"sent": results["rows"]}
