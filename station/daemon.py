@@ -103,7 +103,7 @@ class Station:
         self.jobs = JobRunner(self._reader, self.writer, {
             "configure": self._job_configure,
             "lend": lambda args, by: {"ok": self.link.lend(min(float(args.get("seconds", 60)), 900))},
-            "take_back": lambda args, by: (self.link.take_back(), {"ok": True})[1]})
+            "take_back": self._job_take_back})
         self.jobs.abandon_running()
         self.link.start()
         self.receipts.start()
@@ -189,6 +189,10 @@ class Station:
             at = self.clock.now()
             self.writer.submit(lambda db: incidents.log_event(db, None, at, by, action, detail), name="radio-event")
         return configure.run_and_report(self.link, MeshProfile.from_config(self.cfg), by, record)
+
+    def _job_take_back(self, args: dict, by: str) -> dict:
+        self.link.take_back()
+        return {"ok": True}
 
     def _registered_bracelets(self) -> list[KeptBracelet]:
         # A connection of its own: the keeper runs on short-lived threads of its own.

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import click
+from meshtastic.protobuf import channel_pb2, config_pb2
 
 from station import queries
 from station.cli.common import emit_json, load_config, open_db, safe, when
@@ -25,6 +26,7 @@ from station.incidents import log_event
 from station.radio import backup as radio_backup
 from station.radio import configure, jobs
 from station.radio.admin import AdminRefused, RadioAdmin
+from station.radio.channels import PRESET_NAMES, key_id
 from station.radio import profile as profiles
 from station.radio.info import RadioInfo
 from station.radio.info import findings as setup_findings
@@ -325,9 +327,6 @@ def register_backup(grp: click.Group) -> None:
 
 def _channels_of(b: radio_backup.RadioBackup) -> list[tuple[str, str]]:
     """(name, key id) of each channel in use, as the radio's handshake will show them."""
-    from meshtastic.protobuf import channel_pb2, config_pb2
-
-    from station.radio.channels import PRESET_NAMES, key_id
     lora = config_pb2.Config.LoRaConfig.FromString(b.config.get("lora", b""))
     preset = PRESET_NAMES.get(lora.modem_preset, "Custom") if lora.use_preset else "Custom"
     out = []

@@ -98,6 +98,10 @@ class RadioAdmin:
     def set_canned_messages(self, text: str) -> None:
         self._set(Admin(set_canned_message_module_messages=text))
 
+    def add_contact(self, msg: Admin) -> None:
+        """An AdminMessage carrying add_contact (keeper.contact builds it)."""
+        self._set(msg)
+
     def set_channel(self, channel: channel_pb2.Channel) -> None:
         self._set(Admin(set_channel=channel))
 

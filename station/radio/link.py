@@ -220,8 +220,7 @@ class RadioLink:
         """Answers to our own probes and admin requests: ours, not the mesh's."""
         kind = fr.WhichOneof("payload_variant")
         if kind == "queueStatus" and fr.queueStatus.mesh_packet_id in self._own_requests:
-            if fr.queueStatus.maxlen:
-                self.queue_status = (fr.queueStatus.free, fr.queueStatus.maxlen)
+            self._note_queue(fr.queueStatus)
             return True
         if kind == "packet" and fr.packet.HasField("decoded") and \
                 getattr(fr.packet, "from") == self.state.node_num and fr.packet.decoded.request_id in self._own_requests:
@@ -237,8 +236,7 @@ class RadioLink:
         kind = fr.WhichOneof("payload_variant")
         if kind == "queueStatus":
             qs = fr.queueStatus
-            if qs.maxlen:
-                self.queue_status = (qs.free, qs.maxlen)
+            self._note_queue(qs)
             if qs.res and qs.mesh_packet_id:
                 self._refused(qs.mesh_packet_id, _error_name(qs.res), "refused by the station's radio")
         elif kind == "clientNotification":
@@ -256,6 +254,10 @@ class RadioLink:
                 self.on_radio_info(info)
             except Exception:
                 log.exception("radio info listener failed")
+
+    def _note_queue(self, qs: mesh_pb2.QueueStatus) -> None:
+        if qs.maxlen:     # MeshService::sendQueueStatusToPhone: the TX queue's free slots and size
+            self.queue_status = (qs.free, qs.maxlen)
 
     def _refused(self, packet_id: int, code: str, detail: str) -> None:
         try:

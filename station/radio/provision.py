@@ -21,11 +21,13 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 
-from meshtastic.protobuf import admin_pb2, channel_pb2, config_pb2, mesh_pb2, module_config_pb2
+from meshtastic.protobuf import channel_pb2, config_pb2, mesh_pb2, module_config_pb2
 
 from station.radio import firmware
 from station.radio.admin import RadioAdmin
+from station.radio.channels import key_id
 from station.radio.info import RadioInfo
+from station.radio.keeper import Bracelet, contact
 from station.radio.profile import MeshProfile
 
 Trigger = module_config_pb2.ModuleConfig.DetectionSensorConfig.TriggerType
@@ -129,10 +131,8 @@ def apply(admin: RadioAdmin, profile: MeshProfile, method: AlertMethod, station:
             enabled=True, send_bell=True, allow_input_source="_any"))
         admin.set_canned_messages(CANNED)
     admin.set_owner(mesh_pb2.User(long_name=label[:39], short_name=label[:4]))
-    station_num = int(station.node.lstrip("!"), 16)
-    admin._set(admin_pb2.AdminMessage(add_contact=admin_pb2.SharedContact(
-        node_num=station_num, manually_verified=True,
-        user=mesh_pb2.User(id=station.node, long_name="Base station", short_name="BASE", public_key=station_key))))
+    admin.add_contact(contact(Bracelet(int(station.node.lstrip("!"), 16), "Base station", station.public_key,
+                                       short_name="BASE")))
     admin.commit()
 
 
@@ -144,7 +144,7 @@ def verify(admin: RadioAdmin, after: RadioInfo, profile: MeshProfile, method: Al
     if after.public_key != key_before:
         problems.append("its public key changed")
     if primary is None or primary.name != profile.channel_name or \
-            primary.key_id != _key_id(profile):
+            primary.key_id != key_id(profile.psk() or b""):
         problems.append("its primary channel is not the office's")
     if after.region != profile.region or after.modem_preset != profile.modem_preset:
         problems.append(f"its radio is {after.region} {after.modem_preset}")
@@ -158,8 +158,3 @@ def verify(admin: RadioAdmin, after: RadioInfo, profile: MeshProfile, method: Al
     if base64.b64decode(station.public_key) not in list(admin.config("security").admin_key):
         problems.append("it does not take the station's key as its admin key")
     return problems
-
-
-def _key_id(profile: MeshProfile) -> str:
-    from station.radio.channels import key_id
-    return key_id(profile.psk() or b"")

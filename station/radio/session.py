@@ -20,29 +20,37 @@ from station.storage.writer import Writer
 
 
 @contextlib.contextmanager
-def radio_session(cfg, *, connect_timeout_s: float | None = None) -> Iterator[RadioLink]:
+def _connected(port: str, sink, settings: LinkSettings, what: str, made=lambda link: None) -> Iterator[RadioLink]:
+    if parse_tcp(port) is None:
+        check_serial_path(port)     # at once, with the operator's remedy, rather than after a timeout
+    link = RadioLink(port, sink, settings)
+    made(link)                      # before the first packet can arrive
+    link.start()
+    try:
+        timeout = settings.handshake_timeout_s + 5
+        if not link.wait_connected(timeout) or link.radio_info is None:
+            raise RadioUnavailable(f"the {what} on {port} did not complete a handshake within {timeout:.0f} s"
+                                   + (f": {link.state.error}" if link.state.error else ""))
+        yield link
+    finally:
+        link.stop()
+
+
+@contextlib.contextmanager
+def radio_session(cfg) -> Iterator[RadioLink]:
     port = resolve_port(cfg.radio["port"])
     if port == "sim":
         raise RadioUnavailable("no radio is plugged in (nothing at /dev/meshtastic) and [radio] port is "
                                f"{cfg.radio['port']!r}: plug the radio in, or set [radio] port")
-    if parse_tcp(port) is None:
-        check_serial_path(port)     # at once, with the operator's remedy, rather than after a timeout
-    settings = LinkSettings.from_config(cfg.radio)
-    timeout = connect_timeout_s or settings.handshake_timeout_s + 5
     writer = Writer(cfg.database_path, cfg.storage["batch_max"], cfg.storage["commit_window_ms"] / 1000).start()
-    link: RadioLink | None = None
+    own: list[RadioLink] = []
     try:
         ingest = Ingest(writer, Rules(tuple(cfg.alerts["keywords"]), tuple(cfg.alerts["cancel_keywords"])),
                         StationClock(cfg.gps["clock_margin_s"]), fold_window_s=cfg.alerts["fold_window_s"],
-                        own_node=lambda: link.state.node_num if link else None)
-        link = RadioLink(port, ingest, settings).start()
-        if not link.wait_connected(timeout) or link.radio_info is None:
-            raise RadioUnavailable(f"the radio on {port} did not complete a handshake within {timeout:.0f} s"
-                                   + (f": {link.state.error}" if link.state.error else ""))
-        yield link
+                        own_node=lambda: own[0].state.node_num if own else None)
+        with _connected(port, ingest, LinkSettings.from_config(cfg.radio), "radio", own.append) as link:
+            yield link
     finally:
-        if link is not None:
-            link.stop()
         writer.stop()
 
 
@@ -62,14 +70,5 @@ class _Drop:
 @contextlib.contextmanager
 def bench_session(port: str, cfg) -> Iterator[RadioLink]:
     """A device on the technician's bench (a bracelet to provision), not the station's radio."""
-    if parse_tcp(port) is None:
-        check_serial_path(port)
-    settings = LinkSettings.from_config(cfg.radio)
-    link = RadioLink(port, _Drop(), settings).start()
-    try:
-        if not link.wait_connected(settings.handshake_timeout_s + 5) or link.radio_info is None:
-            raise RadioUnavailable(f"the device on {port} did not complete a handshake"
-                                   + (f": {link.state.error}" if link.state.error else ""))
+    with _connected(port, _Drop(), LinkSettings.from_config(cfg.radio), "device") as link:
         yield link
-    finally:
-        link.stop()

@@ -362,10 +362,13 @@ class VirtualRadio:
         own = mesh_pb2.NodeInfo(num=self.node_num, user=self.owner, last_heard=self.now(), is_favorite=True)
         if self.own_position is not None:
             own.position.CopyFrom(self.own_position)
-        # NodeDB keeps the radio's own device metrics (DeviceTelemetry.cpp getDeviceTelemetry):
-        # on USB power the battery reads 101; the air time it has used in the last hour.
+        # The radio's own NodeInfo carries its device metrics: DeviceTelemetry.cpp:95-112 builds
+        # them (battery 101 when there is no battery or it charges, MAGIC_USB_BATTERY_LEVEL :18;
+        # voltage from the battery, 0 without one; channel_utilization and air_util_tx from
+        # airTime) and :194 stores them in its own NodeDB entry, which the handshake sends
+        # (PhoneAPI.cpp STATE_SEND_OWN_NODEINFO).
         own.device_metrics.battery_level = 101
-        own.device_metrics.voltage = 4.2
+        own.device_metrics.voltage = 0.0
         own.device_metrics.channel_utilization = self.channel_utilization
         own.device_metrics.air_util_tx = self.router.hourly_tx_percent()
         frames = [F(my_info=mesh_pb2.MyNodeInfo(my_node_num=self.node_num, reboot_count=self.counters.boots,

@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from meshtastic.protobuf import channel_pb2
 
-from station.radio.channels import DEFAULT_PSK, PRESET_NAMES, expand_psk  # noqa: F401 (re-exported)
+from station.radio.channels import PRESET_NAMES, expand_psk
+
 
 @dataclass(frozen=True)
 class KeyPair:

@@ -14,7 +14,8 @@ from meshtastic.protobuf import channel_pb2, mesh_pb2, portnums_pb2
 
 from station.radio.virtual import firmware
 from station.radio.virtual.bracelets import BROADCAST, Bracelet
-from station.radio.virtual.keys import aes_ctr, channel_hash, expand_psk, same_channel
+from station.radio.channels import expand_psk
+from station.radio.virtual.keys import aes_ctr, channel_hash, same_channel
 
 PORT = portnums_pb2.PortNum
 # Router.cpp:643-645: these ports never go PKI, even as DMs.
