@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from station.cli import radio_admin
+from station.cli.flash import register_flash
 from station.radio.sim import SimRadio
 from station.radio.virtual import devices, firmware, scenarios
 
@@ -22,6 +23,7 @@ def register(cli: click.Group) -> None:
 
     radio_admin.register(grp)
     radio_admin.register_backup(grp)
+    register_flash(grp)
 
     @grp.command("simulate")
     @click.option("--pty", "pty_path", type=click.Path(dir_okay=False),

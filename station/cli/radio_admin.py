@@ -210,10 +210,9 @@ def _report(result: dict) -> None:
 
 
 @contextlib.contextmanager
-def _radio_in_hand(ctx: click.Context, by: str, seconds: float = LEND_S):
-    """The radio for a command that needs the port itself (backup, restore): when the daemon runs
-    it lends the port and takes it back afterwards (or by itself after `seconds`)."""
-    cfg = load_config(ctx)
+def port_lent(ctx: click.Context, by: str, seconds: float = LEND_S):
+    """The station radio's port for a command that needs it itself (backup, restore, flash): when
+    the daemon runs it lends the port and takes it back afterwards (or by itself after `seconds`)."""
     db = open_db(ctx)
     lent = False
     if queries.status(db)["daemon_running"]:
@@ -223,13 +222,20 @@ def _radio_in_hand(ctx: click.Context, by: str, seconds: float = LEND_S):
         lent = True
         click.echo("the daemon lent the radio's port; it takes it back when this command ends", err=True)
     try:
-        with radio_session(cfg) as link:
-            yield link
-    except RadioUnavailable as e:
-        raise click.ClickException(str(e)) from None
+        yield
     finally:
         if lent:
             jobs.wait(db, jobs.submit(db, "take_back", {}, by), 30)
+
+
+@contextlib.contextmanager
+def _radio_in_hand(ctx: click.Context, by: str, seconds: float = LEND_S):
+    with port_lent(ctx, by, seconds):
+        try:
+            with radio_session(load_config(ctx)) as link:
+                yield link
+        except RadioUnavailable as e:
+            raise click.ClickException(str(e)) from None
 
 
 def _passphrase(from_stdin: bool, confirm: bool) -> str:
@@ -238,7 +244,7 @@ def _passphrase(from_stdin: bool, confirm: bool) -> str:
     return click.prompt("passphrase", hide_input=True, confirmation_prompt=confirm)
 
 
-def _record(ctx: click.Context, by: str, action: str, detail: str) -> None:
+def record_event(ctx: click.Context, by: str, action: str, detail: str) -> None:
     db = open_db(ctx)
     with db.conn:
         log_event(db, None, time.time(), by, action, detail)
@@ -273,7 +279,7 @@ def register_backup(grp: click.Group) -> None:
             f.write(sealed)
             f.flush()
             os.fsync(f.fileno())
-        _record(ctx, by, "radio backed up", f"{info.node}, key {info.key_fingerprint}, to {path.name}")
+        record_event(ctx, by, "radio backed up", f"{info.node}, key {info.key_fingerprint}, to {path.name}")
         click.echo(f"radio {info.node} (key {info.key_fingerprint}) saved to {path}: "
                    "keep it and its passphrase apart, it holds the station's private key")
 
@@ -317,9 +323,9 @@ def register_backup(grp: click.Group) -> None:
         if got != wanted:
             problems.append(f"channels are {got}, the backup's {wanted}")
         if problems:
-            _record(ctx, by, "radio restore failed", f"{after.node} from {header['node']}: " + "; ".join(problems))
+            record_event(ctx, by, "radio restore failed", f"{after.node} from {header['node']}: " + "; ".join(problems))
             raise click.ClickException("after the reboot the radio differs from the backup: " + "; ".join(problems))
-        _record(ctx, by, "radio restored", f"{after.node} now holds {header['node']}'s key {after.key_fingerprint} "
+        record_event(ctx, by, "radio restored", f"{after.node} now holds {header['node']}'s key {after.key_fingerprint} "
                 f"and configuration")
         click.echo(f"verified: the radio {after.node} holds the key {after.key_fingerprint} and the channels "
                    "of the backup")

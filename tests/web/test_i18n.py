@@ -63,8 +63,8 @@ def event_actions() -> set[str]:
                 continue
             name = getattr(node.func, "attr", getattr(node.func, "id", None))
             # log_event(db, incident, at, actor, ACTION, ...), and the radio tools' wrappers
-            # record(ACTION, detail) and _record(ctx, by, ACTION, detail).
-            where = {"log_event": 4, "record": 0, "_record": 2}.get(name)
+            # record(ACTION, detail) and record_event(ctx, by, ACTION, detail).
+            where = {"log_event": 4, "record": 0, "record_event": 2}.get(name)
             if where is not None and len(node.args) > where and isinstance(node.args[where], ast.Constant):
                 out.add(node.args[where].value)
     return out

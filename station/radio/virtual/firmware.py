@@ -68,6 +68,17 @@ def profile(name: str | None) -> FirmwareProfile:
         raise ValueError(f"unknown firmware profile {name!r}; known: {', '.join(PROFILES)}") from None
 
 
+def nearest(version: str) -> FirmwareProfile:
+    """The profile a flashed build behaves like: the newest one not newer than it (the oldest for
+    a build older than every profile)."""
+    def key(v: str) -> tuple[int, ...]:
+        return tuple(int(x) for x in v.split(".")[:3] if x.isdigit())
+    older = [p for p in PROFILES.values() if key(p.version) <= key(version)]
+    if not older:
+        return min(PROFILES.values(), key=lambda p: key(p.version))
+    return max(older, key=lambda p: key(p.version))
+
+
 # PhoneAPI.cpp handleToRadioPacket (every profile): POSITION, WAYPOINT, ALERT and TELEMETRY from the
 # client at most once per TEN_SECONDS_MS; TRACEROUTE once per THIRTY_SECONDS_MS.
 PORT_LIMIT_S = 10.0

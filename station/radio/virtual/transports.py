@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import select
+import termios
 import socket
 import threading
 import time
@@ -57,6 +58,7 @@ class PtyPort(_Port):
         self._stop = threading.Event()
         self._write_lock = threading.Lock()
         self.plugged = False
+        self.hangup_speed: int | None = None
 
     def plug(self) -> "PtyPort":
         master, slave = os.openpty()
@@ -106,6 +108,7 @@ class PtyPort(_Port):
         poller = select.poll()
         poller.register(fd, select.POLLIN | select.POLLHUP)
         present = False
+        idle_speed = None
         while not self._stop.is_set():
             try:
                 events = poller.poll(200)
@@ -113,9 +116,17 @@ class PtyPort(_Port):
                 return
             hup = any(ev & select.POLLHUP for _, ev in events)
             if hup:
-                if present:
+                # The speed the host left the port at: a 1200-baud close is the nRF52 bootloader's
+                # "touch" (the master reads the terminal side's settings). A visit too short for
+                # this loop to notice still shows as the speed having changed to 1200.
+                speed = idle_speed
+                with contextlib.suppress(OSError, termios.error):
+                    speed = termios.tcgetattr(fd)[4]
+                if present or (speed != idle_speed and speed == termios.B1200):
                     present = False
+                    self.hangup_speed = speed
                     self.radio.host_present(False)
+                idle_speed = speed
                 self._stop.wait(0.02)     # no host: the master reports a hang-up until one opens it
                 continue
             if not present:
