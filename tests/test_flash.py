@@ -89,6 +89,19 @@ def test_a_heltec_is_flashed_through_its_rom_bootloader_and_keeps_its_channel_an
     assert action == "radio flashed" and f"-> {NEW}" in detail and "ESP32-S3 ROM bootloader" in detail
 
 
+@pytest.mark.parametrize("device, chip, chip_id", [("heltec-v3", "ESP32-S3", 9), ("tbeam", "ESP32", 0)])
+def test_a_factory_image_is_written_from_address_zero(tmp_path, bench, device, chip, chip_id):
+    esp, _ = bench
+    board = esp(device, chip)
+    image = ff.esp_factory(NEW, chip_id=chip_id)
+    file = ff.write(tmp_path, f"firmware-{device}-{NEW}.factory.bin", image)
+    result = flash(tmp_path, board.port.link.as_posix(), file)
+    assert result.exit_code == 0, result.output
+    assert bytes(board.flash[:len(image)]) == image
+    assert board.boots == [NEW]
+    assert "at 0x0 and verified" in result.output
+
+
 def test_a_radio_whose_new_firmware_lost_its_configuration_gets_it_and_its_key_back(tmp_path, bench):
     esp, _ = bench
     board = esp("tbeam", "ESP32")

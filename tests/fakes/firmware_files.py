@@ -34,6 +34,17 @@ def esp_app(version: str, chip_id: int = 9, size: int = 48 * 1024, seed: int = 1
     return image + hashlib.sha256(image).digest()
 
 
+def esp_factory(version: str, chip_id: int = 9) -> bytes:
+    """A merged image written at 0: the second-stage bootloader (at 0x1000 on the original ESP32,
+    0 on the S3), then the application at 0x10000, the gaps erased (0xFF) as esptool merge-bin
+    leaves them."""
+    boot_at = 0x1000 if chip_id == 0 else 0
+    bootloader = esp_app("bootloader", chip_id=chip_id, size=8 * 1024, seed=3)
+    image = bytearray(b"\xff" * 0x10000)
+    image[boot_at:boot_at + len(bootloader)] = bootloader
+    return bytes(image) + esp_app(version, chip_id=chip_id)
+
+
 def uf2(payload: bytes, family: int = NRF52840_FAMILY, base: int = 0x26000) -> bytes:
     chunks = [payload[i:i + 256] for i in range(0, len(payload), 256)]
     out = bytearray()
