@@ -147,6 +147,9 @@ class Station:
                 level = logging.WARNING if e.kind in ("opened", "duress") else logging.INFO
                 event(log, f"alert.{e.kind}", level, incident=e.incident_id,
                       node=f"!{e.node_num:08x}" if e.node_num else None, trust=e.trust)
+            elif e.kind == "press_test":
+                event(log, "alert.press_test", logging.INFO, incident=e.incident_id, node=f"!{e.node_num:08x}")
+                self.indicators.chirp()
         self.receipts.wake()
         if self.relay:
             self.relay.wake()

@@ -21,6 +21,7 @@ class Indicators(Protocol):
     def link(self, up: bool) -> None: ...
     def internet(self, up: bool) -> None: ...
     def alarm(self, level: str) -> None: ...
+    def chirp(self) -> None: ...
     def close(self) -> None: ...
 
 
@@ -37,6 +38,9 @@ class NullIndicators:
 
     def alarm(self, level: str) -> None:
         self.level = level
+
+    def chirp(self) -> None:
+        pass
 
     def close(self) -> None:
         pass
@@ -58,6 +62,7 @@ class GpioIndicators:
         self.button.when_held = self._held_cb
         self.button.when_released = self._released_cb
         self.level = NONE
+        self.chirps = 0
 
     # A press acknowledges on release, unless it was held long enough to mean "silence".
     def _held_cb(self) -> None:
@@ -94,6 +99,13 @@ class GpioIndicators:
         else:
             self.alert_led.off()
             self.buzzer.off()
+
+    def chirp(self) -> None:
+        """A press test heard: two short beeps, unlike any alarm. Not over a sounding alarm (it
+        would cut its pattern short, and the room's attention belongs to the alarm)."""
+        if self.level in (NONE, ACKNOWLEDGED):
+            self.chirps += 1
+            self.buzzer.beep(0.08, 0.08, n=2)
 
     def close(self) -> None:
         for dev in (self.button, self.buzzer, self.alert_led, self.link_led, self.internet_led):

@@ -7,9 +7,8 @@ import time
 
 import click
 
-from station.cli import provision
-
-from station import registry
+from station import press_tests, registry
+from station.cli import press_test, provision
 from station.cli.common import emit_json, open_db, table, when, write
 from station.nodeids import node_id, parse_node
 from station.pins import valid_pin
@@ -37,12 +36,21 @@ def _consent_changes(f: dict) -> dict:
     return out
 
 
+def _press_tested(t: press_tests.PressTest | None) -> str:
+    if t is None:
+        return "never"
+    if t.state == "passed":
+        return f"passed {when(t.passed_at)} ({t.path()})"
+    return f"FAILED {when(t.expires_at)}"
+
+
 def register(cli: click.Group) -> None:
     @cli.group("bracelets")
     def grp() -> None:
         """Registered bracelets: only these raise trusted alerts."""
 
     provision.register(grp)
+    press_test.register(grp)
 
     @grp.command("add")
     @click.argument("node")
@@ -74,16 +82,20 @@ def register(cli: click.Group) -> None:
     @click.pass_context
     def list_cmd(ctx, as_json: bool) -> None:
         """Registered bracelets and their pinned keys."""
-        rows = registry.list_all(open_db(ctx))
+        db = open_db(ctx)
+        rows = registry.list_all(db)
+        tests = press_tests.latest(db)
         if as_json:
-            emit_json([{**b.__dict__, "node_id": node_id(b.node_num)} for b in rows])
+            emit_json([{**b.__dict__, "node_id": node_id(b.node_num),
+                        "press_test": tests[b.node_num].__dict__ if b.node_num in tests else None} for b in rows])
             return
         if not rows:
             click.echo("no bracelets registered (station bracelets add NODE --label NAME)")
             return
         table([[node_id(b.node_num), b.label, (b.public_key[:12] + "…") if b.public_key else "not yet pinned",
-                "yes" if b.has_cancel_pin else "no", "yes" if b.has_duress_pin else "no", when(b.added_at)]
-               for b in rows], ["NODE", "LABEL", "KEY", "CANCEL PIN", "DURESS PIN", "ADDED"])
+                "yes" if b.has_cancel_pin else "no", "yes" if b.has_duress_pin else "no", when(b.added_at),
+                _press_tested(tests.get(b.node_num))]
+               for b in rows], ["NODE", "LABEL", "KEY", "CANCEL PIN", "DURESS PIN", "ADDED", "PRESS TEST"])
 
     @grp.command("set")
     @click.argument("node")

@@ -9,8 +9,9 @@ import time
 
 import click
 
-from station import registry
+from station import press_tests, registry
 from station.cli.common import load_config, open_db, write
+from station.cli.press_test import run_press_test
 from station.incidents import log_event
 from station.radio import configure, provision
 from station.radio.admin import AdminRefused, RadioAdmin
@@ -41,9 +42,12 @@ def register(grp: click.Group) -> None:
     @click.option("--label", required=True, help="Name the office knows the wearer by (never published as is).")
     @click.option("--pins-stdin", is_flag=True, help="Read the cancel PIN and the duress PIN from two lines of stdin "
                                                      "(else they are asked at a hidden prompt).")
+    @click.option("--press-test", is_flag=True, help="Then wait for a press of the bracelet's button over the mesh "
+                                                     "(station bracelets press-test).")
     @click.option("--by", default=None, help="Who provisions, for the event log (default: your login).")
     @click.pass_context
-    def provision_cmd(ctx: click.Context, port: str, label: str, pins_stdin: bool, by: str | None) -> None:
+    def provision_cmd(ctx: click.Context, port: str, label: str, pins_stdin: bool, press_test: bool,
+                      by: str | None) -> None:
         """Check a bracelet plugged in by USB, set it to the mesh profile with the alert method
         that fits its model, read it back, and register it with its key pinned."""
         by = by or getpass.getuser()
@@ -95,5 +99,8 @@ def register(grp: click.Group) -> None:
             write(db, store)
         except ValueError as e:
             raise click.ClickException(str(e)) from None
-        click.echo(f"provisioned and registered {after.node} as {label!r}, key {after.key_fingerprint} pinned; "
-                   "now press its button: the alert must reach the station within a minute")
+        click.echo(f"provisioned and registered {after.node} as {label!r}, key {after.key_fingerprint} pinned")
+        if press_test:
+            run_press_test(ctx, num, by, press_tests.WINDOW_S)
+        else:
+            click.echo(f"next: station bracelets press-test {after.node}, and press its button")

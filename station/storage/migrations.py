@@ -156,7 +156,18 @@ def _v5(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX radio_jobs_queued ON radio_jobs(id) WHERE state = 'queued'")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
+def _v6(db: sqlite_utils.Database) -> None:
+    """Press tests: a technician opens a short window for one bracelet; its press within the window
+    is a test (recorded with the path it took), never an alarm and never published."""
+    db["press_tests"].create({
+        "id": int, "node_num": int, "requested_by": str, "started_at": float, "expires_at": float,
+        "state": str, "passed_at": float, "incident_id": int, "hops": int, "snr": float, "rssi": int,
+    }, pk="id", not_null={"node_num", "started_at", "expires_at", "state"}, defaults={"state": "waiting"})
+    db.execute("CREATE INDEX press_tests_node ON press_tests(node_num, id)")
+    db["incidents"].add_column("press_test", int, not_null_default=0)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 
 
 def schema_version(db: sqlite_utils.Database) -> int:
