@@ -20,7 +20,7 @@ from station.indicators import alarm_level, make_indicators
 from station.logs import event
 from station.ingest import Ingest
 from station.radio.link import LinkSettings, LinkState, RadioLink
-from station.radio import configure
+from station.radio import bracelet_check, configure
 from station.radio.jobs import JobRunner
 from station.radio.ports import resolve_port
 from station.radio.profile import MeshProfile
@@ -103,7 +103,8 @@ class Station:
         self.jobs = JobRunner(self._reader, self.writer, {
             "configure": self._job_configure,
             "lend": lambda args, by: {"ok": self.link.lend(min(float(args.get("seconds", 60)), 900))},
-            "take_back": self._job_take_back})
+            "take_back": self._job_take_back,
+            "bracelet_check": self._job_bracelet_check})
         self.jobs.abandon_running()
         self.link.start()
         self.receipts.start()
@@ -192,6 +193,14 @@ class Station:
             at = self.clock.now()
             self.writer.submit(lambda db: incidents.log_event(db, None, at, by, action, detail), name="radio-event")
         return configure.run_and_report(self.link, MeshProfile.from_config(self.cfg), by, record)
+
+    def _job_bracelet_check(self, args: dict, by: str) -> dict:
+        def record(action: str, detail: str) -> None:
+            at = self.clock.now()
+            self.writer.submit(lambda db: incidents.log_event(db, None, at, by, action, detail), name="radio-event")
+        return bracelet_check.run(self.link, int(args["node"]), MeshProfile.from_config(self.cfg),
+                                  fix=bool(args.get("fix")), record=record,
+                                  timeout=float(args.get("timeout", bracelet_check.REQUEST_TIMEOUT_S)))
 
     def _job_take_back(self, args: dict, by: str) -> dict:
         self.link.take_back()

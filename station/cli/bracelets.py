@@ -8,7 +8,7 @@ import time
 import click
 
 from station import press_tests, registry
-from station.cli import press_test, provision
+from station.cli import bracelet_check, press_test, provision
 from station.cli.common import emit_json, open_db, table, when, write
 from station.nodeids import node_id, parse_node
 from station.pins import valid_pin
@@ -51,6 +51,7 @@ def register(cli: click.Group) -> None:
 
     provision.register(grp)
     press_test.register(grp)
+    bracelet_check.register(grp)
 
     @grp.command("add")
     @click.argument("node")

@@ -31,12 +31,31 @@ class AdminRefused(Exception):
 
 
 class RadioAdmin:
-    def __init__(self, link: RadioLink, timeout: float = 10.0):
+    """Admin messages to the station's own radio, or with `node` to another node over the mesh:
+    a bracelet that took the station radio's key as its admin key (AdminModule.cpp:97-120, PKI
+    only) and that wants its session passkey, from any of its get answers, on every change
+    (AdminModule.cpp:133-138, 1438-1458: valid for 300 s)."""
+
+    def __init__(self, link: RadioLink, timeout: float = 10.0, node: int | None = None):
         self.link = link
         self.timeout = timeout
+        self.node = node
+        self.passkey = b""
+
+    def _exchange(self, msg: Admin) -> mesh_pb2.MeshPacket:
+        if self.node is None:
+            return self.link.ask_admin(msg, self.timeout)
+        if self.passkey and not msg.WhichOneof("payload_variant").startswith("get_"):
+            msg.session_passkey = self.passkey
+        p = self.link.ask_node(self.node, portnums_pb2.PortNum.ADMIN_APP, msg.SerializeToString(), self.timeout)
+        if p.decoded.portnum == portnums_pb2.PortNum.ADMIN_APP:
+            got = Admin.FromString(p.decoded.payload)
+            if got.session_passkey:
+                self.passkey = bytes(got.session_passkey)
+        return p
 
     def _ask(self, msg: Admin) -> Admin:
-        p = self.link.ask_admin(msg, self.timeout)
+        p = self._exchange(msg)
         if p.decoded.portnum == portnums_pb2.PortNum.ADMIN_APP:
             return Admin.FromString(p.decoded.payload)
         if p.decoded.portnum == portnums_pb2.PortNum.ROUTING_APP:
@@ -47,7 +66,7 @@ class RadioAdmin:
         raise LinkDown(f"unexpected answer on port {p.decoded.portnum}")
 
     def _set(self, msg: Admin) -> None:
-        p = self.link.ask_admin(msg, self.timeout)
+        p = self._exchange(msg)
         if p.decoded.portnum == portnums_pb2.PortNum.ROUTING_APP:
             r = mesh_pb2.Routing.FromString(p.decoded.payload)
             if r.error_reason:

@@ -57,6 +57,12 @@ class _Answer:
     packet: mesh_pb2.MeshPacket | None = None
 
 
+# PhoneAPI.cpp handleToRadioPacket: a client's POSITION or TELEMETRY packet within TEN_SECONDS_MS
+# of the previous one on that port, or a TRACEROUTE within THIRTY_SECONDS_MS, is dropped.
+ASK_SPACING_S = {portnums_pb2.PortNum.POSITION_APP: 10.5, portnums_pb2.PortNum.TELEMETRY_APP: 10.5,
+                 portnums_pb2.PortNum.TRACEROUTE_APP: 30.5}
+
+
 class LinkDown(Exception):
     """The radio is not connected; nothing was sent."""
 
@@ -190,6 +196,8 @@ class RadioLink:
         self._notes = HandshakeNotes()
         self._own_requests: collections.OrderedDict[int, str] = collections.OrderedDict()
         self._answers: dict[int, _Answer] = {}
+        self._remote: dict[int, tuple[int, _Answer]] = {}   # our requests to other nodes: id -> (node, answer)
+        self._asked_at: dict[int, float] = {}                # port -> monotonic time of our last request
         self._write_lock = threading.Lock()
         self._rng = random.Random()
         self.last_rx = 0.0
@@ -213,7 +221,26 @@ class RadioLink:
             raw = packet["raw"]
             if getattr(raw, "from") == self.state.node_num and raw.decoded.portnum == portnums_pb2.PortNum.ADMIN_APP:
                 return   # our radio's admin answers carry session keys and secrets: never stored
+            if self._remote_answer(raw):
+                return
             self.sink.on_packet(raw)
+
+    def _remote_answer(self, raw: mesh_pb2.MeshPacket) -> bool:
+        """A reply to one of our requests to another node; True when it must not be stored (a
+        remote admin answer carries the node's session key, and its keys when asked for them)."""
+        rid = raw.decoded.request_id if raw.HasField("decoded") else 0
+        waiting = self._remote.get(rid) if rid else None
+        if waiting is None:
+            return False
+        node, answer = waiting
+        sender = getattr(raw, "from")
+        if raw.decoded.portnum == portnums_pb2.PortNum.ROUTING_APP and sender != node:
+            if not mesh_pb2.Routing.FromString(raw.decoded.payload).error_reason:
+                return False      # our radio's implicit ACK (a relay repeated it): the reply is still to come
+        self._remote.pop(rid, None)
+        answer.packet = raw
+        answer.done.set()
+        return raw.decoded.portnum == portnums_pb2.PortNum.ADMIN_APP
 
     # -- frames read by the library's reader thread, before the library sees them -----------------
     def _consume(self, fr: mesh_pb2.FromRadio) -> bool:
@@ -260,6 +287,18 @@ class RadioLink:
             self.queue_status = (qs.free, qs.maxlen)
 
     def _refused(self, packet_id: int, code: str, detail: str) -> None:
+        waiting = self._remote.pop(packet_id, None)
+        if waiting is not None:
+            # Our request never left the radio: answer it as a routing error from our own radio.
+            err = mesh_pb2.Routing.Error.Value(code) if code in mesh_pb2.Routing.Error.keys() else \
+                mesh_pb2.Routing.Error.BAD_REQUEST
+            refusal = mesh_pb2.MeshPacket(to=waiting[0], id=0)
+            setattr(refusal, "from", self.state.node_num or 0)
+            refusal.decoded.portnum = portnums_pb2.PortNum.ROUTING_APP
+            refusal.decoded.payload = mesh_pb2.Routing(error_reason=err).SerializeToString()
+            refusal.decoded.request_id = packet_id
+            waiting[1].packet = refusal
+            waiting[1].done.set()
         try:
             self.on_refusal(packet_id, code, detail)
         except Exception:
@@ -321,6 +360,33 @@ class RadioLink:
         if not answer.done.wait(timeout):
             self._answers.pop(packet_id, None)
             raise LinkDown(f"the radio did not answer an admin request within {timeout:.0f} s")
+        return answer.packet
+
+    def ask_node(self, num: int, port: int, payload: bytes, timeout: float = 60.0) -> mesh_pb2.MeshPacket:
+        """A request to another node over the mesh (want_response, reliable), waiting for the
+        node's reply, or a routing error from it or from our radio (MAX_RETRANSMIT, NO_CHANNEL,
+        PKI_UNKNOWN_PUBKEY...). Raises LinkDown when nothing comes back within `timeout`."""
+        iface = self._iface
+        if iface is None or not self.connected:
+            raise LinkDown(f"radio link is {self.state.status}")
+        wait = self._asked_at.get(port, -1e9) + ASK_SPACING_S.get(port, 0.0) - time.monotonic()
+        if wait > 0:
+            # The radio would drop it (from 2.7.4 without telling): wait the firmware's spacing out.
+            self._stop.wait(wait)
+        self._asked_at[port] = time.monotonic()
+        answer = _Answer()
+        p = mesh_pb2.MeshPacket(to=num, id=self._rng.getrandbits(32) or 1, want_ack=True)
+        p.decoded.portnum = port
+        p.decoded.payload = payload
+        p.decoded.want_response = True
+        self._remote[p.id] = (num, answer)
+        with self._send_lock:
+            if not self._write(mesh_pb2.ToRadio(packet=p)):
+                self._remote.pop(p.id, None)
+                raise LinkDown("the write to the radio failed")
+        if not answer.done.wait(timeout):
+            self._remote.pop(p.id, None)
+            raise LinkDown(f"no answer from !{num:08x} within {timeout:.0f} s")
         return answer.packet
 
     def announce(self) -> bool:

@@ -90,8 +90,7 @@ def check(info: RadioInfo, profile: MeshProfile) -> AlertMethod:
     return method_for(info)
 
 
-def apply(admin: RadioAdmin, profile: MeshProfile, method: AlertMethod, station: RadioInfo, label: str) -> None:
-    """The bracelet profile, in one transaction (the commit reboots it)."""
+def _radio_sections(admin: RadioAdmin, profile: MeshProfile):
     lora = admin.config("lora")
     lora.region = LoRa.RegionCode.Value(profile.region)
     lora.use_preset = True
@@ -102,18 +101,10 @@ def apply(admin: RadioAdmin, profile: MeshProfile, method: AlertMethod, station:
     position.position_broadcast_secs = POSITION_BROADCAST_S
     position.position_broadcast_smart_enabled = True
     position.gps_mode = config_pb2.Config.PositionConfig.GpsMode.ENABLED
-    security = admin.config("security")
-    # The security section is written whole: without its private key the firmware would draw a
-    # new key pair (AdminModule.cpp:868-886) and the key pinned below would be wrong at once.
-    station_key = base64.b64decode(station.public_key)
-    if station_key not in list(security.admin_key):
-        keys = [k for k in security.admin_key if k][:2]
-        del security.admin_key[:]
-        security.admin_key.extend([station_key, *keys])
-    admin.begin()
-    admin.set_config("lora", lora)
-    admin.set_config("position", position)
-    admin.set_config("security", security)
+    return lora, position
+
+
+def _write_channels_and_method(admin: RadioAdmin, profile: MeshProfile, method: AlertMethod) -> None:
     primary = channel_pb2.Channel(index=0, role=channel_pb2.Channel.Role.PRIMARY)
     primary.settings.name = profile.channel_name
     primary.settings.psk = profile.psk(create=True)
@@ -130,10 +121,73 @@ def apply(admin: RadioAdmin, profile: MeshProfile, method: AlertMethod, station:
         admin.set_module_config("canned_message", module_config_pb2.ModuleConfig.CannedMessageConfig(
             enabled=True, send_bell=True, allow_input_source="_any"))
         admin.set_canned_messages(CANNED)
+
+
+def apply(admin: RadioAdmin, profile: MeshProfile, method: AlertMethod, station: RadioInfo, label: str) -> None:
+    """The bracelet profile, in one transaction (the commit reboots it)."""
+    lora, position = _radio_sections(admin, profile)
+    security = admin.config("security")
+    # The security section is written whole: without its private key the firmware would draw a
+    # new key pair (AdminModule.cpp:868-886) and the key pinned below would be wrong at once.
+    station_key = base64.b64decode(station.public_key)
+    if station_key not in list(security.admin_key):
+        keys = [k for k in security.admin_key if k][:2]
+        del security.admin_key[:]
+        security.admin_key.extend([station_key, *keys])
+    admin.begin()
+    admin.set_config("lora", lora)
+    admin.set_config("position", position)
+    admin.set_config("security", security)
+    _write_channels_and_method(admin, profile, method)
     admin.set_owner(mesh_pb2.User(long_name=label[:39], short_name=label[:4]))
     admin.add_contact(contact(Bracelet(int(station.node.lstrip("!"), 16), "Base station", station.public_key,
                                        short_name="BASE")))
     admin.commit()
+
+
+def reapply(admin: RadioAdmin, profile: MeshProfile, method: AlertMethod) -> None:
+    """The profile again, over the mesh (admin is a remote RadioAdmin): radio, channels and alert
+    method. Not the security section: a bracelet that answers already takes the station's key,
+    and its private key never needs to travel."""
+    lora, position = _radio_sections(admin, profile)
+    admin.begin()
+    admin.set_config("lora", lora)
+    admin.set_config("position", position)
+    _write_channels_and_method(admin, profile, method)
+    admin.commit()
+
+
+def drift(admin: RadioAdmin, profile: MeshProfile, method: AlertMethod) -> list[tuple[str, str, str]]:
+    """(what, has, wants) for each way the bracelet differs from the profile."""
+    out = []
+    lora = admin.config("lora")
+    have = (LoRa.RegionCode.Name(lora.region), LoRa.ModemPreset.Name(lora.modem_preset) if lora.use_preset else
+            "custom", lora.hop_limit)
+    want = (profile.region, profile.modem_preset, profile.hop_limit)
+    for name, h, w in zip(("region", "modem preset", "hop limit"), have, want):
+        if h != w:
+            out.append((name, str(h), str(w)))
+    if admin.config("position").position_broadcast_secs != POSITION_BROADCAST_S:
+        out.append(("position broadcast", "other", f"{POSITION_BROADCAST_S} s"))
+    primary = admin.channel(0).settings
+    if primary.name != profile.channel_name or key_id(primary.psk) != key_id(profile.psk() or b""):
+        out.append(("primary channel", f"{primary.name or 'default'} (key {key_id(primary.psk)})",
+                    f"{profile.channel_name} (key {key_id(profile.psk() or b'')})"))
+    if primary.module_settings.position_precision != profile.position_precision:
+        out.append(("position precision", str(primary.module_settings.position_precision),
+                    str(profile.position_precision)))
+    extra = [i for i in range(1, 8) if admin.channel(i).role != channel_pb2.Channel.Role.DISABLED]
+    if extra:
+        out.append(("secondary channels", ", ".join(map(str, extra)), "none"))
+    if method.kind == "detection_sensor":
+        sensor = admin.module_config("detection_sensor")
+        if (sensor.enabled, sensor.monitor_pin, sensor.use_pullup, sensor.detection_trigger_type) != \
+                (True, method.monitor_pin, method.use_pullup, method.trigger):
+            out.append(("detection sensor", f"{'on' if sensor.enabled else 'off'}, pin {sensor.monitor_pin}",
+                        f"on, pin {method.monitor_pin}"))
+    elif not admin.module_config("canned_message").enabled:
+        out.append(("canned messages", "off", "on"))
+    return out
 
 
 def verify(admin: RadioAdmin, after: RadioInfo, profile: MeshProfile, method: AlertMethod,

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 Admin = admin_pb2.AdminMessage
 DEFAULT_REBOOT_SECONDS = 7           # configuration.h:372
-SESSION_RENEW_S = 150                # AdminModule.cpp setPassKey
+SESSION_RENEW_S = 150                # AdminModule.cpp setPassKey: a new passkey past half its life
+SESSION_EXPIRE_S = 300               # AdminModule.cpp:1457 checkPassKey
 CONFIG_FIELDS = {                    # AdminMessage.ConfigType -> Config field
     Admin.DEVICE_CONFIG: "device", Admin.POSITION_CONFIG: "position", Admin.POWER_CONFIG: "power",
     Admin.NETWORK_CONFIG: "network", Admin.DISPLAY_CONFIG: "display", Admin.LORA_CONFIG: "lora",
@@ -55,14 +56,40 @@ class AdminModule:
             self.session_time = now
         return self.passkey
 
-    def handle(self, request: mesh_pb2.MeshPacket) -> list[mesh_pb2.MeshPacket]:
-        """Answer an ADMIN_APP packet the client addressed to the radio itself."""
+    def handle_remote(self, request: mesh_pb2.MeshPacket, *, pki: bool, sender_key: bytes) -> list[mesh_pb2.MeshPacket]:
+        """An ADMIN_APP packet from another node over the mesh (AdminModule.cpp:84-138): only
+        PKI-encrypted from a key in security.admin_key, and a change only with the session
+        passkey this module handed out with a get answer less than 300 s ago."""
+        try:
+            msg = Admin.FromString(request.decoded.payload)
+        except Exception:
+            return [self._routing(request, mesh_pb2.Routing.BAD_REQUEST)]
+        kind = msg.WhichOneof("payload_variant") or ""
+        if kind.endswith("_response"):
+            return []                     # "Allow admin response message": nothing for us to do
+        if not pki:
+            self.radio.debug(f"Ignore unauthorized admin payload {kind}")
+            return [self._routing(request, mesh_pb2.Routing.NOT_AUTHORIZED)]
+        if sender_key not in [bytes(k) for k in self.radio.config.security.admin_key if len(k) == 32]:
+            self.radio.debug("Received PKC admin payload, but the sender public key does not match the admin "
+                             "authorized key!")
+            return [self._routing(request, mesh_pb2.Routing.ADMIN_PUBLIC_KEY_UNAUTHORIZED)]
+        if not (kind.startswith("get_") and kind.endswith("_request")):
+            fresh = time.monotonic() < self.session_time + SESSION_EXPIRE_S
+            if not (fresh and self.passkey and bytes(msg.session_passkey) == self.passkey):
+                self.radio.debug("Admin message without session_key!")
+                return [self._routing(request, mesh_pb2.Routing.ADMIN_BAD_SESSION_KEY)]
+        return self.handle(request, remote=True)
+
+    def handle(self, request: mesh_pb2.MeshPacket, *, remote: bool = False) -> list[mesh_pb2.MeshPacket]:
+        """Answer an ADMIN_APP packet the client addressed to the radio itself (or, through
+        handle_remote, an authorized node)."""
         try:
             msg = Admin.FromString(request.decoded.payload)
         except Exception:
             return [self._routing(request, mesh_pb2.Routing.BAD_REQUEST)]
         radio = self.radio
-        if radio.config.security.is_managed:
+        if radio.config.security.is_managed and not remote:
             radio.debug("Ignore local admin payload because is_managed")
             return []
         kind = msg.WhichOneof("payload_variant")

@@ -50,7 +50,8 @@ def seal(node: Bracelet, packet: mesh_pb2.MeshPacket, station_num: int | None) -
 
 
 def deliver_to_node(node: Bracelet, packet: mesh_pb2.MeshPacket, *, pki: bool,
-                    channel: channel_pb2.ChannelSettings, preset: int) -> list[mesh_pb2.MeshPacket]:
+                    channel: channel_pb2.ChannelSettings, preset: int,
+                    sender_key: bytes = b"") -> list[mesh_pb2.MeshPacket]:
     """A DM from the station's radio reaching `node`. Returns what the node sends back: a reply
     to a request (which also acknowledges it), or a routing ACK/NAK to a want_ack packet, or
     nothing when it stays silent."""
@@ -69,6 +70,11 @@ def deliver_to_node(node: Bracelet, packet: mesh_pb2.MeshPacket, *, pki: bool,
     got = mesh_pb2.MeshPacket()
     got.CopyFrom(packet)
     got.pki_encrypted = pki
+    if packet.decoded.portnum == PORT.ADMIN_APP and hasattr(node, "admin"):
+        answers = node.admin(got, pki=pki, sender_key=sender_key)
+        if answers:
+            return answers
+        return [_answer(node, packet, mesh_pb2.Routing.NONE)] if packet.want_ack else []
     node.receive(got)
     if packet.decoded.want_response:
         reply = _reply(node, packet)

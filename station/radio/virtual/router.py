@@ -207,7 +207,8 @@ class Router:
             # implicit ACK from our own node, and stops our retransmissions.
             self._later(radio.ack_delay_s, self._implicit_ack, p.id)
         if reachable:
-            answers = deliver_to_node(node, p, pki=pki, channel=channel, preset=radio.preset)
+            answers = deliver_to_node(node, p, pki=pki, channel=channel, preset=radio.preset,
+                                      sender_key=bytes(radio.keys.public))
             for answer in answers:
                 self._later(radio.ack_delay_s * (1 + node.hops_away), self.hear, answer, node, None)
             if answers:
