@@ -200,7 +200,8 @@ class Station:
             self.writer.submit(lambda db: incidents.log_event(db, None, at, by, action, detail), name="radio-event")
         return bracelet_check.run(self.link, int(args["node"]), MeshProfile.from_config(self.cfg),
                                   fix=bool(args.get("fix")), record=record,
-                                  timeout=float(args.get("timeout", bracelet_check.REQUEST_TIMEOUT_S)))
+                                  timeout=float(args.get("timeout", bracelet_check.REQUEST_TIMEOUT_S)),
+                                  store=lambda fn: self.writer.submit(fn, name="bracelet-device"))
 
     def _job_take_back(self, args: dict, by: str) -> dict:
         self.link.take_back()

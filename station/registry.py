@@ -41,6 +41,9 @@ class Bracelet:
     has_cancel_pin: bool
     has_duress_pin: bool
     added_at: float
+    hw_model: str | None = None
+    firmware: str | None = None
+    firmware_seen_at: float | None = None
 
 
 def normalise_key(key: str) -> str:
@@ -84,8 +87,15 @@ def remove(db: sqlite_utils.Database, num: int) -> bool:
 def list_all(db: sqlite_utils.Database) -> list[Bracelet]:
     rows = db.execute(
         "SELECT node_num, label, public_key, pinned_at, cancel_pin_hash IS NOT NULL, "
-        "duress_pin_hash IS NOT NULL, added_at FROM bracelets ORDER BY label").fetchall()
-    return [Bracelet(r[0], r[1], r[2], r[3], bool(r[4]), bool(r[5]), r[6]) for r in rows]
+        "duress_pin_hash IS NOT NULL, added_at, hw_model, firmware, firmware_seen_at FROM bracelets "
+        "ORDER BY label").fetchall()
+    return [Bracelet(r[0], r[1], r[2], r[3], bool(r[4]), bool(r[5]), r[6], r[7], r[8], r[9]) for r in rows]
+
+
+def note_device(db: sqlite_utils.Database, num: int, hw_model: str, firmware: str, at: float) -> None:
+    """What the bracelet itself said it is (provisioning, a check over the mesh)."""
+    db.execute("UPDATE bracelets SET hw_model=?, firmware=?, firmware_seen_at=? WHERE node_num=?",
+               (hw_model, firmware, at, num))
 
 
 def pin_key_if_unpinned(db: sqlite_utils.Database, num: int, key: str, at: float) -> bool:

@@ -87,11 +87,12 @@ def create_app(cfg: Config) -> Flask:
     app.jinja_env.filters["uncertainty"] = precision.describe
     app.jinja_env.filters["receipt_reason"] = reasons.plain
 
-    from web import alerts, api, auth, exports, maps, pages, stream, wearers
+    from web import alerts, api, auth, exports, maps, pages, stream, technician, wearers
     app.register_blueprint(auth.bp)
     app.register_blueprint(exports.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(wearers.bp)
+    app.register_blueprint(technician.bp)
     app.register_blueprint(maps.bp)
     app.register_blueprint(alerts.bp)
     app.register_blueprint(api.bp)

@@ -112,7 +112,11 @@ def register(grp: click.Group) -> None:
                     def record(action: str, detail: str) -> None:
                         with db.conn:
                             log_event(db, None, time.time(), by, action, detail)
-                    result = bracelet_check.run(link, num, profile, fix=fix, record=record, timeout=timeout)
+                    def store(fn) -> None:
+                        with db.conn:
+                            fn(db)
+                    result = bracelet_check.run(link, num, profile, fix=fix, record=record, timeout=timeout,
+                                                store=store)
             except RadioUnavailable as e:
                 raise click.ClickException(str(e)) from None
         heard = _heard(db, num)

@@ -95,8 +95,8 @@ def register(cli: click.Group) -> None:
             return
         table([[node_id(b.node_num), b.label, (b.public_key[:12] + "…") if b.public_key else "not yet pinned",
                 "yes" if b.has_cancel_pin else "no", "yes" if b.has_duress_pin else "no", when(b.added_at),
-                _press_tested(tests.get(b.node_num))]
-               for b in rows], ["NODE", "LABEL", "KEY", "CANCEL PIN", "DURESS PIN", "ADDED", "PRESS TEST"])
+                b.firmware or "?", _press_tested(tests.get(b.node_num))]
+               for b in rows], ["NODE", "LABEL", "KEY", "CANCEL PIN", "DURESS PIN", "ADDED", "FIRMWARE", "PRESS TEST"])
 
     @grp.command("set")
     @click.argument("node")

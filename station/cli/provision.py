@@ -92,6 +92,7 @@ def register(grp: click.Group) -> None:
         def store(d):
             registry.add(d, num, label, time.time(), public_key=after.public_key, cancel_pin=cancel,
                          duress_pin=duress)
+            registry.note_device(d, num, after.hw_model, after.firmware, time.time())
             log_event(d, None, time.time(), by, "bracelet provisioned",
                       f"{after.node} ({after.hw_model}, firmware {after.firmware}) as {label}, "
                       f"key {after.key_fingerprint}, {method.kind}")

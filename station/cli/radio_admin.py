@@ -24,7 +24,7 @@ from station import queries
 from station.cli.common import emit_json, load_config, open_db, safe, when
 from station.incidents import log_event
 from station.radio import backup as radio_backup
-from station.radio import configure, jobs
+from station.radio import configure, jobs, lending
 from station.radio.admin import AdminRefused, RadioAdmin
 from station.radio.channels import PRESET_NAMES, key_id
 from station.radio import profile as profiles
@@ -211,21 +211,14 @@ def _report(result: dict) -> None:
 
 @contextlib.contextmanager
 def port_lent(ctx: click.Context, by: str, seconds: float = LEND_S):
-    """The station radio's port for a command that needs it itself (backup, restore, flash): when
-    the daemon runs it lends the port and takes it back afterwards (or by itself after `seconds`)."""
-    db = open_db(ctx)
-    lent = False
-    if queries.status(db)["daemon_running"]:
-        result = jobs.wait(db, jobs.submit(db, "lend", {"seconds": seconds}, by), 30)
-        if result["state"] != "done":
-            raise click.ClickException(f"the daemon did not lend the radio's port: {result.get('error', '?')}")
-        lent = True
-        click.echo("the daemon lent the radio's port; it takes it back when this command ends", err=True)
+    """The station radio's port for this command (station/radio/lending.py)."""
     try:
-        yield
-    finally:
-        if lent:
-            jobs.wait(db, jobs.submit(db, "take_back", {}, by), 30)
+        with lending.port_lent(open_db(ctx), by, seconds) as lent:
+            if lent:
+                click.echo("the daemon lent the radio's port; it takes it back when this command ends", err=True)
+            yield
+    except lending.LendRefused as e:
+        raise click.ClickException(str(e)) from None
 
 
 @contextlib.contextmanager

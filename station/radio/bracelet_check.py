@@ -18,6 +18,7 @@ from typing import Callable
 
 from meshtastic.protobuf import mesh_pb2, portnums_pb2, telemetry_pb2
 
+from station import registry
 from station.radio import provision
 from station.radio.admin import AdminRefused, RadioAdmin
 from station.radio.info import RadioInfo
@@ -121,11 +122,17 @@ def profile_state(link: RadioLink, num: int, profile: MeshProfile, timeout: floa
 
 
 def run(link: RadioLink, num: int, profile: MeshProfile, *, fix: bool = False,
-        record: Callable[[str, str], None] = lambda a, d: None, timeout: float = REQUEST_TIMEOUT_S) -> dict:
+        record: Callable[[str, str], None] = lambda a, d: None, timeout: float = REQUEST_TIMEOUT_S,
+        store: Callable[[Callable], None] = lambda fn: None) -> dict:
+    """`store(fn)` runs fn(db) in a write transaction (the daemon's writer, or the command's)."""
     started = time.time()
     result = {"node": f"!{num:08x}", "position": position(link, num, timeout),
               "telemetry": telemetry(link, num, timeout), "route": traceroute(link, num, timeout)}
     result["profile"] = profile_state(link, num, profile, timeout, fix, record)
+    prof = result["profile"]
+    if prof.get("firmware"):
+        at = time.time()
+        store(lambda db: registry.note_device(db, num, prof["hw_model"], prof["firmware"], at))
     answered = [k for k in ("position", "telemetry", "route") if "error" not in result[k]]
     result["ok"] = len(answered) == 3 and "error" not in result["profile"] and \
         not result["profile"].get("drift_after", result["profile"].get("drift"))

@@ -165,6 +165,10 @@ def _v6(db: sqlite_utils.Database) -> None:
     }, pk="id", not_null={"node_num", "started_at", "expires_at", "state"}, defaults={"state": "waiting"})
     db.execute("CREATE INDEX press_tests_node ON press_tests(node_num, id)")
     db["incidents"].add_column("press_test", int, not_null_default=0)
+    # What the bracelet said it is, at provisioning or at its last check over the mesh.
+    db["bracelets"].add_column("hw_model", str)
+    db["bracelets"].add_column("firmware", str)
+    db["bracelets"].add_column("firmware_seen_at", float)
 
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
