@@ -208,3 +208,14 @@ def test_the_uf2_touch_only_happens_once_the_radio_has_given_its_configuration(t
     assert result.exit_code == 1 and "nothing was written" in result.output
     wait_until(lambda: board.drive is None, 1, what="no bootloader drive")
     assert board.boots == []
+
+
+def test_without_a_port_the_station_radio_is_flashed(tmp_path, bench):
+    """No --port: the station's own radio (the daemon would lend its port; here none runs)."""
+    esp, _ = bench
+    board = esp("heltec-v3", "ESP32-S3")
+    config = write_config(tmp_path, board.port.link.as_posix(), tmp_path / "station.db")
+    file = ff.write(tmp_path, f"firmware-heltec-v3-{NEW}.bin", ff.esp_app(NEW, chip_id=9))
+    result = CliRunner().invoke(cli, ["--config", config, "radio", "flash", str(file), "--yes", "--by", "tech-ana"])
+    assert result.exit_code == 0, result.output
+    assert "onto the station radio at" in result.output and board.boots == [NEW]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from flask import Blueprint, abort, current_app, jsonify, request
 
 from station import queries
 from station.radio.profile import MeshProfile
 from web.security import require
+from web.technician import overview
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -42,6 +45,24 @@ def bracelets():
 @require("read")
 def outbox():
     return jsonify(queries.outbox(current_app.station_db(), include_done=request.args.get("all") == "1"))
+
+
+@bp.route("/radio")
+@require("station")
+def radio():
+    o = overview(current_app.station_db(), current_app.station_config)
+    tests = o["tests"]
+    return jsonify({
+        "radio": o["info"].to_state() if o["info"] else None, "daemon_running": o["daemon"],
+        "profile_error": o["profile_error"] or None,
+        "differences": [asdict(d) for d in o["differences"]],
+        "bracelets": [{"node_id": f"!{b.node_num:08x}", "label": b.label, "hw_model": b.hw_model,
+                       "firmware": b.firmware, "firmware_seen_at": b.firmware_seen_at,
+                       "press_test": "waiting" if b.node_num in o["waiting"] else
+                       (None if b.node_num not in tests else {**asdict(tests[b.node_num]), "path": tests[b.node_num].path()})}
+                      for b in o["bracelets"]],
+        "fleet": o["fleet"], "min_firmware": o["min_firmware"], "jobs": o["jobs"],
+    })
 
 
 @bp.route("/status")

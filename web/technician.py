@@ -26,11 +26,13 @@ from station.radio.ports import RadioUnavailable
 from station.radio.profile import MeshProfile, ProfileError
 from station.radio.session import radio_session
 from station.storage import records
+from web.i18n import N_
 from web.i18n import gettext as _
 from web.security import require
 
 bp = Blueprint("technician", __name__, url_prefix="/technician")
 BACKUP_LEND_S = 120.0
+JOB_NAMES = {"configure": N_("configure the radio"), "bracelet_check": N_("check a bracelet over the mesh")}
 
 
 def _actor() -> str:
@@ -68,7 +70,7 @@ def _jobs(db) -> list[dict]:
     for r in rows:
         result = json.loads(r[6] or "{}")
         args = json.loads(r[2] or "{}")
-        out.append({"id": r[0], "kind": r[1], "node": f"!{args['node']:08x}" if "node" in args else "",
+        out.append({"id": r[0], "kind": _(JOB_NAMES[r[1]]) if r[1] in JOB_NAMES else r[1], "node": f"!{args['node']:08x}" if "node" in args else "",
                     "by": r[3], "at": r[4], "state": r[5], "summary": _job_summary(r[1], r[5], result)})
     return out
 
@@ -82,29 +84,32 @@ def _fleet(bracelets: list[registry.Bracelet], minimum: str) -> list[dict]:
             for fw, n in sorted(counts.items())]
 
 
-@bp.route("/")
-@require("station")
-def index():
-    db = current_app.station_db()
-    cfg = current_app.station_config
+def overview(db, cfg) -> dict:
+    """What the page shows, also served as JSON (/api/radio)."""
     try:
         profile = MeshProfile.from_config(cfg)
         profile_error = ""
     except ProfileError as e:
         profile, profile_error = None, str(e)
     info = _radio_info(db)
-    status = queries.status(db)
-    differences = profile.differences(info) if (profile and info) else []
     bracelets = registry.list_all(db)
-    tests = press_tests.latest(db)
-    waiting = {r[0] for r in db.execute("SELECT node_num FROM press_tests WHERE state='waiting' AND expires_at>?",
-                                         (time.time(),)).fetchall()}
-    heard = {r[0]: r[1:] for r in db.execute("SELECT num, last_heard, hops, snr FROM nodes").fetchall()}
-    return render_template("technician.html", info=info, daemon=status["daemon_running"], radio=status.get("radio"),
-                           profile=profile, profile_error=profile_error, differences=differences,
-                           bracelets=bracelets, tests=tests, waiting=waiting, heard=heard, jobs=_jobs(db),
-                           fleet=_fleet(bracelets, profile.min_firmware if profile else "0"),
-                           min_firmware=profile.min_firmware if profile else "", now=time.time(),
+    return {
+        "info": info, "daemon": queries.status(db)["daemon_running"], "profile": profile,
+        "profile_error": profile_error,
+        "differences": profile.differences(info) if (profile and info) else [],
+        "bracelets": bracelets, "tests": press_tests.latest(db),
+        "waiting": {r[0] for r in db.execute("SELECT node_num FROM press_tests WHERE state='waiting' "
+                                              "AND expires_at>?", (time.time(),)).fetchall()},
+        "heard": {r[0]: r[1:] for r in db.execute("SELECT num, last_heard, hops, snr FROM nodes").fetchall()},
+        "jobs": _jobs(db), "fleet": _fleet(bracelets, profile.min_firmware if profile else "0"),
+        "min_firmware": profile.min_firmware if profile else "",
+    }
+
+
+@bp.route("/")
+@require("station")
+def index():
+    return render_template("technician.html", **overview(current_app.station_db(), current_app.station_config),
                            min_passphrase=radio_backup.MIN_PASSPHRASE)
 
 

@@ -144,6 +144,36 @@ def test_coordinator_sees_an_sos_live_acknowledges_approves_and_resolves(browser
     assert "is safe" in hook.posts[1].text
 
 
+def test_a_technician_starts_a_press_test_and_a_check_from_a_phone(browser, station, tmp_path):
+    base, _, _ = station
+    cfg = str(tmp_path / "station.toml")
+    subprocess.run([sys.executable, "-m", "station", "--config", cfg, "users", "add", "ana", "--role", "technician",
+                    "--password-stdin"], input="a long enough secret\n", text=True, check=True, capture_output=True)
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.goto(base + "/login")
+    page.fill("input[name=name]", "ana")
+    page.fill("input[name=password]", "a long enough secret")
+    page.click("button[type=submit]")
+    page.click("nav a[href='/technician/']")
+    wait_until(lambda: page.reload() or "Firmware" in page.inner_text("main"), 30, 0.5,
+               what="the radio's handshake on the technician page")
+    row = "tr[data-node='!b5a1e001']"
+    page.click(f"{row} button:text('Press test')")
+    page.wait_for_selector("p.flash.ok")
+    assert "waiting for a press" in page.inner_text(f"{row} td.press-test")
+    page.click(f"{row} button:text('Check over the mesh')")
+    page.wait_for_selector("p.flash.ok")
+
+    def checked() -> bool:
+        page.reload()
+        job = page.query_selector("tr.job-done, tr.job-failed")
+        return job is not None and "answered:" in job.inner_text()
+    wait_until(checked, 90, 1.0, what="the check's result on the page")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "technician-phone.png"), full_page=True)
+
+
 def test_a_dead_console_stops_no_alert_and_a_new_one_shows_it(station, tmp_path):
     """kill -9 the console before the SOS: the daemon stores it; a console started again shows it."""
     import re

@@ -81,7 +81,7 @@ TERMS = {
     "bell", "keyword", "alert_app", "detection_sensor", "serial", "button",  # how an alert came
     "queued", "delivered", "expired", "skipped", "relayed",                  # receipts to the wearer
     "alert", "update", "resolution", "retraction",                           # outbox kinds
-    "configure", "bracelet_check", "done", "running", "withdrawn", "failed",  # radio jobs
+    "done", "running", "withdrawn", "failed",                                # radio jobs
 }
 
 

@@ -52,6 +52,7 @@ def test_only_technicians_and_admins_reach_the_radio_tools(station, role):
     token = login(c, role)
     assert c.get("/technician/").status_code == 403
     assert "/technician" not in c.get("/").get_data(as_text=True)
+    assert c.get("/api/radio").status_code == 403
     for url, data in (("/technician/configure", {"confirm": "yes"}), ("/technician/backup", {}),
                       (f"/technician/bracelets/{AMINA}/check", {}), (f"/technician/bracelets/{AMINA}/press-test", {})):
         assert c.post(url, data={**data, "csrf_token": token}).status_code == 403
@@ -112,6 +113,10 @@ def test_bracelets_show_their_state_and_take_press_tests_and_checks(station):
     assert tuple(t) == (AMINA, "waiting", "console:technician")
     assert "waiting for a press" in c.get("/technician/").get_data(as_text=True)
     assert press_tests.WINDOW_S == 60
+    api = c.get("/api/radio").get_json()
+    [amina] = [b for b in api["bracelets"] if b["node_id"] == "!b5a1e001"]
+    assert (amina["firmware"], amina["press_test"]) == ("2.6.11.60ec05e", "waiting")
+    assert any(f["old"] and f["firmware"] == "2.6.11.60ec05e" for f in api["fleet"])
 
     c.post(f"/technician/bracelets/{AMINA}/check", data={"csrf_token": token, "fix": "yes"})
     [job] = h.rows("SELECT kind, args, requested_by FROM radio_jobs WHERE kind='bracelet_check'")
