@@ -19,7 +19,7 @@ LEND_S = 900.0      # the daemon's longest loan: a 4 MB image at 115200 baud tak
 
 
 def register_flash(grp: click.Group) -> None:
-    @grp.command("flash")
+    @grp.command("flash", short_help="Install Meshtastic firmware from a release file, checked against the board.")
     @click.argument("file", type=click.Path(dir_okay=False, exists=True))
     @click.option("--port", help="The radio's serial port (default: the station's radio).")
     @click.option("--drive", type=click.Path(file_okay=False),
@@ -48,6 +48,9 @@ def register_flash(grp: click.Group) -> None:
         click.echo(f"{f.describe()} onto {'the station radio' if ours else 'the radio'} at {port}")
         if no_keep_config:
             click.echo("its configuration and key will NOT be read first: if the flash erases them they are lost")
+            if f.kind == "uf2":
+                # A UF2 file names no board, only a chip family: the radio's own answer was the check.
+                click.echo(f"and the radio cannot say what board it is: make sure it is a {f.board.env}")
         if not yes and not click.confirm("flash it?"):
             click.echo("nothing was written")
             return
