@@ -50,8 +50,8 @@ def last_fix(db: sqlite_utils.Database, num: int) -> tuple | None:
 def raise_alert(db: sqlite_utils.Database, num: int, alert: Alert, at: float, *, packet_row: int | None,
                 fold_window_s: float, drill: bool, fix: Position | None = None) -> Effect:
     test = press_tests.take(db, num, at)
-    if test is not None and registry.trust_of(db, num) != registry.IMPOSTOR:
-        return _press_test(db, test, num, alert, at, packet_row, fix)
+    if test is not None and (trust := registry.trust_of(db, num)) != registry.IMPOSTOR:
+        return _press_test(db, test, num, alert, at, packet_row, fix, trust)
     current = _open_incident_of(db, num)
     if current is not None and at - current[1] <= fold_window_s:
         db.execute("UPDATE incidents SET press_count = press_count + 1, last_press_at=? WHERE id=?",
@@ -78,7 +78,7 @@ def raise_alert(db: sqlite_utils.Database, num: int, alert: Alert, at: float, *,
 
 
 def _press_test(db: sqlite_utils.Database, test: int, num: int, alert: Alert, at: float, packet_row: int | None,
-                fix: Position | None) -> Effect:
+                fix: Position | None, trust: str) -> Effect:
     """The press a technician is waiting for: stored as an incident closed at once (no alarm, no
     relay: the relay plans nothing for a resolved incident), marked as a test."""
     lat, lon, bits = (fix.lat, fix.lon, fix.precision_bits) if fix is not None else (None, None, None)
@@ -87,12 +87,12 @@ def _press_test(db: sqlite_utils.Database, test: int, num: int, alert: Alert, at
                resolved_at, resolved_by, trust, duress, drill, press_test, lat, lon, fix_at, fix_source,
                opening_packet, message, fix_precision_bits)
            VALUES (?,?,?,1,?,'resolved','drill',?,'press test',?,0,1,1,?,?,?,?,?,?,?)""",
-        (num, at, at, alert.source, at, registry.trust_of(db, num), lat, lon, at if fix else None,
+        (num, at, at, alert.source, at, trust, lat, lon, at if fix else None,
          fix.source if fix else None, packet_row, alert.text[:200], bits))
     iid = cur.lastrowid
     log_event(db, iid, at, "wearer", "alert opened", f"{alert.source}; press test")
     press_tests.passed(db, test, iid, packet_row, at)
-    return Effect("press_test", iid, num, registry.trust_of(db, num))
+    return Effect("press_test", iid, num, trust)
 
 
 def cancel(db: sqlite_utils.Database, num: int, c: Cancel, at: float) -> Effect | None:

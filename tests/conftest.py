@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from station import config
 from station.daemon import Station
@@ -167,6 +169,17 @@ def quiet_station(request):
     if held is None:
         pytest.fail("the background station was not started (pytest_collection_finish)")
     return held[:3]
+
+
+@pytest.fixture
+def factory():
+    """gpiozero's mock pins for the buzzer, LEDs and button, for one test."""
+    f = MockFactory(pin_class=MockPWMPin)
+    previous = Device.pin_factory
+    Device.pin_factory = f
+    yield f
+    Device.pin_factory = previous
+    f.reset()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import time
 
 import pytest
 from gpiozero import Device
-from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from station import indicators
 from station.config import validate
@@ -16,16 +15,6 @@ from station.indicators import GpioIndicators, NullIndicators, alarm_level, make
 from .conftest import wait_until
 
 PINS = validate({}).gpio
-
-
-@pytest.fixture
-def factory():
-    f = MockFactory(pin_class=MockPWMPin)
-    previous = Device.pin_factory
-    Device.pin_factory = f
-    yield f
-    Device.pin_factory = previous
-    f.reset()
 
 
 def beeping(pin, seconds=0.6) -> bool:

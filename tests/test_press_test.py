@@ -9,8 +9,6 @@ import threading
 
 import pytest
 from click.testing import CliRunner
-from gpiozero import Device
-from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from station.cli import cli
 from station.radio.sim import SimRadio
@@ -20,16 +18,6 @@ from .conftest import register_cast, wait_until
 from .test_radio_tools import write_config
 
 AMINA = cast()["amina"].num
-
-
-@pytest.fixture
-def factory():
-    f = MockFactory(pin_class=MockPWMPin)
-    previous = Device.pin_factory
-    Device.pin_factory = f
-    yield f
-    Device.pin_factory = previous
-    f.reset()
 
 
 @pytest.fixture
@@ -57,13 +45,19 @@ def waiting(h) -> bool:
     return h.count("SELECT COUNT(*) FROM press_tests WHERE state='waiting'") == 1
 
 
-def test_a_press_during_the_test_chirps_is_recorded_with_its_path_and_is_never_relayed(office):
-    h, config = office
+def pressed_during_the_test(h, config) -> PressTest:
+    """The technician starts the test and Amina's button is pressed while it waits."""
     t = PressTest(config, f"!{AMINA:08x}")
     t.start()
     wait_until(lambda: waiting(h), 10, what="the test window")
     h.sim.stage.press("amina")
     t.join(30)
+    return t
+
+
+def test_a_press_during_the_test_chirps_is_recorded_with_its_path_and_is_never_relayed(office):
+    h, config = office
+    t = pressed_during_the_test(h, config)
 
     assert t.result.exit_code == 0, t.result.output
     assert "press-tested on" in t.result.output and "1 hop, SNR" in t.result.output
@@ -83,11 +77,7 @@ def test_a_press_during_the_test_chirps_is_recorded_with_its_path_and_is_never_r
 
 def test_once_the_test_has_passed_the_next_press_is_a_real_alert(office):
     h, config = office
-    t = PressTest(config, f"!{AMINA:08x}")
-    t.start()
-    wait_until(lambda: waiting(h), 10, what="the test window")
-    h.sim.stage.press("amina")
-    t.join(30)
+    t = pressed_during_the_test(h, config)
     assert t.result.exit_code == 0, t.result.output
 
     h.sim.stage.pause(60)     # past the detection sensor's minimum_broadcast_secs (45 s)

@@ -3,6 +3,7 @@ station's radio (lent by the daemon while it runs) or a radio on another port (-
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import sys
 from pathlib import Path
@@ -60,11 +61,7 @@ def register_flash(grp: click.Group) -> None:
             def progress(done: int, total: int) -> None:
                 bar.update(max(0, done * len(f.data) // max(total, 1) - bar.pos))
             try:
-                if ours:
-                    with port_lent(ctx, by, LEND_S):
-                        report = flow.flash(f, port, session, keep_config=not no_keep_config,
-                                            drive_patterns=patterns, say=click.echo, progress=progress)
-                else:
+                with port_lent(ctx, by, LEND_S) if ours else contextlib.nullcontext():
                     report = flow.flash(f, port, session, keep_config=not no_keep_config,
                                         drive_patterns=patterns, say=click.echo, progress=progress)
             except files.FlashRefused as e:

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+from esp_pylib.logger import EspLog
 from esptool import cmds as esp_cmds
 from esptool.logger import TemplateLogger, log as esp_log
 from esptool.util import FatalError
@@ -68,7 +69,6 @@ class _ToLogging(TemplateLogger):
 @contextlib.contextmanager
 def _esptool_logging(progress: Progress | None) -> Iterator[None]:
     # esptool keeps one logger for the process; it is ours only while we flash.
-    from esp_pylib.logger import EspLog
     before = EspLog.instance
     esp_log.set_logger(_ToLogging(progress))
     try:

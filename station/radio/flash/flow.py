@@ -84,36 +84,36 @@ def flash(f: FirmwareFile, port: str, session: Session, *, keep_config: bool = T
         report.how = f"{result.chip} ROM bootloader"
         say(f"{result.written:,} bytes written to the {result.chip} at {f.address:#x} and verified (MD5)")
 
-    report.after = _come_back(session, come_back_s, say)
-    if report.after is None:
-        raise esp.FlashFailed(f"the radio did not come back on {port} within {come_back_s:.0f} s after the flash"
-                              + ("; its configuration was read before and is lost if the flash erased it:"
-                                 " restore it with station radio restore" if saved else ""))
-    if saved is not None:
-        with session() as link:
-            now = _read(link)
-            if setup_of(now) != setup_of(saved):
-                say("the new firmware lost part of the configuration: putting it back (the radio reboots)")
-                started = time.time()
-                radio_backup.write_to(RadioAdmin(link), saved)
-                back = wait_for_new_handshake(link, started, 90)
-                if back is None:
-                    raise esp.FlashFailed("the radio did not come back after its configuration was put back")
-                report.after = back
-                report.restored = True
-        if report.after.key_fingerprint != report.before.key_fingerprint:
-            raise esp.FlashFailed(f"after the flash the radio's key is {report.after.key_fingerprint}, "
-                                  f"not {report.before.key_fingerprint}: restore it with station radio restore")
+    with contextlib.ExitStack() as stack:
+        link = _come_back(session, come_back_s, stack)
+        if link is None:
+            raise esp.FlashFailed(f"the radio did not come back on {port} within {come_back_s:.0f} s after the flash"
+                                  + ("; its configuration was read before and is lost if the flash erased it:"
+                                     " restore it with station radio restore" if saved else ""))
+        report.after = link.radio_info
+        if saved is not None and setup_of(_read(link)) != setup_of(saved):
+            say("the new firmware lost part of the configuration: putting it back (the radio reboots)")
+            started = time.time()
+            radio_backup.write_to(RadioAdmin(link), saved)
+            back = wait_for_new_handshake(link, started, 90)
+            if back is None:
+                raise esp.FlashFailed("the radio did not come back after its configuration was put back")
+            report.after = back
+            report.restored = True
+    if saved is not None and report.after.key_fingerprint != report.before.key_fingerprint:
+        raise esp.FlashFailed(f"after the flash the radio's key is {report.after.key_fingerprint}, "
+                              f"not {report.before.key_fingerprint}: restore it with station radio restore")
     if report.after.firmware.split("-")[0] != f.version:
         report.notes.append(f"the radio reports firmware {report.after.firmware}, the file was {f.version}")
     return report
 
 
-def _come_back(session: Session, timeout: float, say: Callable[[str], None]) -> RadioInfo | None:
+def _come_back(session: Session, timeout: float, stack: contextlib.ExitStack) -> RadioLink | None:
+    """The radio's session once it answers again (kept open on `stack`), or None."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with contextlib.suppress(RadioUnavailable, OSError):
-            with session() as link:
-                return link.radio_info
-        time.sleep(1.0)
+        try:
+            return stack.enter_context(session())
+        except (RadioUnavailable, OSError):
+            time.sleep(1.0)
     return None

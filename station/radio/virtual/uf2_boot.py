@@ -1,5 +1,6 @@
 """An nRF52840 board (RAK4631, T-Echo, T1000-E) as a technician flashes it: Meshtastic firmware on
-USB serial until the host "touches" the port (opens it at 1200 baud and closes it), then the
+USB serial until the host "touches" the port (opens it at 1200 baud and closes it: the reset the
+firmware's own bin/device-install.sh and device-update.sh do with RESET_BAUD=1200), then the
 Adafruit UF2 bootloader: the serial port disappears and a USB drive appears holding INFO_UF2.TXT
 (Adafruit_nRF52_Bootloader src/usb/uf2/ghostfat.c: "UF2 Bootloader <version>", "Model: <product>",
 "Board-ID: <board id>"; the strings below are stand-ins: the station only shows them). A .uf2 file copied onto the drive is written block by block; blocks for
