@@ -148,7 +148,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "port": Key("", str, _gps_port),
         "baud": Key(9600, int, _baud),
         "clock_margin_s": Key(5.0, (int, float), _positive),
-        "store_interval_s": Key(60.0, (int, float), _positive),
+        "store_interval_s": Key(900.0, (int, float), _positive),
     },
     "alerts": {
         "keywords": Key(["SOS", "HELP", "AIDE", "SOCORRO"], list, _words),

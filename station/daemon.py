@@ -25,7 +25,7 @@ from station.radio.jobs import JobRunner
 from station.radio.ports import resolve_port
 from station.radio.profile import MeshProfile
 from station.radio.sim import SimRadio
-from station import receipts
+from station import receipts, runtime
 from station.radio.info import RadioInfo
 from station.radio.keeper import Bracelet as KeptBracelet
 from station.radio.keeper import RadioKeeper, needed
@@ -55,11 +55,13 @@ class Station:
         self.gps_tracker: GpsTracker | None = None
         self._stop = threading.Event()
         self._wake_monitor = threading.Event()
+        self._keeper_lock = threading.Lock()
         self._silenced = False
         self._newest_incident = 0
         self._last_gps_store = 0.0
         self.stale_after_s = STALE_AFTER_S
         self.key_check_every_s = KEY_CHECK_EVERY_S
+        self.status_every_s = STATUS_EVERY_S
 
     # -- start and stop ----------------------------------------------------------------------
     def start(self) -> "Station":
@@ -96,6 +98,7 @@ class Station:
             self.gps_tracker = GpsTracker(self.clock)
             self.gps = GpsReader(cfg.gps["port"], cfg.gps["baud"], self.gps_tracker, self._on_gps_fix).start()
         self._reader = dbmod.connect(cfg.database_path)
+        self._keeper_reader = dbmod.connect(cfg.database_path)
         self.relay = None
         if cfg.relay["enabled"] and cfg.lists.get("destinations"):
             from station.relay.service import Relay
@@ -128,6 +131,8 @@ class Station:
         if self.sim:
             self.sim.stop()
         self._reader.conn.close()
+        with self._keeper_lock:
+            self._keeper_reader.conn.close()
 
     def healthy(self) -> tuple[bool, str]:
         now = time.monotonic()
@@ -208,14 +213,13 @@ class Station:
         return {"ok": True}
 
     def _registered_bracelets(self) -> list[KeptBracelet]:
-        # A connection of its own: the keeper runs on short-lived threads of its own.
-        reader = dbmod.connect(self.cfg.database_path)
-        try:
-            rows = reader.execute(
+        # The keeper runs on short-lived threads, so it has a connection of its own under a lock;
+        # not a new connection each time: opening one writes to the -shm file, which the kernel
+        # then writes to the SD card (every 30 s at idle, bench/sd_card.py).
+        with self._keeper_lock:
+            rows = self._keeper_reader.execute(
                 "SELECT b.node_num, b.label, b.public_key, n.long_name, n.short_name FROM bracelets b "
                 "LEFT JOIN nodes n ON n.num=b.node_num ORDER BY b.node_num").fetchall()
-        finally:
-            reader.conn.close()
         return [KeptBracelet(*r) for r in rows]
 
     def _radio_event(self, detail: str) -> None:
@@ -275,7 +279,7 @@ class Station:
                     keys_checked = time.monotonic()
                     self._check_radio_keys()
                 if time.monotonic() >= next_status:
-                    next_status = time.monotonic() + STATUS_EVERY_S
+                    next_status = time.monotonic() + self.status_every_s
                     self._write_status("running")
             except Exception:
                 log.exception("monitor step failed")
@@ -322,10 +326,11 @@ class Station:
         }
 
     def _write_status(self, phase: str) -> None:
-        snap = self.status_snapshot(phase)
-        at = time.time()
-        self.writer.submit(lambda db: [records.set_state(db, k, v, at) for k, v in snap.items()],
-                           name="status")
+        try:
+            runtime.write_status(self.cfg.database_path, self.status_snapshot(phase))
+        except OSError as e:
+            log.warning("could not write the status snapshot to %s: %s",
+                        runtime.status_path(self.cfg.database_path), e)
 
 
 def run(cfg: Config, *, sim_speed: float = 1.0, corpus_dir: Path | None = None,

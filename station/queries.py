@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlite_utils
 
+from station import runtime
 from station.storage import records
 
 RUNNING_IF_FRESHER_THAN_S = 10.0
@@ -104,6 +105,10 @@ def radio_report(db: sqlite_utils.Database, profile=None) -> tuple[dict | None, 
     return info.as_status(), found
 
 
+def database_file(db: sqlite_utils.Database) -> str:
+    return next((row[2] for row in db.execute("PRAGMA database_list").fetchall() if row[1] == "main"), "")
+
+
 def counts(db: sqlite_utils.Database) -> dict[str, Any]:
     one = lambda sql: db.execute(sql).fetchone()[0]  # noqa: E731
     return {
@@ -123,12 +128,11 @@ def counts(db: sqlite_utils.Database) -> dict[str, Any]:
 
 def status(db: sqlite_utils.Database, profile=None) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    newest = 0.0
+    # The daemon's snapshot lives in RAM (station/runtime.py), found from this database's path.
+    got = runtime.read_status(database_file(db)) if database_file(db) else None
+    snap, newest = got if got else ({}, 0.0)
     for key in ("station", "radio", "gps", "clock", "ingest", "indicators", "relay"):
-        got = records.get_state(db, key)
-        out[key] = got[0] if got else None
-        if got:
-            newest = max(newest, got[1])
+        out[key] = snap.get(key)
     phase = (out.get("station") or {}).get("phase")
     info, problems = radio_report(db, profile)
     out["radio_info"] = info

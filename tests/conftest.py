@@ -138,6 +138,14 @@ FIRMWARE = ["2.6.11", "2.7.3", "2.7.26", "2.8"]
 QUIET_KEY = pytest.StashKey[tuple]()
 
 
+def pytest_configure(config):
+    """The daemons the tests start keep their status snapshots in one folder for this run (and
+    the processes they start inherit it), not in the machine's shared runtime folder."""
+    if "STATION_RUNTIME_DIR" not in os.environ:
+        import tempfile
+        os.environ["STATION_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="station-run-")
+
+
 def pytest_collection_finish(session):
     """Tests marked `background` need minutes of real time: their subject starts as soon as the
     session knows it will run them, and they run last, so the wait overlaps the other tests."""

@@ -61,3 +61,14 @@ def test_relay_benchmark_quick_mode_drains_its_backlog_once_sos_first(tmp_path):
     assert results["rows"] == sum(d["posts"] for d in results["destinations"].values())
     assert results["duplicates"] == 0 and results["link_return_to_first_sos_s"] is not None
     assert results["outbox_states"] == {"sent": results["rows"]}
+
+
+@pytest.mark.slow
+def test_sd_card_benchmark_quick_mode_counts_bytes_and_fsyncs_at_idle_and_on_a_busy_mesh(tmp_path):
+    results = quick(tmp_path, "sd_card.py")
+    assert results["quick"] is True and results["commit"]
+    busy = results["one_packet_per_s"]
+    # A mesh of one packet a second really reached the disk, each one durably: measured, not assumed.
+    assert busy["packets_stored"] > 0 and busy["fsyncs"] >= 1 and busy["bytes_written"] > 0
+    assert results["idle"]["packets_stored"] == 0 and set(results["targets_met"]) == {
+        "idle_under_5_mb_a_day", "idle_at_most_one_fsync_a_minute"}

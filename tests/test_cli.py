@@ -146,11 +146,11 @@ def test_locked_database_is_reported_clearly(run_cli, monkeypatch):
 
 def test_status_shows_the_relay_uncertain_posts_and_budget(run_cli):
     from station.storage import db as dbmod
-    from station.storage import records
+    from station import runtime
     from station.storage.migrations import migrate
     db = dbmod.connect(run_cli.db_path)
     migrate(db)
-    records.set_state(db, "relay", {"online": False, "budget": {"x": {"used": 0.45, "budget": 10.0}}}, 1.0)
+    runtime.write_status(run_cli.db_path, {"relay": {"online": False, "budget": {"x": {"used": 0.45, "budget": 10.0}}}})
     db.execute("INSERT INTO outbox (incident_id, destination, kind, seq, priority, state, text, idempotency_key, "
                "created_at, updated_at) VALUES (1, 'x', 'alert', 0, 0, 'uncertain', 't', 'k', 0, 0)")
     out = run_cli("status").output

@@ -26,6 +26,13 @@ from station.storage.migrations import migrate
 
 log = logging.getLogger(__name__)
 
+# Once the database has been quiet this long, the writer empties the WAL. While the WAL holds
+# frames, every read transaction (the alarm monitor's, twice a second; the console's) rewrites
+# its read mark in the mmap'd -shm file, and the kernel writes that page to the SD card every
+# 30 s: 12 MB a day of an idle station (bench/sd_card.py). An empty WAL is read without a write.
+IDLE_CHECKPOINT_S = 10.0
+CHECKPOINT_RETRY_S = 60.0     # a reader in another process kept it busy: no more than once a minute
+
 JobFn = Callable[[sqlite_utils.Database], Any]
 
 
@@ -66,6 +73,9 @@ class Writer:
         self.stats = WriterStats()
         self.alive_at = time.monotonic()
         self._stopping = False
+        self._last_commit = time.monotonic()
+        self._last_checkpoint_try = 0.0
+        self.idle_checkpoint_s = IDLE_CHECKPOINT_S
 
     # -- public API -------------------------------------------------------------------------
     def start(self) -> "Writer":
@@ -110,6 +120,7 @@ class Writer:
                 first = self._queue.get(timeout=1.0)
             except queue.Empty:
                 self.alive_at = time.monotonic()
+                self._checkpoint_if_idle()
                 continue
             batch = [first]
             if self.window_s and first is not _STOP and first.done is None:
@@ -129,6 +140,26 @@ class Writer:
             self.alive_at = time.monotonic()
             if stop:
                 return
+
+    def _checkpoint_if_idle(self) -> None:
+        now = time.monotonic()
+        if (now - self._last_commit < self.idle_checkpoint_s
+                or now - self._last_checkpoint_try < CHECKPOINT_RETRY_S and self._last_checkpoint_try):
+            return
+        wal = self.path.with_name(self.path.name + "-wal")
+        try:
+            if not wal.exists() or wal.stat().st_size == 0:    # also written by the console and relay
+                return
+            self._last_checkpoint_try = now
+            # No busy wait: an alert queued meanwhile must not wait behind a reader elsewhere.
+            self.db.execute("PRAGMA busy_timeout=0")
+            try:
+                busy, _, _ = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                self.db.execute(f"PRAGMA busy_timeout={dbmod.BUSY_TIMEOUT_MS}")
+            self.stats.extra["idle_checkpoints"] = self.stats.extra.get("idle_checkpoints", 0) + (not busy)
+        except Exception as e:   # never worth more than a line: the next commit works without it
+            log.warning("idle checkpoint failed: %s", e)
 
     def _commit_with_retry(self, jobs: list[_Job]) -> None:
         delay = 0.2
@@ -168,6 +199,8 @@ class Writer:
                 self.stats.failed_jobs += 1
                 log.exception("storage job %s failed and was rolled back", job.name or job.fn)
         db.execute("COMMIT")
+        self._last_commit = time.monotonic()
+        self._last_checkpoint_try = 0.0
         self.stats.commits += 1
         self.stats.jobs += len(jobs)
         self.stats.largest_batch = max(self.stats.largest_batch, len(jobs))

@@ -95,10 +95,10 @@ def test_nodes_and_health_pages_render_and_stay_inert(app):   # noqa: F811
 
 
 def test_health_shows_the_queue_and_the_outbox_by_state(app):   # noqa: F811
-    from station.storage import records
+    from station import runtime
     from station.storage.writer import Writer
     w = Writer(app.station_config.database_path).start()
-    w.call(lambda db: records.set_state(db, "ingest", {"queue": 3}, time.time()))
+    runtime.write_status(app.station_config.database_path, {"ingest": {"queue": 3}})
     w.call(lambda db: db.execute("INSERT INTO outbox (incident_id, destination, kind, state, priority, created_at, "
                                  "updated_at) VALUES (1, 'x', 'alert', 'held', 0, 0, 0), "
                                  "(1, 'm', 'alert', 'held', 0, 0, 0), (1, 'w', 'alert', 'sent', 0, 0, 0)"))

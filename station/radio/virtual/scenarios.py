@@ -384,6 +384,23 @@ def busy_mesh(s: Stage) -> None:
             time.sleep(0.001)
 
 
+def trickle(s: Stage) -> None:
+    """One packet a second until stopped, positions and telemetry from the cast in turn: a busy
+    but ordinary mesh, for what the station writes to its SD card in a day."""
+    people = [s.people[name] for name in KNOWN]
+    i = 0
+    while not s.stop.is_set():
+        b = people[i % len(people)]
+        if i % 2:
+            s.send(b.position(b.lat + (i % 7) * 1e-4, b.lon), sender=b)
+        else:
+            s.send(b.telemetry(90 - i % 50, 3.9), sender=b)
+        i += 1
+        s.pause(1.0)
+        if s.speed == 0:
+            time.sleep(0.001)
+
+
 def idle(s: Stage) -> None:
     """Nothing happens: the radio only answers the handshake and heartbeats (where it does)."""
 
@@ -395,7 +412,7 @@ SCENARIOS: dict[str, Callable[[Stage], None]] = {
     "public-channel": public_channel_press, "t1000e": t1000e, "two-presses": two_presses,
     "unregistered": unregistered, "impostor": impostor, "nmea": nmea, "garbage": garbage,
     "corrupt": corrupt, "corpus": corpus, "stream": stream, "flood": flood, "paced": paced,
-    "busy-mesh": busy_mesh, "idle": idle,
+    "busy-mesh": busy_mesh, "trickle": trickle, "idle": idle,
 }
 
 

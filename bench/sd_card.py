@@ -1,0 +1,149 @@
+"""SD-card wear: what `station run` writes to storage, and how often it forces it (fsync), at idle
+and on a mesh of one packet a second, extrapolated to a day.
+
+A Pi's SD card dies of small synchronous writes. Issue 14 measured 4.6 kB/s (about 400 MB a day)
+and an fsync every 2 s at idle, from a status snapshot stored through the database; the target is
+under 5 MB a day and at most one fsync a minute at idle.
+
+Bytes are the kernel's count of what the station process sent to the block layer
+(/proc/PID/io write_bytes, every thread); fsyncs are counted by strace (fsync and fdatasync).
+
+    .venv/bin/python bench/sd_card.py            # writes bench/results/sd_card.json (10 min a mode)
+    .venv/bin/python bench/sd_card.py --quick    # a short run that checks the benchmark works (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from measured import commit
+
+HERE = Path(__file__).resolve().parent
+PY = sys.executable
+DAY_S = 86400
+
+
+def write_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("write_bytes:"):
+            return int(line.split()[1])
+    raise RuntimeError("no write_bytes in /proc/PID/io")
+
+
+def child_of(pid: int, timeout: float = 30) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        if kids:
+            return int(kids[0])
+        time.sleep(0.05)
+    raise RuntimeError("strace did not start the station")
+
+
+def fsyncs_between(trace: Path, t0: float, t1: float) -> int:
+    n = 0
+    for line in trace.read_text().splitlines():
+        parts = line.split(None, 2)   # pid, epoch time, call
+        if len(parts) == 3 and parts[2].startswith(("fsync(", "fdatasync(")) and t0 <= float(parts[1]) < t1:
+            n += 1
+    return n
+
+
+def measure(tmp: Path, scenario: str, seconds: float, settle_s: float) -> dict:
+    radio_path = tmp / f"radio-{scenario}"
+    db, cfg, trace = tmp / f"{scenario}.db", tmp / f"{scenario}.toml", tmp / f"{scenario}.strace"
+    cfg.write_text(f'[radio]\nport = "{radio_path}"\n[storage]\ndatabase = "{db}"\n'
+                   '[gpio]\nenabled = false\n[log]\nlevel = "INFO"\n')
+    radio = subprocess.Popen([PY, "-m", "station", "radio", "simulate", "--pty", str(radio_path), "--scenario",
+                              scenario, "--wait-for-host"], stderr=subprocess.PIPE, text=True)
+    radio.stderr.readline()   # "virtual radio on ..."
+    # The status snapshot goes where it goes on a Pi: a RAM file system (/run/station there).
+    env = {**os.environ, "STATION_RUNTIME_DIR": tempfile.mkdtemp(prefix="station-run-", dir="/dev/shm")}
+    tracer = subprocess.Popen(["strace", "-f", "-qq", "-ttt", "-e", "trace=fsync,fdatasync", "-o", str(trace),
+                               PY, "-m", "station", "--config", str(cfg), "run"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    pid = None
+    try:
+        pid = child_of(tracer.pid)
+        for line in tracer.stdout:
+            if "radio.connected" in line:
+                break
+        else:
+            raise RuntimeError(f"station exited ({tracer.wait()}) before connecting to the radio")
+        subprocess.Popen(["cat"], stdin=tracer.stdout, stdout=subprocess.DEVNULL)   # keep its log pipe drained
+        # Start-up writes (migrations, handshake, the first checkpoint) are not the steady state.
+        wal, deadline = db.with_name(db.name + "-wal"), time.monotonic() + 60
+        if scenario == "idle":
+            while (not wal.exists() or wal.stat().st_size) and time.monotonic() < deadline:
+                time.sleep(0.5)
+        time.sleep(settle_s)
+        t0, b0 = time.time(), write_bytes(pid)
+        time.sleep(seconds)
+        t1, b1 = time.time(), write_bytes(pid)
+        with sqlite3.connect(db) as conn:
+            packets = conn.execute("SELECT COUNT(*) FROM packets WHERE received_at >= ?", (t0,)).fetchone()[0]
+    finally:
+        # strace neither passes SIGTERM on nor exits on it: stop the station, strace follows.
+        if pid:
+            os.kill(pid, 15)
+        try:
+            tracer.wait(30)
+        except subprocess.TimeoutExpired:
+            tracer.kill()
+        radio.terminate()
+        radio.wait(10)
+    fsyncs = fsyncs_between(trace, t0, t1)
+    span = t1 - t0
+    return {"scenario": scenario, "seconds": round(span, 1), "packets_stored": packets,
+            "bytes_written": b1 - b0, "fsyncs": fsyncs,
+            "mb_per_day": round((b1 - b0) / span * DAY_S / 1e6, 2),
+            "fsyncs_per_hour": round(fsyncs / span * 3600, 1)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="a short run that checks the benchmark works")
+    ap.add_argument("--seconds", type=float, help="seconds measured per mode (default 600, quick 10)")
+    ap.add_argument("--out", type=Path, help="where to write the results (default: bench/results/sd_card.json; "
+                    "a quick run writes only here)")
+    args = ap.parse_args()
+    if not shutil.which("strace"):
+        print("strace is needed to count fsyncs (apt install strace)", file=sys.stderr)
+        return 2
+    seconds = args.seconds or (10.0 if args.quick else 600.0)
+    results: dict = {"commit": commit(), "quick": args.quick,
+                     "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                                 "platform": platform.platform()},
+                     "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    with tempfile.TemporaryDirectory() as d:
+        settle_s = 1.0 if args.quick else 5.0
+        results["idle"] = measure(Path(d), "idle", seconds, settle_s)
+        results["one_packet_per_s"] = measure(Path(d), "trickle", seconds, settle_s)
+    idle = results["idle"]
+    results["targets_met"] = {"idle_under_5_mb_a_day": idle["mb_per_day"] < 5,
+                              "idle_at_most_one_fsync_a_minute": idle["fsyncs_per_hour"] <= 60}
+    for mode in ("idle", "one_packet_per_s"):
+        r = results[mode]
+        print(f"{mode}: {r['bytes_written']} bytes and {r['fsyncs']} fsyncs in {r['seconds']} s "
+              f"({r['packets_stored']} packets): {r['mb_per_day']} MB/day, {r['fsyncs_per_hour']} fsyncs/hour")
+    print("targets:", results["targets_met"])
+    if args.quick and not args.out:
+        return 0
+    out = args.out or HERE / "results" / "sd_card.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
