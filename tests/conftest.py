@@ -100,8 +100,21 @@ class Harness:
         return self
 
     def settle(self, timeout: float = 15.0) -> None:
-        """Wait until the scenario has played and everything it sent is committed."""
+        """Wait until the scenario has played and everything it sent is committed: the station
+        has read every packet the radio wrote, the library has published them, and the writer
+        has committed them and what they caused (on a busy machine each step can lag seconds)."""
+        import threading
+
+        from meshtastic import publishingThread
         wait_until(self.sim.done.is_set, timeout, what="scenario to finish")
+        station, radio = self.station, self.sim.radio
+        wait_until(lambda: not radio.pending() and station.link.packets_in >= radio.counters.packets_sent,
+                   timeout, what="the station to read every packet the radio wrote")
+        published = threading.Event()
+        publishingThread.queueWork(published.set)          # in order: after every packet read so far
+        assert published.wait(timeout), "the library's publishing thread did not catch up"
+        for _ in range(3):      # what a commit sets off (receipts, trust) is queued after it
+            station.writer.call(lambda db: None, timeout)
         last = [-1, 0.0]
 
         def stable() -> bool:

@@ -79,7 +79,7 @@ level = "WARNING"
             seen = after_keys
             incidents_before = after_incidents
         final = station("--config", str(cfg), "run")
-        time.sleep(2)
+        wait_until(lambda: len(snapshot(db_path)[0]) > len(seen), 20, 0.05, what="ingestion by the last station")
         final.send_signal(signal.SIGTERM)
         assert final.wait(15) == 0
     finally:

@@ -28,6 +28,17 @@ def beeping(pin, seconds=0.6) -> bool:
     return False
 
 
+def rhythm(pin, periods: int = 6, timeout: float = 10.0) -> tuple[float, float]:
+    """The median seconds on and off of a beeping or blinking pin, from the mock pin's own record
+    of each change and how long the state before it lasted."""
+    pin.clear_states()
+    wait_until(lambda: len(pin.states) > 2 * periods + 1, timeout, what=f"{periods} on-off periods")
+    changes = pin.states[2:]                 # the first lasted since clear_states(): a part period
+    on = sorted(c.timestamp for c in changes if not c.state)    # turned off: it had been on this long
+    off = sorted(c.timestamp for c in changes if c.state)
+    return on[len(on) // 2], off[len(off) // 2]
+
+
 @pytest.mark.parametrize("open_n, duress_n, ack_n, silenced, level", [
     (0, 0, 0, False, "none"),
     (1, 0, 0, False, "open"),
@@ -45,15 +56,16 @@ def test_outputs_follow_the_alarm_level(factory):
     buzzer, alert = factory.pin(PINS["buzzer"]), factory.pin(PINS["alert_led"])
     ind.alarm(indicators.OPEN)
     assert beeping(buzzer, 1.2) and beeping(alert, 1.2)
+    # An ordinary alert's slow rhythm, which the duress pattern must not share.
+    beep_on, beep_off = rhythm(buzzer, periods=3)
+    assert 0.15 < beep_on < 0.5 and beep_off > 0.6
     ind.alarm(indicators.SILENCED)
-    time.sleep(0.05)
-    assert buzzer.state == 0 and not beeping(buzzer) and beeping(alert, 1.2)
+    wait_until(lambda: buzzer.state == 0, 2, what="buzzer off")
+    assert not beeping(buzzer) and beeping(alert, 1.2)
     ind.alarm(indicators.ACKNOWLEDGED)
-    time.sleep(0.05)
-    assert (alert.state, buzzer.state) == (1, 0)
+    wait_until(lambda: (alert.state, buzzer.state) == (1, 0), 2, what="steady alert light, no sound")
     ind.alarm(indicators.NONE)
-    time.sleep(0.05)
-    assert (alert.state, buzzer.state) == (0, 0)
+    wait_until(lambda: (alert.state, buzzer.state) == (0, 0), 2, what="all off")
     ind.link(True)
     assert factory.pin(PINS["link_led"]).state == 1
     ind.close()
@@ -65,14 +77,11 @@ def test_press_acknowledges_and_hold_silences(factory):
     ind = GpioIndicators(cfg, lambda: calls.append("ack"), lambda: calls.append("silence"), factory)
     button = factory.pin(cfg["ack_button"])
     button.drive_low()     # pressed (pull-up)
-    time.sleep(0.05)
     button.drive_high()
     wait_until(lambda: calls == ["ack"], 2, what="ack on short press")
     button.drive_low()
-    time.sleep(0.4)
-    button.drive_high()
-    wait_until(lambda: calls == ["ack", "silence"], 2, what="silence on hold, and no ack")
-    time.sleep(0.1)
+    wait_until(lambda: calls == ["ack", "silence"], 2, what="silence while held")
+    button.drive_high()    # gpiozero runs the release handler in this call: a stray ack would be here now
     assert calls == ["ack", "silence"]
     ind.close()
 
@@ -124,3 +133,9 @@ def test_duress_cancel_rings_the_duress_pattern(harness, factory):
     h = harness("duress", "pty", pin_factory=factory, gpio={"enabled": True})
     h.settle()
     wait_until(lambda: h.station.indicators.level == "duress", 3, what="duress alarm")
+    # The room must tell a duress from an ordinary alert by ear and by eye: fast beeps (0.1 s on,
+    # 0.1 s off) against an alert's slow ones (0.2 s on, 0.8 s off); a fast-blinking light.
+    buzzer, light = factory.pin(PINS["buzzer"]), factory.pin(PINS["alert_led"])
+    beep_on, beep_off = rhythm(buzzer)
+    blink_on, blink_off = rhythm(light)
+    assert beep_off < 0.45 and beep_on < 0.18 and blink_off < 0.35 and blink_on < 0.35

@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
@@ -67,7 +66,7 @@ def test_slow_link_still_delivers(harness):
 def test_tcp_connection_dropped_by_the_radio_is_recovered(harness):
     h = harness("idle", "tcp")
     h.sim.transport.drop_client()
-    time.sleep(0.5)
+    wait_until(lambda: h.station.link.state.connects >= 2, 15, what="the station to notice and reconnect")
     h.sim.radio.emit_packet(h.sim.stage.amina.alert("SOS"))
     wait_until(lambda: h.count("SELECT COUNT(*) FROM incidents") == 1, 15, what="alert after TCP drop")
 

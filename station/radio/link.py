@@ -135,6 +135,8 @@ class _StationInterface:
         except Exception as e:
             link.sink.on_bad_frame(raw, f"FromRadio does not parse: {e}"[:200])
             return
+        if parsed.HasField("packet"):
+            link.packets_in += 1
         if link._consume(parsed):
             return
         link._observe(parsed)
@@ -193,6 +195,7 @@ class RadioLink:
         self.queue_status: tuple[int, int] | None = None   # (free, size) of the radio's send queue
         self._lent_until = 0.0            # wall clock: the port is lent to a technician's command
         self.probes = 0
+        self.packets_in = 0      # mesh packets read from the radio (tests: has the station read all?)
         self._notes = HandshakeNotes()
         self._own_requests: collections.OrderedDict[int, str] = collections.OrderedDict()
         self._answers: dict[int, _Answer] = {}

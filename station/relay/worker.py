@@ -40,6 +40,7 @@ class RelayWorker:
         self.backoff_base_s = backoff_base_s
         self.alive_at = time.monotonic()
         self.sent = 0
+        self.passes = 0           # complete plan-and-drain passes: what "nothing happened" is measured in
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="relay-worker", daemon=True)
@@ -81,6 +82,7 @@ class RelayWorker:
                 except Exception:
                     log.exception("relay step failed; trying again")
                     wait = self.idle_s
+                self.passes += 1
                 woken = self._wake.wait(wait)
                 self._wake.clear()
         finally:

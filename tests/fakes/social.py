@@ -45,6 +45,7 @@ class FakePlatform:
         self.secret = secret
         self.posts: list[Post] = []
         self.requests: list[tuple[str, str]] = []
+        self.request_times: list[float] = []   # time.time() of each request, in order
         self.faults: deque[Fault] = deque()
         self.keys: dict[str, Post] = {}
         self.rejected_duplicates = 0
@@ -132,12 +133,14 @@ class FakePlatform:
         if got is None:
             with self._lock:
                 self.requests.append((method, h.path + " (aborted)"))
+                self.request_times.append(time.time())
             return
         raw, body = got
         if self.delay_s:
             time.sleep(self.delay_s)
         with self._lock:
             self.requests.append((method, h.path))
+            self.request_times.append(time.time())
             fault = self.faults.popleft() if self.faults else None
         if fault and fault.status:
             if fault.status == 429:

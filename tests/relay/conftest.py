@@ -131,6 +131,17 @@ class RelayHarness:
         self.writer.call(lambda db: incidents.resolve(db, iid, resolution, "test", time.time()))
         self.worker.wake()
 
+    def quiet(self) -> None:
+        """Wait until the worker has run two whole passes since now, woken for each: what it has
+        not done by then, it was not going to do. The proof that nothing happened, without a
+        fixed sleep that proves nothing on a slow machine."""
+        start = self.worker.passes
+
+        def two_passes() -> bool:
+            self.worker.wake()
+            return self.worker.passes >= start + 2
+        wait_until(two_passes, 20, what="two relay passes")
+
     def act(self, fn) -> None:
         self.writer.call(fn)
         if self.worker:

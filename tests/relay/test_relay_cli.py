@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 from click.testing import CliRunner
 
@@ -73,7 +72,7 @@ def test_approve_withhold_and_outbox_actions(relay, tmp_path):
     assert run(cfg, "outbox", "cancel", str(uncertain["id"])).exit_code == 0
     third = h.incident(lat=2.0, lon=2.0)
     assert run(cfg, "alerts", "withhold", str(third)).exit_code == 0
-    time.sleep(0.3)
+    h.quiet()
     assert all(f"#{third}" not in p.text for p in h.x.posts)
 
 

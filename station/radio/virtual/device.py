@@ -84,6 +84,7 @@ class Counters:
     heartbeats: int = 0
     heartbeats_answered: int = 0
     frames_sent: int = 0
+    packets_sent: int = 0              # mesh packets written to the host (what it must have read)
     dropped_queue_full: int = 0        # MeshService.cpp:319-332
     lost_port_closed: int = 0          # written while no host had the serial port open
     boots: int = 1
@@ -538,8 +539,10 @@ class VirtualRadio:
             while self._state == "packets" and not self.hung and self._transport is not None:
                 if self._pending:
                     data, portnum, replayable = self._pending.popleft()
+                    is_packet = portnum is not None
                 elif self._replays:
                     data, portnum, replayable = self._replays.popleft(), None, False   # live packets go first
+                    is_packet = True
                 else:
                     return
                 if not self._host_present and self._transport_is_serial():
@@ -548,6 +551,8 @@ class VirtualRadio:
                 if not self._write(data):
                     self._pending.appendleft((data, portnum, replayable))
                     return
+                if is_packet:
+                    self.counters.packets_sent += 1
                 if self.replay_last and replayable:
                     self._delivered.append(data)
 
