@@ -67,7 +67,8 @@ pip_install() {  # venv, then what to install
     local venv="$1"; shift
     run "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip \
         || die "could not update pip: is there a connection to the Python package index?"
-    run "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$@" \
+    # The tested versions (constraints.txt), not whatever is newest on install day.
+    run "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -c "$here/constraints.txt" "$@" \
         || die "could not install the station's packages: is there a connection to the Python package index?"
 }
 

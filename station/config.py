@@ -317,11 +317,21 @@ def find_config_path(explicit: str | os.PathLike | None, environ: dict[str, str]
     return None
 
 
+def user_data_dir(environ: dict[str, str] | None = None) -> Path:
+    """Where a station with no config file keeps its database: one place for the user, whatever
+    folder a command runs from ($XDG_DATA_HOME/station, else ~/.local/share/station)."""
+    environ = os.environ if environ is None else environ
+    base = environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base).resolve() / "station"
+
+
 def load(explicit: str | os.PathLike | None = None, environ: dict[str, str] | None = None) -> Config:
     path = find_config_path(explicit, environ)
     if path is None:
-        # Relative paths in the built-in defaults are relative to where the station is started.
-        return validate({}, None, Path.cwd())
+        # Not relative to the current folder: `station alerts list` run from another folder
+        # would otherwise read (and create) another, empty database and say "No open alerts".
+        data = user_data_dir(environ)
+        return validate({"storage": {"database": str(data / "station.db")}}, None, data)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

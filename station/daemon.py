@@ -33,6 +33,7 @@ from station.receipts import ReceiptSender
 from station.sdnotify import Notifier
 from station.storage import db as dbmod
 from station.storage import records
+from station.storage.lock import DaemonLock
 from station.storage.writer import Writer
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,14 @@ class Station:
 
     # -- start and stop ----------------------------------------------------------------------
     def start(self) -> "Station":
+        self._lock = DaemonLock(self.cfg.database_path).acquire()
+        try:
+            return self._start()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _start(self) -> "Station":
         cfg = self.cfg
         self.writer = Writer(cfg.database_path, cfg.storage["batch_max"],
                              cfg.storage["commit_window_ms"] / 1000).start()
@@ -133,6 +142,7 @@ class Station:
         self._reader.conn.close()
         with self._keeper_lock:
             self._keeper_reader.conn.close()
+        self._lock.release()
 
     def healthy(self) -> tuple[bool, str]:
         now = time.monotonic()

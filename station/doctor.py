@@ -162,14 +162,22 @@ def radio_setup(status: dict | None) -> list[Check]:
             for f in findings]
 
 
-def groups(user: str) -> Check:
+def _membership(user: str) -> set[str] | None:
+    """The user's groups (primary and supplementary), or None when there is no such user."""
     try:
         entry = pwd.getpwnam(user)
     except KeyError:
-        return Check("groups", UNKNOWN, f"no {user!r} user on this machine (a development machine?)",
-                     "sudo ./install.sh creates it")
+        return None
     names = {g.gr_name for g in grp.getgrall() if user in g.gr_mem}
     names.add(grp.getgrgid(entry.pw_gid).gr_name)
+    return names
+
+
+def groups(user: str, membership=_membership) -> Check:
+    names = membership(user)
+    if names is None:
+        return Check("groups", UNKNOWN, f"no {user!r} user on this machine (a development machine?)",
+                     "sudo ./install.sh creates it")
     missing = [g for g in ("dialout", "gpio") if g not in names]
     if missing:
         return Check("groups", FAIL, f"user {user} is not in {', '.join(missing)}",

@@ -123,7 +123,7 @@ class Harness:
             if (n != last[0] or self.sim.radio.pending() or self.station.writer.pending()):
                 last[:] = [n, time.monotonic()]
                 return False
-            return time.monotonic() - last[1] > 0.3
+            return time.monotonic() - last[1] > 0.1
         wait_until(stable, timeout, what="ingestion to settle")
 
     def db(self) -> sqlite3.Connection:
@@ -154,9 +154,22 @@ QUIET_KEY = pytest.StashKey[tuple]()
 def pytest_configure(config):
     """The daemons the tests start keep their status snapshots in one folder for this run (and
     the processes they start inherit it), not in the machine's shared runtime folder."""
+    import tempfile
     if "STATION_RUNTIME_DIR" not in os.environ:
-        import tempfile
         os.environ["STATION_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="station-run-")
+    # A command run with no config file uses the user's data folder: the tester's own stays untouched.
+    os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="station-data-")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The quick loop (`-m "not slow"`) runs every behaviour once, on the newest released firmware
+    over a pty; its repeats on every other firmware and over TCP are `slow`, as are the tests
+    marked so (kill -9 loops, reboots, flashing, mesh round trips). CI runs them all."""
+    from station.radio.virtual.firmware import DEFAULT
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if params.get("firmware", DEFAULT) != DEFAULT or params.get("transport", "pty") != "pty":
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_collection_finish(session):

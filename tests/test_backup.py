@@ -51,6 +51,21 @@ def test_only_the_newest_backups_are_kept(tmp_path):
     assert names == ["station-20261105T000000Z.db", "station-20261104T000000Z.db", "station-20261103T000000Z.db"]
 
 
+def test_a_months_of_nightly_backups_leave_only_whole_backups_on_the_stick(tmp_path):
+    """An office that checks its USB stick finds the backups and nothing else: no -wal, -shm or
+    half-written copy, even after a backup was cut short by a power cut."""
+    Writer(tmp_path / "s.db").stop()
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    (usb / "station-20261030T000000Z.partial").write_bytes(b"cut short")
+    (usb / "station-20261030T000000Z.partial-wal").write_bytes(b"")
+    for day in range(1, 6):
+        made = bk.backup(tmp_path / "s.db", usb, keep=3, now=dt.datetime(2026, 11, day, tzinfo=dt.timezone.utc))
+        assert count(made) == 0          # each one opens (and is opened by its own check) cleanly
+    assert sorted(p.name for p in usb.iterdir()) == [
+        "station-20261103T000000Z.db", "station-20261104T000000Z.db", "station-20261105T000000Z.db"]
+
+
 def test_restore_brings_back_the_backup_and_keeps_the_current_database(tmp_path):
     w = Writer(tmp_path / "s.db").start()
     w.call(lambda db: records.insert_reject(db, 1.0, "test", "before backup"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from station.cli import cli
@@ -40,6 +41,7 @@ def provisioned(office_fixture):
     return h, config, b
 
 
+@pytest.mark.slow
 def test_a_provisioned_bracelet_answers_with_its_route_battery_and_matching_profile(office):  # noqa: F811
     h, config, b = provisioned(office)
     on_the_air(h, b.radio, hops=2)
@@ -56,6 +58,7 @@ def test_a_provisioned_bracelet_answers_with_its_route_battery_and_matching_prof
     assert "answered position, telemetry, route" in detail
 
 
+@pytest.mark.slow
 def test_a_drifted_bracelet_is_set_back_over_the_mesh_with_the_session_passkey(office):  # noqa: F811
     h, config, b = provisioned(office)
     on_the_air(h, b.radio)
@@ -98,6 +101,7 @@ def test_a_bracelet_that_does_not_take_the_station_key_cannot_be_changed_from_it
     assert "error" not in out["route"]                   # it still answers what anyone may ask
 
 
+@pytest.mark.slow
 def test_a_station_radio_on_another_channel_is_named_as_the_likely_cause(office):  # noqa: F811
     h, bracelet, config = office          # the station's radio was never set to the profile
     b = bracelet("rak4631")
@@ -110,6 +114,7 @@ def test_a_station_radio_on_another_channel_is_named_as_the_likely_cause(office)
     assert "not on the same channel as the station's radio: station radio check" in result.output
 
 
+@pytest.mark.slow
 def test_a_bracelet_out_of_reach_is_reported_as_not_answering(office):  # noqa: F811
     h, config, b = provisioned(office)
     on_the_air(h, b.radio)

@@ -198,3 +198,24 @@ def test_maps_import_and_list_pmtiles_and_explain_a_refusal(run_cli, tmp_path):
     bad.write_bytes(b"PMTiles\x02" + bytes(200))
     r = run_cli("maps", "import", str(bad))
     assert r.exit_code == 1 and "pmtiles convert" in r.output and run_cli("maps", "list").output.split() == ["dakar"]
+
+
+def test_a_console_on_a_busy_port_says_so_in_one_line(tmp_path):
+    """An office administrator who starts a second console sees why it did not start."""
+    import socket
+    import subprocess
+    import sys
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    try:
+        cfg = tmp_path / "station.toml"
+        cfg.write_text(f'[storage]\ndatabase = "{tmp_path / "s.db"}"\n')
+        out = subprocess.run([sys.executable, "-m", "station", "--config", str(cfg), "console", "--host", "127.0.0.1",
+                              "--port", str(port)], capture_output=True, text=True, timeout=60)
+    finally:
+        busy.close()
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in out.stderr
+    assert "is another console running?" in out.stderr and len(out.stderr.strip().splitlines()) == 1

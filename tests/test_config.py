@@ -12,12 +12,19 @@ from station import config
 EXAMPLE = Path(__file__).resolve().parent.parent / "station.example.toml"
 
 
-def test_no_file_means_built_in_defaults(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_no_file_means_built_in_defaults_with_one_database_whatever_the_folder(tmp_path, monkeypatch):
+    """An office worker who runs `station alerts list` from another folder reads the same
+    database as the station, not a new empty one."""
     monkeypatch.setattr(config, "SYSTEM_CONFIG", tmp_path / "absent.toml")
-    cfg = config.load(None, environ={})
-    assert cfg.radio["port"] == "auto"
-    assert cfg.database_path == tmp_path / "station-data" / "station.db"
+    env = {"XDG_DATA_HOME": str(tmp_path / "data")}
+    seen = set()
+    for folder in (tmp_path, tmp_path / "elsewhere"):
+        folder.mkdir(exist_ok=True)
+        monkeypatch.chdir(folder)
+        cfg = config.load(None, environ=env)
+        assert cfg.radio["port"] == "auto"
+        seen.add(cfg.database_path)
+    assert seen == {tmp_path / "data" / "station" / "station.db"}
 
 
 def test_search_order_is_option_then_environment_then_system_file(tmp_path, monkeypatch):

@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from station.radio.virtual.bracelets import cast
 
 from .conftest import free_port, listening, register_cast, wait_until
@@ -37,6 +39,7 @@ def quick_check(db_path) -> str:
         return c.execute("PRAGMA quick_check").fetchone()[0]
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_moments_loses_nothing_and_duplicates_nothing(tmp_path):
     rng = random.Random(20261122)
     port = free_port()
@@ -97,3 +100,36 @@ level = "WARNING"
     people = cast()
     assert per_node == {people[n].num: 1 for n in ("amina", "bashir", "chen")}
     assert dups > 0      # the radio did replay packets after reconnects, and they were dropped
+
+
+def test_a_second_daemon_on_the_same_database_refuses_to_start_and_names_the_first(tmp_path):
+    """Two daemons on one database would both hold the radio and both answer the wearer."""
+    from station.storage.lock import DaemonLock
+    radio_path = tmp_path / "radio"
+    radio = subprocess.Popen([sys.executable, "-m", "station", "radio", "simulate", "--pty", str(radio_path),
+                              "--scenario", "idle"], stderr=subprocess.PIPE, text=True)
+    radio.stderr.readline()
+    cfg = tmp_path / "station.toml"
+    cfg.write_text(f'[radio]\nport = "{radio_path}"\n[storage]\ndatabase = "{tmp_path / "s.db"}"\n'
+                   '[gpio]\nenabled = false\n')
+    first = subprocess.Popen([sys.executable, "-m", "station", "--config", str(cfg), "run"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in first.stdout:
+            if "station running" in line:
+                break
+        second = subprocess.run([sys.executable, "-m", "station", "--config", str(cfg), "run"],
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1
+        assert f"another station daemon (pid {first.pid}) is already running" in second.stderr
+        assert "Traceback" not in second.stderr + second.stdout
+        assert first.poll() is None              # the first one carries on
+        # kill -9 leaves no stale lock: the kernel drops it with the process.
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(10)
+        DaemonLock(tmp_path / "s.db").acquire().release()
+    finally:
+        if first.poll() is None:
+            first.kill()
+        radio.terminate()
+        radio.wait(10)

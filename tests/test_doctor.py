@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from click.testing import CliRunner
 
 from station import doctor
@@ -86,9 +87,25 @@ def test_undervoltage_flags_are_read_from_vcgencmd(tmp_path):
         assert doctor.undervoltage(str(fake)).status == status
 
 
-def test_groups_of_a_real_user_are_checked():
+@pytest.mark.parametrize("member_of, status, remedy", [
+    ({"station", "dialout", "gpio"}, "ok", ""),
+    ({"station", "dialout"}, "fail", "sudo adduser station gpio"),        # no buzzer, LEDs or button
+    ({"station", "gpio"}, "fail", "sudo adduser station dialout"),        # no radio
+    ({"station"}, "fail", "sudo adduser station dialout && sudo adduser station gpio"),
+    (None, "unknown", "sudo ./install.sh creates it"),
+])
+def test_a_station_user_missing_a_group_is_told_the_command_that_adds_it(member_of, status, remedy):
+    check = doctor.groups("station", membership=lambda user: member_of)
+    assert (check.status, check.remedy) == (status, remedy)
+
+
+def test_groups_of_a_real_user_are_read_from_the_system():
+    """The same answer as `id -Gn`, an independent reading of the group database."""
+    listed = set(subprocess.run(["id", "-Gn", "root"], capture_output=True, text=True, check=True).stdout.split())
     check = doctor.groups("root")
-    assert check.status in (doctor.OK, doctor.FAIL)
+    missing = [g for g in ("dialout", "gpio") if g not in listed]
+    assert check.status == (doctor.FAIL if missing else doctor.OK)
+    assert all(g in check.message for g in missing)
     if check.status == doctor.FAIL:
         assert "sudo adduser root" in check.remedy
 

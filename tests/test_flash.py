@@ -89,6 +89,7 @@ def test_a_heltec_is_flashed_through_its_rom_bootloader_and_keeps_its_channel_an
     assert action == "radio flashed" and f"-> {NEW}" in detail and "ESP32-S3 ROM bootloader" in detail
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("device, chip, chip_id", [("heltec-v3", "ESP32-S3", 9), ("tbeam", "ESP32", 0)])
 def test_a_factory_image_is_written_from_address_zero(tmp_path, bench, device, chip, chip_id):
     esp, _ = bench
@@ -102,6 +103,7 @@ def test_a_factory_image_is_written_from_address_zero(tmp_path, bench, device, c
     assert "at 0x0 and verified" in result.output
 
 
+@pytest.mark.slow
 def test_a_radio_whose_new_firmware_lost_its_configuration_gets_it_and_its_key_back(tmp_path, bench):
     esp, _ = bench
     board = esp("tbeam", "ESP32")
@@ -118,6 +120,7 @@ def test_a_radio_whose_new_firmware_lost_its_configuration_gets_it_and_its_key_b
     assert "configuration put back" in events(tmp_path)[-1][1]
 
 
+@pytest.mark.slow
 def test_a_rak4631_is_flashed_through_its_uf2_drive(tmp_path, bench):
     _, nrf = bench
     board = nrf("rak4631")
@@ -198,6 +201,7 @@ def test_the_file_table_follows_the_firmware_variants():
     assert base64.b16encode(files.UF2_FAMILY_NRF52840.to_bytes(4, "big")) == b"ADA52840"
 
 
+@pytest.mark.slow
 def test_the_uf2_touch_only_happens_once_the_radio_has_given_its_configuration(tmp_path, bench):
     """A touch puts the board in its bootloader: the station must have its key first."""
     _, nrf = bench
@@ -210,6 +214,7 @@ def test_the_uf2_touch_only_happens_once_the_radio_has_given_its_configuration(t
     assert board.boots == []
 
 
+@pytest.mark.slow
 def test_without_a_port_the_station_radio_is_flashed(tmp_path, bench):
     """No --port: the station's own radio (the daemon would lend its port; here none runs)."""
     esp, _ = bench

@@ -72,6 +72,7 @@ def test_dry_run_prints_every_action_and_changes_nothing(tmp_root):
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
 
 
+@pytest.mark.slow
 def test_system_install_upgrade_doctor_uninstall_and_purge(tmp_root):
     tmp_path = tmp_root
     need_root_tools()

@@ -15,6 +15,7 @@ from .conftest import FIRMWARE, wait_until
 QUIET_S = 300.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("firmware", FIRMWARE)
 def test_a_quiet_mesh_never_looks_like_a_hung_radio(harness, firmware):
     h = harness("idle", "pty", firmware=firmware)

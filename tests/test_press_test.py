@@ -87,6 +87,7 @@ def test_once_the_test_has_passed_the_next_press_is_a_real_alert(office):
     wait_until(lambda: h.station.indicators.level == "open", 5, what="the room alarm")
 
 
+@pytest.mark.slow
 def test_another_bracelets_press_during_a_test_is_a_real_alert(office):
     h, config = office
     t = PressTest(config, f"!{AMINA:08x}", window=10)

@@ -102,6 +102,7 @@ def test_dry_run_shows_the_difference_and_changes_nothing(tmp_path, bench_radio)
     assert sim.radio.admin.changes == [] and sim.radio.counters.boots == boots
 
 
+@pytest.mark.slow
 def test_configure_sets_the_radio_verifies_after_its_reboot_and_logs_who_did_it(tmp_path, bench_radio):
     sim = bench_radio()
     boots = sim.radio.counters.boots
@@ -228,6 +229,7 @@ def test_without_a_radio_the_technician_is_told_what_to_plug_in(tmp_path):
 PASS = "correct horse battery staple\n"
 
 
+@pytest.mark.slow
 def test_a_replacement_radio_restored_from_a_backup_keeps_the_stations_key_and_channels(tmp_path, bench_radio):
     old = bench_radio()
     config = write_config(tmp_path, old.port, tmp_path / "station.db")
@@ -261,6 +263,7 @@ def test_a_replacement_radio_restored_from_a_backup_keeps_the_stations_key_and_c
     assert actions == ["radio backed up", "radio restored"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tamper, message", [
     (lambda d: d, "wrong passphrase"),
     (lambda d: d.replace(b'"node": "!5a7a7100"', b'"node": "!00000bad"'), "wrong passphrase, or the file was altered"),
@@ -290,6 +293,7 @@ def test_a_short_passphrase_and_an_existing_file_are_refused_before_the_radio_is
     assert (tmp_path / "b").read_text() == "an older backup"
 
 
+@pytest.mark.slow
 def test_while_the_daemon_runs_a_backup_borrows_the_port_and_the_daemon_takes_it_back(tmp_path, harness):
     h = harness("idle", "pty", mesh=PROFILE)
     config = write_config(tmp_path, h.sim.port, h.cfg.database_path)

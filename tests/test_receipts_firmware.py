@@ -36,6 +36,7 @@ def own_node_routing(h):
     return h.rows("SELECT raw FROM packets WHERE from_num=? AND port='ROUTING_APP'", (own,))
 
 
+@pytest.mark.slow
 def test_a_bracelet_out_of_reach_ends_failed_with_the_radios_reason_after_bounded_retries(harness):
     h = harness("sos", "pty")
     h.sim.radio.unreachable.add(AMINA)
@@ -59,6 +60,7 @@ def test_an_implicit_ack_is_only_a_relay_the_receipt_waits_for_the_bracelet(harn
     assert len(own_node_routing(h)) >= 1
 
 
+@pytest.mark.slow
 def test_a_receipt_only_relayed_and_never_acknowledged_fails_instead_of_staying_sent(harness):
     # A 2.7.3 radio that lost Amina's key sends a channel-encrypted DM; her 2.7.26 bracelet drops
     # it without an answer (Router.cpp:500); the relay's rebroadcast still gives an implicit ACK.

@@ -9,6 +9,8 @@ import socket
 import threading
 import time
 
+import pytest
+
 from station import daemon
 from station.radio.sim import SimRadio
 
@@ -40,6 +42,7 @@ class NotifySocket:
         self.sock.close()
 
 
+@pytest.mark.slow
 def test_ready_watchdog_and_stopping_and_no_watchdog_once_the_radio_worker_hangs(tmp_path, monkeypatch):
     ns = NotifySocket(tmp_path / "notify")
     monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))

@@ -59,6 +59,12 @@ def load_config(ctx: click.Context) -> configmod.Config:
 
 def open_db(ctx: click.Context, *, migrate_schema: bool = True):
     cfg = load_config(ctx)
+    if not cfg.database_path.exists():
+        # Said on standard error, so that JSON output stays clean: an empty answer from a new,
+        # empty database must not pass for "no alerts" at the station.
+        click.echo(f"note: no database at {cfg.database_path} yet; starting an empty one"
+                   + ("" if cfg.source else " (no config file: --config, $STATION_CONFIG or /etc/station/station.toml)"),
+                   err=True)
     try:
         db = dbmod.connect(cfg.database_path)
         if migrate_schema:

@@ -22,5 +22,11 @@ def register(cli: click.Group) -> None:
         app = create_app(cfg)
         host = host or cfg.console["host"]
         port = port or cfg.console["port"]
+        try:
+            server = waitress.create_server(app, host=host, port=port, threads=8, channel_timeout=330)
+        except OSError as e:
+            # Usually another console (or `station demo`) already on the port: one line, not a traceback.
+            raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e}; is another console "
+                                       "running? (systemctl status station-console) or choose --port") from None
         click.echo(f"console on http://{host}:{port}/ (create accounts with `station users add`)")
-        waitress.serve(app, host=host, port=port, threads=8, channel_timeout=330)
+        server.run()

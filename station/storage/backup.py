@@ -52,6 +52,9 @@ def backup(db_path: Path, dest_dir: Path, keep: int, now: dt.datetime | None = N
         try:
             # Small steps with pauses: the daemon's writer is never blocked for long.
             src.backup(dst, pages=256, sleep=0.005)
+            # The copy is a single file: in WAL mode every later open (the check below, a
+            # restore) would leave -wal and -shm files beside it that pruning never removes.
+            dst.execute("PRAGMA journal_mode=DELETE")
         finally:
             dst.close()
     except sqlite3.Error as e:
@@ -68,6 +71,12 @@ def backup(db_path: Path, dest_dir: Path, keep: int, now: dt.datetime | None = N
     _fsync(dest_dir)
     for old in backups(dest_dir)[keep:]:
         old.unlink()
+    # What an interrupted backup (power cut, full stick) or an older version left behind.
+    for stale in dest_dir.glob(f"{PREFIX}*.partial*"):
+        stale.unlink(missing_ok=True)
+    for side in dest_dir.glob(f"{PREFIX}*{SUFFIX}-*"):
+        if side.name.endswith(("-wal", "-shm")):
+            side.unlink(missing_ok=True)
     return final
 
 

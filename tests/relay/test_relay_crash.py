@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from station.storage.writer import Writer
 from tests.conftest import wait_until
 from tests.fakes.social import FakeMastodon, FakeX
@@ -27,6 +29,7 @@ def rows(db_path) -> list[tuple]:
         return c.execute("SELECT id, destination, state, remote_id, idempotency_key, text FROM outbox").fetchall()
 
 
+@pytest.mark.slow
 def test_kill_9_during_a_drain_never_posts_twice(tmp_path):
     rng = random.Random(50)
     x, mastodon = FakeX().up(), FakeMastodon().up()

@@ -81,6 +81,7 @@ def test_the_radio_is_configured_only_after_the_difference_is_shown_and_confirme
     assert h.count("SELECT COUNT(*) FROM events WHERE action='radio configured' AND actor='console:technician'") == 1
 
 
+@pytest.mark.slow
 def test_a_backup_downloads_sealed_with_the_passphrase_and_opens_with_it(station):
     h, app = station
     c = app.test_client()
