@@ -10,6 +10,9 @@
 # Safe to interrupt and to run again: every step checks what is already there. A re-run on an
 # installed station upgrades it in place, applies database migrations, keeps config and data.
 set -euo pipefail
+# The software in /opt/station must be readable by the station user whatever the admin's own umask
+# (027 left it unrunnable); what must stay private (config, data) gets its mode explicitly below.
+umask 022
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 python="${PYTHON:-python3}"

@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from station import at_rest
 from station import config as configmod
 from station import queries
 from station.radio.ports import holders_of, parse_tcp
@@ -47,6 +48,7 @@ def run(config_path: str | None, *, service_user: str = "station", systemctl: st
         return [Check("config", FAIL, str(e), "fix the key named above (station.example.toml documents every key)")]
     checks.append(Check("config", OK, f"valid ({cfg.source or 'built-in defaults'})"))
     checks.append(config_permissions(cfg))
+    checks.append(files_at_rest(cfg))
     checks += database(cfg)
     status = _status(cfg)
     checks.append(daemon(status))
@@ -82,6 +84,14 @@ def config_permissions(cfg) -> Check:
         return Check("config permissions", WARN, f"{cfg.source} is readable by every user (mode {mode:o})",
                      f"sudo chmod 640 {cfg.source} && sudo chgrp station {cfg.source}")
     return Check("config permissions", OK, f"{cfg.source} mode {mode:o}")
+
+
+def files_at_rest(cfg) -> Check:
+    found = at_rest.exposed(cfg)
+    if found:
+        return Check("files at rest", FAIL, "readable or writable by every user of this machine: " +
+                     ", ".join(f"{p} (mode {m:o})" for p, m in found), at_rest.remedy(found))
+    return Check("files at rest", OK, "database, keys and config are kept from other users")
 
 
 def database(cfg) -> list[Check]:

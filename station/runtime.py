@@ -52,5 +52,5 @@ def read_status(database: Path | str) -> tuple[dict[str, Any], float] | None:
     path = status_path(database)
     try:
         return json.loads(path.read_text()), path.stat().st_mtime
-    except (FileNotFoundError, ValueError):
+    except (OSError, ValueError):      # none yet, or not this user's to read: "not running" is all we know
         return None

@@ -155,6 +155,10 @@ def pytest_configure(config):
     """The daemons the tests start keep their status snapshots in one folder for this run (and
     the processes they start inherit it), not in the machine's shared runtime folder."""
     import tempfile
+
+    from station import at_rest
+    # Files the tests write (configs, keys, databases) are created as a station creates them.
+    os.umask(at_rest.UMASK)
     if "STATION_RUNTIME_DIR" not in os.environ:
         os.environ["STATION_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="station-run-")
     # A command run with no config file uses the user's data folder: the tester's own stays untouched.

@@ -36,6 +36,8 @@ def tmp_root():
 def fresh_root(tmp_path: Path) -> Path:
     root = tmp_path / "root"
     (root / "etc").mkdir(parents=True)
+    for d in (root, root / "etc"):       # as / and /etc are, whatever the umask the tests run with
+        d.chmod(0o755)
     for f in ("passwd", "group", "shadow", "gshadow", "login.defs"):
         if Path("/etc", f).exists():
             shutil.copy(Path("/etc", f), root / "etc" / f)

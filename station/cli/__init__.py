@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
-from station import __version__
+from station import __version__, at_rest
 from station.cli import (alerts, backup, bracelets, console, doctor, drill, maps, nodes, outbox, radio, run,
                          status, users)
 
@@ -22,6 +24,8 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     sends a receipt to the wearer. Start with `station demo` to see it work on the virtual
     radio, or `station run` for the daemon.
     """
+    # Whatever a command creates (database, backups, keys, exports) is kept from other users.
+    os.umask(at_rest.UMASK)
     ctx.obj = {"config_path": config_path}
 
 

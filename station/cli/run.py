@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from station import daemon, logs
+from station import at_rest, daemon, logs
 from station.cli.common import load_config, safe, when, write
 from station.radio.ports import resolve_port
 from station.radio.virtual import scenarios
@@ -61,6 +61,10 @@ def register(cli: click.Group) -> None:
         if port:
             cfg = _override(cfg, radio={"port": port})
         _logging(cfg.log["level"], cfg.log["raw_frames"])
+        try:
+            at_rest.refuse_exposed(cfg)
+        except at_rest.ExposedFiles as e:
+            raise click.ClickException(str(e)) from None
         if resolve_port(cfg.radio["port"]) == "sim":
             _start_local_console(cfg)
         try:
