@@ -33,7 +33,7 @@ import requests
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from measured import commit  # noqa: E402
+from measured import commit, save  # noqa: E402
 from station import maps, users  # noqa: E402
 from station.storage import db as dbmod  # noqa: E402
 from station.storage.migrations import migrate  # noqa: E402
@@ -213,10 +213,7 @@ def main() -> int:
         "alert_reaches_browser_under_1_s": max(latencies) < 1000,
     }
     print(json.dumps(out, indent=2))
-    if args.quick and not args.out:
-        return 0
-    (args.out or HERE / "results" / "console.json").write_text(json.dumps(out, indent=2) + "\n")
-    return 0
+    return save(out, args.out, args.quick, "console.json")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from measured import commit
+from measured import commit, save
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
@@ -228,12 +228,7 @@ def main() -> int:
         print(f"restart ({r['restart']}, {r['device']}): {r['alerts_lost']} of {r['alerts_sent']} alerts lost "
               f"over {r['rounds']} restart(s), outages {r['outage_s']} s")
     print("targets:", checks)
-    if args.quick and not args.out:
-        return 0
-    out = args.out or HERE / "results" / "ingest.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"written to {out}")
-    return 0
+    return save(results, args.out, args.quick, "ingest.json")
 
 
 if __name__ == "__main__":

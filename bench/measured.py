@@ -1,7 +1,8 @@
-"""What every benchmark records with its figures: the commit measured."""
+"""What every benchmark records with its figures (the commit measured), and where it writes them."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -17,3 +18,13 @@ def commit() -> str:
     except OSError:
         return "unknown"
     return (head or "unknown") + ("+uncommitted changes" if dirty else "")
+
+
+def save(results: dict, out: Path | None, quick: bool, name: str) -> int:
+    """A full run writes bench/results/NAME (or --out); a quick run only where --out says."""
+    if quick and not out:
+        return 0
+    out = out or HERE / "results" / name
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"written to {out}")
+    return 0

@@ -26,7 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from measured import commit  # noqa: E402
+from measured import commit, save  # noqa: E402
 from station.storage.writer import Writer  # noqa: E402
 from tests.fakes.social import FakeMastodon, FakeX  # noqa: E402
 from tests.relay.conftest import destinations_toml, secret_files  # noqa: E402
@@ -144,10 +144,7 @@ level = "WARNING"
             "no_duplicates": out["duplicates"] == 0,
         }
     print(json.dumps(out, indent=2))
-    if args.quick and not args.out:
-        return 0
-    (args.out or HERE / "results" / "relay.json").write_text(json.dumps(out, indent=2) + "\n")
-    return 0
+    return save(out, args.out, args.quick, "relay.json")
 
 
 if __name__ == "__main__":

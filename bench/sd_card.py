@@ -15,7 +15,6 @@ Bytes are the kernel's count of what the station process sent to the block layer
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -23,10 +22,11 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
-from measured import commit
+from measured import commit, save
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
@@ -68,19 +68,24 @@ def measure(tmp: Path, scenario: str, seconds: float, settle_s: float) -> dict:
                               scenario, "--wait-for-host"], stderr=subprocess.PIPE, text=True)
     radio.stderr.readline()   # "virtual radio on ..."
     # The status snapshot goes where it goes on a Pi: a RAM file system (/run/station there).
-    env = {**os.environ, "STATION_RUNTIME_DIR": tempfile.mkdtemp(prefix="station-run-", dir="/dev/shm")}
+    run_dir = tempfile.TemporaryDirectory(prefix="station-run-", dir="/dev/shm")
+    env = {**os.environ, "STATION_RUNTIME_DIR": run_dir.name}
+    # Its log goes to a pipe, as to journald on a Pi: not counted as the station's own disk writes.
     tracer = subprocess.Popen(["strace", "-f", "-qq", "-ttt", "-e", "trace=fsync,fdatasync", "-o", str(trace),
                                PY, "-m", "station", "--config", str(cfg), "run"],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     pid = None
     try:
         pid = child_of(tracer.pid)
-        for line in tracer.stdout:
-            if "radio.connected" in line:
-                break
-        else:
-            raise RuntimeError(f"station exited ({tracer.wait()}) before connecting to the radio")
-        subprocess.Popen(["cat"], stdin=tracer.stdout, stdout=subprocess.DEVNULL)   # keep its log pipe drained
+        connected = threading.Event()
+
+        def follow_log() -> None:     # and keep the pipe drained for the rest of the run
+            for line in tracer.stdout:
+                if "radio.connected" in line:
+                    connected.set()
+        threading.Thread(target=follow_log, daemon=True).start()
+        if not connected.wait(60):
+            raise RuntimeError("the station did not connect to the virtual radio within 60 s")
         # Start-up writes (migrations, handshake, the first checkpoint) are not the steady state.
         wal, deadline = db.with_name(db.name + "-wal"), time.monotonic() + 60
         if scenario == "idle":
@@ -102,6 +107,7 @@ def measure(tmp: Path, scenario: str, seconds: float, settle_s: float) -> dict:
             tracer.kill()
         radio.terminate()
         radio.wait(10)
+        run_dir.cleanup()
     fsyncs = fsyncs_between(trace, t0, t1)
     span = t1 - t0
     return {"scenario": scenario, "seconds": round(span, 1), "packets_stored": packets,
@@ -137,12 +143,7 @@ def main() -> int:
         print(f"{mode}: {r['bytes_written']} bytes and {r['fsyncs']} fsyncs in {r['seconds']} s "
               f"({r['packets_stored']} packets): {r['mb_per_day']} MB/day, {r['fsyncs_per_hour']} fsyncs/hour")
     print("targets:", results["targets_met"])
-    if args.quick and not args.out:
-        return 0
-    out = args.out or HERE / "results" / "sd_card.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"written to {out}")
-    return 0
+    return save(results, args.out, args.quick, "sd_card.json")
 
 
 if __name__ == "__main__":

@@ -77,12 +77,10 @@ def config_permissions(cfg) -> Check:
     if cfg.source is None:
         return Check("config permissions", OK, "no config file: built-in defaults")
     mode = stat.S_IMODE(cfg.source.stat().st_mode)
+    # Readable by every user: "files at rest" says so, with the database and keys.
     if mode & stat.S_IWOTH or mode & stat.S_IWGRP:
         return Check("config permissions", FAIL, f"{cfg.source} is writable by others (mode {mode:o})",
                      f"sudo chmod 640 {cfg.source}")
-    if mode & stat.S_IROTH:
-        return Check("config permissions", WARN, f"{cfg.source} is readable by every user (mode {mode:o})",
-                     f"sudo chmod 640 {cfg.source} && sudo chgrp station {cfg.source}")
     return Check("config permissions", OK, f"{cfg.source} mode {mode:o}")
 
 

@@ -129,7 +129,8 @@ def counts(db: sqlite_utils.Database) -> dict[str, Any]:
 def status(db: sqlite_utils.Database, profile=None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     # The daemon's snapshot lives in RAM (station/runtime.py), found from this database's path.
-    got = runtime.read_status(database_file(db)) if database_file(db) else None
+    path = database_file(db)
+    got = runtime.read_status(path) if path else None
     snap, newest = got if got else ({}, 0.0)
     for key in ("station", "radio", "gps", "clock", "ingest", "indicators", "relay"):
         out[key] = snap.get(key)

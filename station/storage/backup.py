@@ -72,11 +72,9 @@ def backup(db_path: Path, dest_dir: Path, keep: int, now: dt.datetime | None = N
     for old in backups(dest_dir)[keep:]:
         old.unlink()
     # What an interrupted backup (power cut, full stick) or an older version left behind.
-    for stale in dest_dir.glob(f"{PREFIX}*.partial*"):
-        stale.unlink(missing_ok=True)
-    for side in dest_dir.glob(f"{PREFIX}*{SUFFIX}-*"):
-        if side.name.endswith(("-wal", "-shm")):
-            side.unlink(missing_ok=True)
+    for pattern in (f"{PREFIX}*.partial*", f"{PREFIX}*{SUFFIX}-wal", f"{PREFIX}*{SUFFIX}-shm"):
+        for stale in dest_dir.glob(pattern):
+            stale.unlink(missing_ok=True)
     return final
 
 

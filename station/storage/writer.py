@@ -74,7 +74,7 @@ class Writer:
         self.alive_at = time.monotonic()
         self._stopping = False
         self._last_commit = time.monotonic()
-        self._last_checkpoint_try = 0.0
+        self._last_checkpoint_try = float("-inf")
         self.idle_checkpoint_s = IDLE_CHECKPOINT_S
 
     # -- public API -------------------------------------------------------------------------
@@ -143,8 +143,7 @@ class Writer:
 
     def _checkpoint_if_idle(self) -> None:
         now = time.monotonic()
-        if (now - self._last_commit < self.idle_checkpoint_s
-                or now - self._last_checkpoint_try < CHECKPOINT_RETRY_S and self._last_checkpoint_try):
+        if now - self._last_commit < self.idle_checkpoint_s or now - self._last_checkpoint_try < CHECKPOINT_RETRY_S:
             return
         wal = self.path.with_name(self.path.name + "-wal")
         try:
@@ -154,10 +153,9 @@ class Writer:
             # No busy wait: an alert queued meanwhile must not wait behind a reader elsewhere.
             self.db.execute("PRAGMA busy_timeout=0")
             try:
-                busy, _, _ = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             finally:
                 self.db.execute(f"PRAGMA busy_timeout={dbmod.BUSY_TIMEOUT_MS}")
-            self.stats.extra["idle_checkpoints"] = self.stats.extra.get("idle_checkpoints", 0) + (not busy)
         except Exception as e:   # never worth more than a line: the next commit works without it
             log.warning("idle checkpoint failed: %s", e)
 
@@ -200,7 +198,7 @@ class Writer:
                 log.exception("storage job %s failed and was rolled back", job.name or job.fn)
         db.execute("COMMIT")
         self._last_commit = time.monotonic()
-        self._last_checkpoint_try = 0.0
+        self._last_checkpoint_try = float("-inf")     # new frames: the next quiet spell empties them
         self.stats.commits += 1
         self.stats.jobs += len(jobs)
         self.stats.largest_batch = max(self.stats.largest_batch, len(jobs))

@@ -385,8 +385,10 @@ def busy_mesh(s: Stage) -> None:
 
 
 def trickle(s: Stage) -> None:
-    """One packet a second until stopped, positions and telemetry from the cast in turn: a busy
-    but ordinary mesh, for what the station writes to its SD card in a day."""
+    """One packet a second until stopped, positions and telemetry from the cast in turn, for what
+    the station writes to its SD card in a day. A load figure, not a real mesh's pace: stock
+    firmware broadcasts position and device telemetry once an hour by default
+    (src/mesh/Default.h:18-19 at v2.7.26), so a real office mesh is far quieter than this."""
     people = [s.people[name] for name in KNOWN]
     i = 0
     while not s.stop.is_set():
