@@ -64,14 +64,39 @@ def test_slow_link_still_delivers(harness):
     wait_until(lambda: h.count("SELECT COUNT(*) FROM telemetry") == 5, 15, what="slow packets")
 
 
-def test_tcp_connection_dropped_by_the_radio_is_recovered(harness):
+def test_tcp_connection_dropped_by_the_radio_is_recovered_and_counted(harness):
     h = harness("idle", "tcp")
+    link = h.station.link
+    seen = []
+    link.on_state = lambda s: seen.append(s.status)
     h.sim.transport.drop_client()
-    # The library reconnects a TCP link by itself (the supervisor does not count it): the radio
-    # sees a second handshake.
-    wait_until(lambda: h.sim.radio.counters.handshakes >= 2, 15, what="the station to reconnect")
+    # The supervisor, not the library, reconnects: the operator sees the drop and its count.
+    wait_until(lambda: link.connected and link.state.connects == 2, 15, what="the station to reconnect")
+    assert "down" in seen and h.sim.radio.counters.handshakes == 2
     h.sim.radio.emit_packet(h.sim.stage.amina.alert("SOS"))
     wait_until(lambda: h.count("SELECT COUNT(*) FROM incidents") == 1, 15, what="alert after TCP drop")
+
+
+def test_a_write_that_meets_a_dropped_tcp_link_returns_and_the_link_comes_back(harness):
+    """A WiFi drop found by a write (a heartbeat, a receipt): the library's own reconnect ran on
+    the writing thread, whose write lock its handshake then waited for, and the supervisor hung
+    for good (seen as a flaky TCP test on a busy machine)."""
+    h = harness("idle", "tcp")
+    link = h.station.link
+    iface = link._iface
+    iface.socket.shutdown(__import__("socket").SHUT_WR)   # our side of the link is gone
+    returned = threading.Event()
+
+    def write() -> None:
+        with link._write_lock:                # as every write to the radio holds it
+            try:
+                iface._writeBytes(b"\x94\xc3\x00\x00")
+            except OSError:
+                pass
+        returned.set()
+    threading.Thread(target=write, daemon=True).start()
+    assert returned.wait(5), "the write never returned: the link is deadlocked"
+    wait_until(lambda: link.connected and link.state.connects == 2, 15, what="the station to reconnect")
 
 
 def test_tcp_radio_that_disappears_and_returns_is_reconnected(harness):

@@ -166,7 +166,14 @@ class StationSerialInterface(_StationInterface, SerialInterface):
 
 
 class StationTCPInterface(_StationInterface, TCPInterface):
-    pass
+    def _reconnect(self):  # noqa: N802
+        """The library reconnects a dropped TCP link by itself (tcp_interface.py _reconnect): the
+        station then showed "connected" through a radio's reboot while alerts waited, and when the
+        drop was met by a write (a heartbeat) it reconnected on the writing thread, whose write
+        lock its own handshake then waited for: the supervisor hung for good. The supervisor owns
+        reconnection: end this interface and let it count, back off and reconnect."""
+        self._wantExit = True
+        self._station_link._lost.set()
 
 
 def _refusal_code(message: str) -> str:
