@@ -128,6 +128,7 @@ class GpsReader:
         self.connected = False
         self.alive_at = time.monotonic()
         self.bytes_read = 0
+        self.bytes_handled = 0      # read and every complete line in them fed to the tracker
         self._serial: serial.Serial | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="gps-reader", daemon=True)
@@ -185,3 +186,4 @@ class GpsReader:
                 except Exception:  # one strange line must never end the reader
                     self.tracker.state.rejects["internal error"] += 1
                     log.exception("GPS line could not be handled: %r", line[:120])
+            self.bytes_handled += len(chunk)

@@ -70,6 +70,7 @@ def channels(radio: VirtualRadio) -> list[tuple[str, bytes]]:
     return [(c.settings.name, bytes(c.settings.psk)) for c in radio.channels if c.role]
 
 
+@pytest.mark.slow
 def test_a_heltec_is_flashed_through_its_rom_bootloader_and_keeps_its_channel_and_key(tmp_path, bench):
     esp, _ = bench
     board = esp("heltec-v3", "ESP32-S3")

@@ -33,13 +33,12 @@ def replay(log: Path, tmp: Path, timeout: float = 30.0) -> GpsTracker:
         view = memoryview(data)
         while view:
             view = view[os.write(master, view[:4096]):]
-        while reader.bytes_read < len(data):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{log.name}: read {reader.bytes_read} of {len(data)} bytes")
-            time.sleep(0.005)
         # The last line may lack its newline; the reader holds it until more bytes come.
         os.write(master, b"\r\n")
-        time.sleep(0.05)
+        while reader.bytes_handled < len(data) + 2:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{log.name}: handled {reader.bytes_handled} of {len(data) + 2} bytes")
+            time.sleep(0.005)
         return tracker
     finally:
         reader.stop()

@@ -23,8 +23,9 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
+# A real Chromium against a real daemon and console: seconds each. The quick loop checks the same
+# pages with Flask's test client; CI runs these.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
