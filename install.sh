@@ -109,7 +109,7 @@ check_system() {
 
 apt_packages() {
     [ -z "$root" ] || return 0   # a --root install uses what the image already has
-    local want=(python3 python3-venv sqlite3 libjs-leaflet)
+    local want=(python3 python3-venv sqlite3 libjs-leaflet age)
     local missing=()
     for p in "${want[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

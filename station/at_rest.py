@@ -21,6 +21,8 @@ def kept_files(cfg) -> list[Path]:
     files = [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
     files.append(Path(cfg.console["secret_file"]) if cfg.console["secret_file"] else db.with_name("console.key"))
     files.append(Path(cfg.mesh["psk_file"]) if cfg.mesh["psk_file"] else db.with_name("mesh.psk"))
+    from station.pins import configured_key_path
+    files.append(configured_key_path(cfg))
     if cfg.source is not None:
         files.append(cfg.source)
     return files

@@ -64,6 +64,17 @@ def _pin(v: int) -> str | None:
     return None if 0 <= v <= 27 else "a BCM GPIO number from 0 to 27"
 
 
+def _recipients(v: list) -> str | None:
+    from station.storage.age import valid_recipient
+    if all(isinstance(r, str) and valid_recipient(r) for r in v):
+        return None
+    return 'a list of age recipients ("age1..." from station backup-keygen, or "ssh-ed25519 ...")'
+
+
+def _pin_digits(v: int) -> str | None:
+    return None if 4 <= v <= 8 else "a number of digits from 4 to 8"
+
+
 def _gpio_enabled(v: Any) -> str | None:
     return None if v in (True, False, "auto") else 'true, false or "auto"'
 
@@ -154,6 +165,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "keywords": Key(["SOS", "HELP", "AIDE", "SOCORRO"], list, _words),
         "cancel_keywords": Key(["SAFE", "CANCEL"], list, _words),
         "fold_window_s": Key(600.0, (int, float), _positive),
+        "min_pin_digits": Key(6, int, _pin_digits),
+        "pin_key_file": Key("", str),
     },
     "receipts": {
         "enabled": Key(True, bool),
@@ -188,6 +201,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "backup": {
         "dir": Key("", str),
         "keep": Key(7, int, _positive),
+        "recipients": Key([], list, _recipients),
+        "plaintext": Key(False, bool),
     },
     "relay": {
         "enabled": Key(True, bool),

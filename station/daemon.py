@@ -11,7 +11,8 @@ import threading
 import time
 from pathlib import Path
 
-from station import __version__, incidents
+from station import __version__, incidents, registry
+from station.pins import PinKey, PinPolicy, configured_key_path
 from station.clock import StationClock
 from station.config import Config
 from station.decode.packets import Position, Rules
@@ -80,6 +81,7 @@ class Station:
         if self.writer.db_check != "ok":
             log.error("database quick_check reports problems: %s", self.writer.db_check)
         self.clock = StationClock(cfg.gps["clock_margin_s"])
+        self.pin_key = self._pin_key()
         port = resolve_port(cfg.radio["port"])
         if port == "sim":
             self.sim = SimRadio(cfg.radio["scenario"], speed=self.sim_speed, corpus_dir=self.corpus_dir).start()
@@ -92,7 +94,7 @@ class Station:
             fold_window_s=cfg.alerts["fold_window_s"], drill=self.sim is not None,
             receipt_texts={"received": rc["received_text"], "cancel": rc["cancel_text"]} if rc["enabled"] else None,
             on_effects=self._on_effects, own_node=lambda: self.link.state.node_num,
-            routing_answer=lambda db, *answer: self.receipts.answer_in_tx(db, *answer))
+            routing_answer=lambda db, *answer: self.receipts.answer_in_tx(db, *answer), pin_key=self.pin_key)
         self.indicators = make_indicators(cfg.gpio, self.button_ack, self.button_silence, self.pin_factory)
         self.link = RadioLink(port, self.ingest, LinkSettings.from_config(cfg.radio), on_state=self._on_link_state,
                               on_radio_info=self._on_radio_info,
@@ -123,6 +125,24 @@ class Station:
         self._monitor = threading.Thread(target=self._monitor_loop, name="station-monitor", daemon=True)
         self._monitor.start()
         return self
+
+    def _pin_key(self) -> PinKey:
+        """The PIN key (drawn on first start); PIN hashes from before it are keyed now."""
+        key = PinPolicy.of(self.cfg).key
+        at = self.clock.now()
+
+        def job(db):
+            keyed = registry.key_pin_hashes(db, key)
+            if keyed:
+                incidents.log_event(db, None, at, "station", "PIN hashes keyed",
+                                    f"{keyed} PIN hashes keyed with the station's PIN key")
+            others = registry.pins_under_other_keys(db, key)
+            if others:
+                log.error("the PINs of %d bracelets were set with another PIN key than %s: their cancels "
+                          "cannot be checked; copy the old pin.key back or set those PINs again",
+                          len(others), configured_key_path(self.cfg))
+        self.writer.submit(job, name="pin-keys")
+        return key
 
     def stop(self) -> None:
         self._stop.set()

@@ -10,13 +10,14 @@ import grp
 import os
 import pwd
 import shutil
+import sqlite3
 import stat
 import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from station import at_rest
+from station import at_rest, pins, registry
 from station import config as configmod
 from station import queries
 from station.radio.ports import holders_of, parse_tcp
@@ -58,6 +59,7 @@ def run(config_path: str | None, *, service_user: str = "station", systemctl: st
     checks.append(gpio(cfg))
     checks.append(gps(cfg, status))
     checks.append(backups(cfg))
+    checks.append(pin_key(cfg))
     checks.append(relay_credentials(cfg))
     checks.append(services(systemctl))
     checks.append(undervoltage())
@@ -223,6 +225,10 @@ def backups(cfg) -> Check:
     folder = cfg.backup["dir"]
     if not folder:
         return Check("backups", WARN, "no backup folder configured", "set [backup] dir to a USB stick")
+    if not cfg.backup["recipients"] and not cfg.backup["plaintext"]:
+        return Check("backups", FAIL, "no [backup] recipients: every backup is refused",
+                     "station backup-keygen FILE on a medium that leaves the station; add its public key "
+                     "to [backup] recipients")
     found = bk.backups(Path(folder)) if Path(folder).is_dir() else []
     if not found:
         return Check("backups", FAIL, f"no backup in {folder}", "station backup, and check station-backup.timer")
@@ -230,7 +236,37 @@ def backups(cfg) -> Check:
     if age_h > BACKUP_MAX_AGE_H:
         return Check("backups", FAIL, f"newest backup is {age_h:.0f} h old ({found[0].name})",
                      "systemctl status station-backup.timer; is the USB stick mounted?")
-    return Check("backups", OK, f"newest backup {age_h:.1f} h old, {len(found)} kept")
+    if not found[0].name.endswith(bk.SEALED):
+        return Check("backups", WARN, f"newest backup {age_h:.1f} h old and NOT encrypted ({found[0].name}): "
+                     "whoever holds the stick can read names, tracks and PIN hashes",
+                     "set [backup] recipients (station backup-keygen FILE) and plaintext = false")
+    return Check("backups", OK, f"newest backup {age_h:.1f} h old, encrypted, {len(found)} kept")
+
+
+def pin_key(cfg) -> Check:
+    """Cancels are checked with the PIN key beside the database; a PIN set under another key (a
+    restore onto a new card without the old pin.key) can never cancel or raise a duress."""
+    path = pins.configured_key_path(cfg)
+    try:
+        key = pins.PinKey.load(path, create=False)
+    except FileNotFoundError:
+        key = None
+    except pins.PinError as e:
+        return Check("PIN key", FAIL, str(e), f"restore {path} from where it was kept, or remove it and set "
+                                               "every PIN again (station bracelets pins NODE)")
+    if not cfg.database_path.exists():
+        return Check("PIN key", OK, f"{path} is made at the first start" if key is None else f"{path}")
+    try:
+        db = dbmod.connect(cfg.database_path, create=False)
+        stranded = registry.pins_under_other_keys(db, key or pins.PinKey(b""))
+        db.conn.close()
+    except (dbmod.StorageError, sqlite3.Error) as e:
+        return Check("PIN key", UNKNOWN, f"the bracelets cannot be read from the database: {e}")
+    if stranded:
+        return Check("PIN key", FAIL, f"the PINs of {len(stranded)} bracelets were set with another PIN key: "
+                     "their cancel and duress PINs do nothing",
+                     f"copy the old station's pin.key to {path}, or set them again: station bracelets pins NODE")
+    return Check("PIN key", OK, f"{path}; every PIN can be checked" if key else f"{path} is made at the first start")
 
 
 def relay_credentials(cfg) -> Check:

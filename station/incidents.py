@@ -95,7 +95,7 @@ def _press_test(db: sqlite_utils.Database, test: int, num: int, alert: Alert, at
     return Effect("press_test", iid, num, trust)
 
 
-def cancel(db: sqlite_utils.Database, num: int, c: Cancel, at: float) -> Effect | None:
+def cancel(db: sqlite_utils.Database, num: int, c: Cancel, at: float, pin_key: pins.PinKey | None) -> Effect | None:
     """A cancel with PIN. The duress PIN looks like a cancel to the wearer's side (the same
     receipt) but keeps the incident open and escalates it here."""
     current = _open_incident_of(db, num)
@@ -105,8 +105,8 @@ def cancel(db: sqlite_utils.Database, num: int, c: Cancel, at: float) -> Effect 
     iid = current[0]
     cancel_hash, duress_hash = registry.pin_hashes(db, num)
     # Both hashes are always computed, so timing does not tell which PIN was used.
-    is_cancel = pins.verify_pin(c.pin, cancel_hash)
-    is_duress = pins.verify_pin(c.pin, duress_hash)
+    is_cancel = pin_key is not None and pin_key.verify(c.pin, cancel_hash)
+    is_duress = pin_key is not None and pin_key.verify(c.pin, duress_hash)
     if is_duress:
         db.execute("UPDATE incidents SET duress=1, state='open', acknowledged_at=NULL, acknowledged_by=NULL "
                    "WHERE id=?", (iid,))

@@ -14,7 +14,7 @@ from typing import Callable
 import sqlite_utils
 from meshtastic.protobuf import mesh_pb2
 
-from station import incidents, registry
+from station import incidents, pins, registry
 from station.clock import StationClock
 from station.decode import packets as dec
 from station.radio import firmware
@@ -39,7 +39,7 @@ class Ingest:
                  drill: bool = False, receipt_texts: dict[str, str] | None = None,
                  on_effects: Callable[[list[incidents.Effect]], None] | None = None,
                  own_node: Callable[[], int | None] = lambda: None,
-                 routing_answer: Callable[..., bool] | None = None):
+                 routing_answer: Callable[..., bool] | None = None, pin_key: pins.PinKey | None = None):
         self.writer = writer
         self.rules = rules
         self.clock = clock
@@ -55,6 +55,8 @@ class Ingest:
         # Inside the writer transaction: a routing answer (request id, sender, error name, time)
         # for the receipts; True when it was one of ours.
         self.routing_answer = routing_answer or (lambda db, request_id, sender, error, at: False)
+        # PIN hashes are keyed with it (station/pins.py); without it no cancel matches.
+        self.pin_key = pin_key
         self.counters = IngestCounters()
         # Called after commit with each newly stored packet (benchmarks, future consumers).
         self.observer: Callable[[mesh_pb2.MeshPacket], None] | None = None
@@ -146,7 +148,7 @@ class Ingest:
                 db, num, alert, at, packet_row=row, fold_window_s=self.fold_window_s, drill=self.drill,
                 fix=positions[-1] if positions else None))
         for c in cancels:
-            e = incidents.cancel(db, num, c, at)
+            e = incidents.cancel(db, num, c, at, self.pin_key)
             if e is not None:
                 effects.append(e)
         if self.receipt_for:

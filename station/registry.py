@@ -60,12 +60,12 @@ def normalise_key(key: str) -> str:
 
 
 def add(db: sqlite_utils.Database, num: int, label: str, at: float, *, public_key: str | None = None,
-        cancel_pin: str | None = None, duress_pin: str | None = None) -> None:
+        pin_hashes: tuple[str | None, str | None] = (None, None)) -> None:
+    """`pin_hashes` from PinPolicy.hash_pair, made before the transaction: scrypt must not hold
+    the write lock the daemon stores alerts under."""
     label = label.strip()
     if not label or len(label) > 64:
         raise RegistryError("a label is 1 to 64 characters")
-    if cancel_pin and duress_pin and cancel_pin == duress_pin:
-        raise RegistryError("the cancel PIN and the duress PIN must differ")
     key = normalise_key(public_key) if public_key else None
     if key is None:
         # Heard before registration: pin the key it announced.
@@ -76,8 +76,17 @@ def add(db: sqlite_utils.Database, num: int, label: str, at: float, *, public_ke
     db.execute(
         "INSERT INTO bracelets (node_num, label, public_key, pinned_at, cancel_pin_hash, duress_pin_hash, added_at)"
         " VALUES (?,?,?,?,?,?,?)",
-        (num, label, key, at if key else None, pins.hash_pin(cancel_pin) if cancel_pin else None,
-         pins.hash_pin(duress_pin) if duress_pin else None, at))
+        (num, label, key, at if key else None, pin_hashes[0], pin_hashes[1], at))
+
+
+def set_pins(db: sqlite_utils.Database, num: int, pin_hashes: tuple[str | None, str | None], actor: str,
+             at: float) -> None:
+    if db.execute("UPDATE bracelets SET cancel_pin_hash=?, duress_pin_hash=? WHERE node_num=?",
+                  (*pin_hashes, num)).rowcount != 1:
+        raise RegistryError("{node} is not registered (station bracelets add first)", node=f"!{num:08x}")
+    from station.incidents import log_event       # incidents imports this module
+    log_event(db, None, at, actor, "PINs set", f"!{num:08x}: cancel {'set' if pin_hashes[0] else 'none'}, "
+                                               f"duress {'set' if pin_hashes[1] else 'none'}")
 
 
 def remove(db: sqlite_utils.Database, num: int) -> bool:
@@ -123,6 +132,28 @@ def trust_of(db: sqlite_utils.Database, num: int) -> str:
         if clash:
             return IMPOSTOR
     return UNREGISTERED
+
+
+def key_pin_hashes(db: sqlite_utils.Database, key: pins.PinKey) -> int:
+    """Key the PIN hashes made before the station had a PIN key; returns how many were."""
+    done = 0
+    for num, *hashes in db.execute("SELECT node_num, cancel_pin_hash, duress_pin_hash FROM bracelets").fetchall():
+        keyed = [key.upgrade(h) for h in hashes]
+        if any(keyed):
+            db.execute("UPDATE bracelets SET cancel_pin_hash=?, duress_pin_hash=? WHERE node_num=?",
+                       (keyed[0] or hashes[0], keyed[1] or hashes[1], num))
+            done += sum(1 for k in keyed if k)
+    return done
+
+
+def pins_under_other_keys(db: sqlite_utils.Database, key: pins.PinKey) -> list[int]:
+    """Bracelets with a PIN this station's key cannot check (a restore without the old pin.key)."""
+    out = []
+    for num, *hashes in db.execute("SELECT node_num, cancel_pin_hash, duress_pin_hash FROM bracelets").fetchall():
+        ids = {pins.key_id_of(h) for h in hashes} - {None, ""}   # "": not keyed yet, still checkable
+        if ids - {key.id}:
+            out.append(num)
+    return out
 
 
 def pin_hashes(db: sqlite_utils.Database, num: int) -> tuple[str | None, str | None]:

@@ -233,3 +233,18 @@ def harness(tmp_path):
     yield make
     for h in made:
         h.stop()
+
+
+@pytest.fixture
+def age_key(tmp_path) -> tuple[Path, str]:
+    """An age identity made off the station (a folder of its own) and its public key."""
+    import shutil
+    if shutil.which("age") is None or shutil.which("age-keygen") is None:
+        if os.environ.get("CI"):
+            pytest.fail("Debian's age is needed for the backup tests (.ci/run installs it)")
+        pytest.skip("age is not installed (sudo apt-get install age)")
+    from station.storage import age
+    off_site = tmp_path / "office-safe"
+    off_site.mkdir()
+    identity = off_site / "station-backup.key"
+    return identity, age.keygen(identity)

@@ -32,7 +32,7 @@ def test_backup_while_the_writer_keeps_writing_is_whole_and_verified(tmp_path):
     t = threading.Thread(target=keep_writing)
     t.start()
     try:
-        made = bk.backup(tmp_path / "s.db", tmp_path / "usb", keep=3)
+        made = bk.backup(tmp_path / "s.db", tmp_path / "usb", keep=3, encrypt_to=[])
     finally:
         stop.set()
         t.join()
@@ -46,7 +46,8 @@ def test_backup_while_the_writer_keeps_writing_is_whole_and_verified(tmp_path):
 def test_only_the_newest_backups_are_kept(tmp_path):
     Writer(tmp_path / "s.db").stop()
     for day in range(1, 6):
-        bk.backup(tmp_path / "s.db", tmp_path / "usb", keep=3, now=dt.datetime(2026, 11, day, tzinfo=dt.timezone.utc))
+        bk.backup(tmp_path / "s.db", tmp_path / "usb", keep=3, now=dt.datetime(2026, 11, day, tzinfo=dt.timezone.utc),
+                  encrypt_to=[])
     names = [p.name for p in bk.backups(tmp_path / "usb")]
     assert names == ["station-20261105T000000Z.db", "station-20261104T000000Z.db", "station-20261103T000000Z.db"]
 
@@ -60,7 +61,8 @@ def test_a_months_of_nightly_backups_leave_only_whole_backups_on_the_stick(tmp_p
     (usb / "station-20261030T000000Z.partial").write_bytes(b"cut short")
     (usb / "station-20261030T000000Z.partial-wal").write_bytes(b"")
     for day in range(1, 6):
-        made = bk.backup(tmp_path / "s.db", usb, keep=3, now=dt.datetime(2026, 11, day, tzinfo=dt.timezone.utc))
+        made = bk.backup(tmp_path / "s.db", usb, keep=3, now=dt.datetime(2026, 11, day, tzinfo=dt.timezone.utc),
+                  encrypt_to=[])
         assert count(made) == 0          # each one opens (and is opened by its own check) cleanly
     assert sorted(p.name for p in usb.iterdir()) == [
         "station-20261103T000000Z.db", "station-20261104T000000Z.db", "station-20261105T000000Z.db"]
@@ -69,7 +71,7 @@ def test_a_months_of_nightly_backups_leave_only_whole_backups_on_the_stick(tmp_p
 def test_restore_brings_back_the_backup_and_keeps_the_current_database(tmp_path):
     w = Writer(tmp_path / "s.db").start()
     w.call(lambda db: records.insert_reject(db, 1.0, "test", "before backup"))
-    made = bk.backup(tmp_path / "s.db", tmp_path / "usb", keep=2)
+    made = bk.backup(tmp_path / "s.db", tmp_path / "usb", keep=2, encrypt_to=[])
     w.call(lambda db: records.insert_reject(db, 2.0, "test", "after backup"))
     w.stop()
     kept = bk.restore(made, tmp_path / "s.db")
@@ -85,7 +87,8 @@ def test_a_damaged_backup_is_refused(tmp_path):
 
 def test_backup_and_restore_commands(tmp_path):
     cfg = tmp_path / "station.toml"
-    cfg.write_text(f'[storage]\ndatabase = "{tmp_path / "s.db"}"\n[backup]\ndir = "{tmp_path / "usb"}"\nkeep = 2\n')
+    cfg.write_text(f'[storage]\ndatabase = "{tmp_path / "s.db"}"\n[backup]\ndir = "{tmp_path / "usb"}"\nkeep = 2\n'
+                   'plaintext = true\n')
     w = Writer(tmp_path / "s.db").start()
     w.call(lambda db: records.insert_reject(db, 1.0, "test", "x"))
     w.stop()
@@ -98,3 +101,119 @@ def test_backup_and_restore_commands(tmp_path):
     none.write_text(f'[storage]\ndatabase = "{tmp_path / "s.db"}"\n')
     out = CliRunner().invoke(cli, ["--config", str(none), "backup"])
     assert out.exit_code == 1 and "no backup folder" in out.output
+
+
+# ---- Sealed backups: the key that opens them is kept off the station ------------------------------
+
+def _station_with_a_wearer(tmp_path):
+    """A database holding what a seizer wants: a wearer's real name and her track."""
+    w = Writer(tmp_path / "s.db").start()
+    w.call(lambda db: db.execute(
+        "INSERT INTO bracelets (node_num, label, added_at, real_name) VALUES (1, 'Amina D.', 0, 'Amina Diallo')"))
+    w.call(lambda db: db.execute("INSERT INTO positions (node_num, received_at, lat, lon) VALUES (1, 0, 14.6937, -17.4441)"))
+    w.stop()
+
+
+def test_a_seized_backup_stick_holds_nothing_readable(tmp_path, age_key):
+    """Someone takes the USB stick (or the whole station, which holds only the public key): the
+    backup is an age file, not a database, and neither the name nor anything else is in clear."""
+    identity, recipient = age_key
+    _station_with_a_wearer(tmp_path)
+    made = bk.backup(tmp_path / "s.db", tmp_path / "usb", keep=3, encrypt_to=[recipient])
+    assert made.name.endswith(".db.age") and sorted(p.name for p in (tmp_path / "usb").iterdir()) == [made.name]
+    data = made.read_bytes()
+    assert data.startswith(b"age-encryption.org/v1\n")
+    assert b"SQLite format 3" not in data and b"Amina" not in data and b"bracelets" not in data
+    with pytest.raises(sqlite3.DatabaseError):
+        with sqlite3.connect(made) as c:
+            c.execute("SELECT * FROM bracelets").fetchall()
+    # The plain snapshot never stays anywhere: not on the stick, not beside the database.
+    assert not [p for p in (tmp_path / bk.WORK).iterdir() if p.name != "lock"]
+
+
+def test_the_office_restores_a_sealed_backup_with_the_key_it_kept(tmp_path, age_key):
+    identity, recipient = age_key
+    _station_with_a_wearer(tmp_path)
+    made = bk.backup(tmp_path / "s.db", tmp_path / "usb", keep=3, encrypt_to=[recipient])
+    (tmp_path / "new-card").mkdir()
+    bk.restore(made, tmp_path / "new-card" / "s.db", identity)
+    with sqlite3.connect(tmp_path / "new-card" / "s.db") as c:
+        assert c.execute("SELECT real_name FROM bracelets").fetchone()[0] == "Amina Diallo"
+        assert c.execute("SELECT lat FROM positions").fetchone()[0] == 14.6937
+
+
+def test_without_the_key_or_with_another_one_nothing_is_restored(tmp_path, age_key):
+    from station.storage import age
+    identity, recipient = age_key
+    _station_with_a_wearer(tmp_path)
+    made = bk.backup(tmp_path / "s.db", tmp_path / "usb", keep=3, encrypt_to=[recipient])
+    target = tmp_path / "other" / "s.db"
+    with pytest.raises(bk.BackupError, match="encrypted: give the key kept off the station"):
+        bk.restore(made, target)
+    stranger = age.keygen(tmp_path / "office-safe" / "someone-else.key") and tmp_path / "office-safe" / "someone-else.key"
+    with pytest.raises(bk.BackupError, match="not restored"):
+        bk.restore(made, target, stranger)
+    assert not target.exists() or count(target) == 0
+
+
+def test_the_backup_command_refuses_to_write_readable_copies_unless_told(tmp_path, age_key):
+    identity, recipient = age_key
+    Writer(tmp_path / "s.db").stop()
+    cfg = tmp_path / "station.toml"
+    base = f'[storage]\ndatabase = "{tmp_path / "s.db"}"\n[backup]\ndir = "{tmp_path / "usb"}"\n'
+    cfg.write_text(base)
+    out = CliRunner().invoke(cli, ["--config", str(cfg), "backup"])
+    assert out.exit_code == 1 and "station backup-keygen" in out.output and not (tmp_path / "usb").exists()
+    cfg.write_text(base + f'recipients = ["{recipient}"]\n')
+    out = CliRunner().invoke(cli, ["--config", str(cfg), "backup"])
+    assert out.exit_code == 0 and "encrypted to 1 key" in out.output
+    made = bk.backups(tmp_path / "usb")[0]
+    out = CliRunner().invoke(cli, ["--config", str(cfg), "restore", str(made), "--yes"])
+    assert out.exit_code == 1 and "--identity" in out.output
+    out = CliRunner().invoke(cli, ["--config", str(cfg), "restore", str(made), "--yes", "--identity", str(identity)])
+    assert out.exit_code == 0, out.output
+
+
+def test_keygen_will_not_leave_the_key_on_the_stations_own_disk(tmp_path, age_key):
+    cfg = tmp_path / "station.toml"
+    cfg.write_text(f'[storage]\ndatabase = "{tmp_path / "s.db"}"\n')
+    Writer(tmp_path / "s.db").stop()
+    out = CliRunner().invoke(cli, ["--config", str(cfg), "backup-keygen", str(tmp_path / "backup.key")])
+    assert out.exit_code == 1 and "same disk as the database" in out.output and not (tmp_path / "backup.key").exists()
+    out = CliRunner().invoke(cli, ["--config", str(cfg), "backup-keygen", str(tmp_path / "bench.key"), "--on-station"])
+    assert out.exit_code == 0 and 'recipients = ["age1' in out.output
+    assert oct((tmp_path / "bench.key").stat().st_mode & 0o777) == "0o600"
+    again = CliRunner().invoke(cli, ["--config", str(cfg), "backup-keygen", str(tmp_path / "bench.key"), "--on-station"])
+    assert again.exit_code == 1 and "never overwritten" in again.output
+
+
+def test_a_config_with_a_mistyped_recipient_stops_with_the_key_named(tmp_path):
+    from station import config
+    with pytest.raises(config.ConfigError, match=r"\[backup\] recipients: expected a list of age recipients"):
+        config.validate({"backup": {"recipients": ["age1notakey"]}})
+
+
+def test_two_backups_at_once_the_second_is_told_to_wait_and_the_first_finishes(tmp_path):
+    import fcntl
+    import os
+    Writer(tmp_path / "s.db").stop()
+    work = tmp_path / bk.WORK
+    work.mkdir()
+    fd = os.open(work / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    os.write(fd, b"4242\n")
+    fcntl.flock(fd, fcntl.LOCK_EX)         # the timer's backup, still running
+    try:
+        with pytest.raises(bk.BackupError, match=r"another backup \(pid 4242\) is running"):
+            bk.backup(tmp_path / "s.db", tmp_path / "usb", keep=3, encrypt_to=[])
+    finally:
+        os.close(fd)
+    assert bk.backup(tmp_path / "s.db", tmp_path / "usb", keep=3, encrypt_to=[]).exists()
+
+
+def test_a_cut_short_backup_leaves_no_plain_copy_behind_for_the_next_one_to_find(tmp_path):
+    Writer(tmp_path / "s.db").stop()
+    work = tmp_path / bk.WORK
+    work.mkdir()
+    (work / "snapshot.db").write_bytes(b"a plain copy left by a power cut")
+    bk.backup(tmp_path / "s.db", tmp_path / "usb", keep=3, encrypt_to=[])
+    assert [p.name for p in work.iterdir()] == ["lock"]

@@ -96,7 +96,7 @@ def test_nodes_escape_hostile_names_on_the_terminal(harness):
 
 
 def test_bracelets_add_list_remove(run_cli):
-    out = run_cli("bracelets", "add", "!b5a1e001", "--label", "Amina", "--cancel-pin", "2468", "--duress-pin", "1357")
+    out = run_cli("bracelets", "add", "!b5a1e001", "--label", "Amina", "--pins-stdin", input="246813\n135792\n")
     assert out.exit_code == 0 and "will be pinned when the bracelet is next heard" in out.output
     listed = json.loads(run_cli("bracelets", "list", "--json").output)
     assert listed[0]["node_id"] == "!b5a1e001" and listed[0]["has_duress_pin"] is True
@@ -106,16 +106,50 @@ def test_bracelets_add_list_remove(run_cli):
     assert "no bracelets registered" in run_cli("bracelets", "list").output
 
 
-@pytest.mark.parametrize("args, message", [
-    (["bracelets", "add", "amina", "--label", "A"], "is not a node"),
-    (["bracelets", "add", "!b5a1e001", "--label", "A", "--cancel-pin", "12"], "a PIN is 4 to 8 digits"),
-    (["bracelets", "add", "!b5a1e001", "--label", "A", "--cancel-pin", "1234", "--duress-pin", "1234"],
-     "must differ"),
-    (["bracelets", "add", "!b5a1e001", "--label", "A", "--public-key", "short"], "a public key is 32 bytes"),
+@pytest.mark.parametrize("args, pins, message", [
+    (["bracelets", "add", "amina", "--label", "A"], None, "is not a node"),
+    (["bracelets", "add", "!b5a1e001", "--label", "A", "--pins-stdin"], "12\n\n", "a PIN is 6 to 8 digits"),
+    # Four digits fall a seizer in minutes: below [alerts] min_pin_digits (6 by default).
+    (["bracelets", "add", "!b5a1e001", "--label", "A", "--pins-stdin"], "2468\n\n", "a PIN is 6 to 8 digits"),
+    (["bracelets", "add", "!b5a1e001", "--label", "A", "--pins-stdin"], "123456\n123456\n", "must differ"),
+    (["bracelets", "add", "!b5a1e001", "--label", "A", "--public-key", "short"], None, "a public key is 32 bytes"),
+    (["bracelets", "pins", "!b5a1e009", "--pins-stdin"], "123456\n654321\n", "is not registered"),
 ])
-def test_bracelet_input_errors_are_explained(run_cli, args, message):
-    out = run_cli(*args)
+def test_bracelet_input_errors_are_explained(run_cli, args, pins, message):
+    out = run_cli(*args, input=pins)
     assert out.exit_code != 0 and message in out.output
+
+
+def test_a_pin_never_appears_as_an_option_of_any_command():
+    """A PIN on the command line stays in the shell's history and in `ps` for every user."""
+    import click
+
+    def options(cmd, path=()):
+        for p in cmd.params:
+            yield path, p
+        for name, sub in getattr(cmd, "commands", {}).items():
+            yield from options(sub, (*path, name))
+    offending = [(" ".join(path), o) for path, p in options(cli) for o in getattr(p, "opts", [])
+                 if "pin" in o.lower() and o not in ("--pins", "--pins-stdin") and isinstance(p, click.Option)]
+    assert offending == []
+
+
+def test_min_pin_digits_from_the_config_is_what_a_new_pin_needs(run_cli):
+    run_cli.config.write_text(run_cli.config.read_text() + "[alerts]\nmin_pin_digits = 8\n")
+    out = run_cli("bracelets", "add", "!b5a1e001", "--label", "A", "--pins-stdin", input="246813\n\n")
+    assert out.exit_code == 1 and "a PIN is 8 to 8 digits" in out.output
+    ok = run_cli("bracelets", "add", "!b5a1e001", "--label", "A", "--pins-stdin", input="24681357\n\n")
+    assert ok.exit_code == 0
+
+
+def test_pins_can_be_set_again_and_the_event_log_says_who_without_the_pin(run_cli):
+    assert run_cli("bracelets", "add", "!b5a1e001", "--label", "A").exit_code == 0
+    out = run_cli("bracelets", "pins", "!b5a1e001", "--pins-stdin", input="246813\n135792\n")
+    assert out.exit_code == 0 and "cancel PIN set, duress PIN set" in out.output
+    with sqlite3.connect(run_cli.db_path) as c:
+        detail = c.execute("SELECT actor, detail FROM events WHERE action='PINs set'").fetchone()
+        hashes = c.execute("SELECT cancel_pin_hash || duress_pin_hash FROM bracelets").fetchone()[0]
+    assert detail[0].startswith("cli:") and "246813" not in detail[1] and "246813" not in hashes
 
 
 def test_invalid_config_stops_with_the_key_named(tmp_path):

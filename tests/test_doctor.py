@@ -63,20 +63,30 @@ def test_invalid_config_is_the_only_check_and_fails(tmp_path):
 
 def test_database_damage_and_backups_are_reported(tmp_path):
     (tmp_path / "s.db").write_bytes(b"not a database" * 100)
-    checks = by_name(doctor.run(write_config(tmp_path, f'[backup]\ndir = "{tmp_path / "usb"}"\n')))
+    checks = by_name(doctor.run(write_config(tmp_path, f'[backup]\ndir = "{tmp_path / "usb"}"\nplaintext = true\n')))
     assert checks["database"].status == doctor.FAIL and "station restore" in checks["database"].remedy
     assert checks["backups"].status == doctor.FAIL and "no backup" in checks["backups"].message
 
 
-def test_recent_backup_and_healthy_database_pass(tmp_path):
+def test_recent_backup_and_healthy_database_pass(tmp_path, age_key):
     Writer(tmp_path / "s.db").start().stop()
-    bk.backup(tmp_path / "s.db", tmp_path / "usb", keep=2)
-    checks = by_name(doctor.run(write_config(tmp_path, f'[backup]\ndir = "{tmp_path / "usb"}"\n')))
+    bk.backup(tmp_path / "s.db", tmp_path / "usb", keep=2, encrypt_to=[age_key[1]])
+    conf = f'[backup]\ndir = "{tmp_path / "usb"}"\nrecipients = ["{age_key[1]}"]\n'
+    checks = by_name(doctor.run(write_config(tmp_path, conf)))
     assert checks["database"].status == doctor.OK and checks["backups"].status == doctor.OK
+    assert "encrypted" in checks["backups"].message
     old = bk.backups(tmp_path / "usb")[0]
     os.utime(old, (time.time() - 3 * 86400,) * 2)
-    assert by_name(doctor.run(write_config(tmp_path, f'[backup]\ndir = "{tmp_path / "usb"}"\n')))[
-        "backups"].status == doctor.FAIL
+    assert by_name(doctor.run(write_config(tmp_path, conf)))["backups"].status == doctor.FAIL
+
+
+def test_backups_that_anyone_holding_the_stick_can_read_are_not_called_ok(tmp_path, age_key):
+    Writer(tmp_path / "s.db").start().stop()
+    bk.backup(tmp_path / "s.db", tmp_path / "usb", keep=2, encrypt_to=[])
+    plain = by_name(doctor.run(write_config(tmp_path, f'[backup]\ndir = "{tmp_path / "usb"}"\nplaintext = true\n')))
+    assert plain["backups"].status == doctor.WARN and "NOT encrypted" in plain["backups"].message
+    none = by_name(doctor.run(write_config(tmp_path, f'[backup]\ndir = "{tmp_path / "usb"}"\n')))
+    assert none["backups"].status == doctor.FAIL and "backup-keygen" in none["backups"].remedy
 
 
 def test_undervoltage_flags_are_read_from_vcgencmd(tmp_path):

@@ -39,7 +39,7 @@ def office(tmp_path, harness):
         sim.stop()
 
 
-def provision(config: str, port: str, pins: str = "2468\n1357\n"):
+def provision(config: str, port: str, pins: str = "246813\n135792\n"):
     return CliRunner().invoke(cli, ["--config", config, "bracelets", "provision", "--port", port,
                                     "--label", "Fatou S.", "--pins-stdin", "--by", "tech-ana"], input=pins)
 
@@ -62,7 +62,7 @@ def test_a_rak4631_is_set_to_the_office_profile_and_registered_with_its_own_key(
     assert r.keys.public == base64.b64decode(key)             # its key survived the security write
     assert r.owner.long_name == "Fatou S."
     (label, pinned, cancel_hash), = h.rows("SELECT label, public_key, cancel_pin_hash FROM bracelets")
-    assert (label, pinned) == ("Fatou S.", key) and cancel_hash and "2468" not in cancel_hash
+    assert (label, pinned) == ("Fatou S.", key) and cancel_hash and "246813" not in cancel_hash
     assert h.count("SELECT COUNT(*) FROM events WHERE actor='tech-ana' AND action='bracelet provisioned'") == 1
     listed = json.loads(CliRunner().invoke(cli, ["--config", config, "bracelets", "list", "--json"]).output)
     assert [x["label"] for x in listed] == ["Fatou S."]
@@ -88,7 +88,7 @@ def test_pins_are_checked_and_never_taken_from_the_command_line(office):
     h, bracelet, config = office
     b = bracelet("rak4631")
     bad = provision(config, b.port, pins="12\n\n")
-    assert bad.exit_code == 1 and "a PIN is 4 to 8 digits" in bad.output
+    assert bad.exit_code == 1 and "a PIN is 6 to 8 digits" in bad.output
     assert b.radio.admin.changes == []
     opts = CliRunner().invoke(cli, ["bracelets", "provision", "--help"]).output
     assert "--cancel-pin" not in opts and "--duress-pin" not in opts

@@ -149,10 +149,39 @@ def test_duress_pin_looks_like_a_cancel_to_the_wearer_but_escalates(harness, fir
 def test_pins_are_stored_hashed(harness):
     h = harness("idle", "pty")
     rows = h.rows("SELECT cancel_pin_hash, duress_pin_hash FROM bracelets")
-    assert rows and all(r[0].startswith("scrypt$") and r[1].startswith("scrypt$") for r in rows)
+    assert rows and all(r[0].startswith("scrypt-k1$") and r[1].startswith("scrypt-k1$") for r in rows)
     dump = "\n".join(h.db().iterdump())
     for b in (P["amina"], P["bashir"], P["chen"]):
         assert f"'{b.cancel_pin}'" not in dump and f"'{b.duress_pin}'" not in dump
+
+
+def test_a_stolen_backup_alone_does_not_tell_the_cancel_pin_from_the_duress_pin(harness, tmp_path):
+    """Someone who copies the database (or a backup) but not pin.key tries the wearer's two real
+    PINs against both hashes as scrypt alone: neither matches, so trying all PINs tells nothing.
+    With the station's key the same hashes check."""
+    import base64
+    import hashlib
+    import hmac
+
+    from station.pins import KEY_FILE, PinKey
+    from station.storage.backup import backup
+    h = harness("idle", "pty")
+    copy = backup(h.cfg.database_path, tmp_path / "stick", keep=1, encrypt_to=[])
+    assert not list((tmp_path / "stick").glob(KEY_FILE))
+    import sqlite3
+    with sqlite3.connect(copy) as c:
+        cancel_hash, duress_hash = c.execute("SELECT cancel_pin_hash, duress_pin_hash FROM bracelets "
+                                             "WHERE node_num=?", (AMINA,)).fetchone()
+    amina = P["amina"]
+    for stored in (cancel_hash, duress_hash):
+        _, _, n, r, p, salt, digest = stored.split("$")
+        for pin in (amina.cancel_pin, amina.duress_pin):
+            guess = hashlib.scrypt(pin.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p), dklen=32)
+            assert not hmac.compare_digest(guess, base64.b64decode(digest))
+        assert not PinKey(bytes(32)).verify(amina.cancel_pin, stored)       # a guessed key
+    key = PinKey.load(h.cfg.database_path.with_name(KEY_FILE), create=False)
+    assert key.verify(amina.cancel_pin, cancel_hash) and key.verify(amina.duress_pin, duress_hash)
+    assert not key.verify(amina.duress_pin, cancel_hash)
 
 
 @pytest.mark.parametrize("firmware, transport", RADIOS)

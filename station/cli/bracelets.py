@@ -9,15 +9,15 @@ import click
 
 from station import press_tests, registry
 from station.cli import bracelet_check, press_test, provision
-from station.cli.common import emit_json, open_db, table, when, write
+from station.cli.common import ask_pins, emit_json, open_db, table, when, write
 from station.nodeids import node_id, parse_node
-from station.pins import valid_pin
 
 
-def _pin(ctx, param, value):
-    if value is not None and not valid_pin(value):
-        raise click.BadParameter("a PIN is 4 to 8 digits")
-    return value
+def _node(node: str) -> int:
+    try:
+        return parse_node(node)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="NODE") from None
 
 
 def _consent_changes(f: dict) -> dict:
@@ -58,25 +58,39 @@ def register(cli: click.Group) -> None:
     @click.option("--label", required=True, help="Name the office knows the wearer by (never published as is).")
     @click.option("--public-key", help="The bracelet's Meshtastic public key (base64 or hex). Without it, "
                                        "the key is pinned when the bracelet is next heard.")
-    @click.option("--cancel-pin", callback=_pin, help="PIN that cancels an alert (SAFE <PIN>).")
-    @click.option("--duress-pin", callback=_pin, help="PIN that looks like a cancel but escalates the alert.")
+    @click.option("--pins", "ask", is_flag=True, help="Ask for the cancel PIN and the duress PIN at a hidden prompt.")
+    @click.option("--pins-stdin", is_flag=True, help="Read the cancel PIN and the duress PIN from two lines of stdin.")
     @click.pass_context
-    def add_cmd(ctx, node: str, label: str, public_key: str | None, cancel_pin: str | None,
-                duress_pin: str | None) -> None:
-        """Register NODE (!b5a1e001, 0xb5a1e001 or decimal) as a bracelet."""
-        try:
-            num = parse_node(node)
-        except ValueError as e:
-            raise click.BadParameter(str(e), param_hint="NODE") from None
+    def add_cmd(ctx, node: str, label: str, public_key: str | None, ask: bool, pins_stdin: bool) -> None:
+        """Register NODE (!b5a1e001, 0xb5a1e001 or decimal; quote it in bash) as a bracelet."""
+        num = _node(node)
+        pin_hashes = ask_pins(ctx, pins_stdin) if ask or pins_stdin else (None, None)
         db = open_db(ctx)
         try:
             write(db, lambda d: registry.add(d, num, label, time.time(), public_key=public_key,
-                                             cancel_pin=cancel_pin, duress_pin=duress_pin))
+                                             pin_hashes=pin_hashes))
         except ValueError as e:
             raise click.ClickException(str(e)) from None
         b = next(x for x in registry.list_all(db) if x.node_num == num)
         click.echo(f"registered {node_id(num)} as {label!r}; key "
                    + ("pinned" if b.public_key else "will be pinned when the bracelet is next heard"))
+
+    @grp.command("pins")
+    @click.argument("node")
+    @click.option("--pins-stdin", is_flag=True, help="Read the cancel PIN and the duress PIN from two lines of stdin "
+                                                     "(else they are asked at a hidden prompt).")
+    @click.pass_context
+    def pins_cmd(ctx, node: str, pins_stdin: bool) -> None:
+        """Set NODE's cancel and duress PINs again (an empty answer removes one)."""
+        num = _node(node)
+        pin_hashes = ask_pins(ctx, pins_stdin)
+        try:
+            write(open_db(ctx), lambda d: registry.set_pins(d, num, pin_hashes, f"cli:{getpass.getuser()}",
+                                                            time.time()))
+        except ValueError as e:
+            raise click.ClickException(str(e)) from None
+        click.echo(f"{node_id(num)}: cancel PIN {'set' if pin_hashes[0] else 'none'}, "
+                   f"duress PIN {'set' if pin_hashes[1] else 'none'}")
 
     @grp.command("list")
     @click.option("--json", "as_json", is_flag=True)
@@ -119,10 +133,7 @@ def register(cli: click.Group) -> None:
     @click.pass_context
     def set_cmd(ctx, node: str, **fields) -> None:
         """Record NODE's consent and verification policy (what the relay may publish, and when)."""
-        try:
-            num = parse_node(node)
-        except ValueError as e:
-            raise click.BadParameter(str(e), param_hint="NODE") from None
+        num = _node(node)
         changes = _consent_changes(fields)
         if not changes:
             raise click.UsageError("nothing to set: give at least one option (see --help)")
@@ -140,7 +151,7 @@ def register(cli: click.Group) -> None:
     @click.pass_context
     def remove_cmd(ctx, node: str) -> None:
         """Remove NODE from the registry (its alerts become unverified)."""
-        num = parse_node(node)
+        num = _node(node)
         if not write(open_db(ctx), lambda d: registry.remove(d, num)):
             raise click.ClickException(f"{node_id(num)} is not registered")
         click.echo(f"removed {node_id(num)}")

@@ -108,3 +108,20 @@ def table(rows: list[list[Any]], headers: list[str]) -> None:
 def fail(message: str) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(1)
+
+
+def ask_pins(ctx: click.Context, from_stdin: bool) -> tuple[str | None, str | None]:
+    """The cancel and duress PINs, hashed with the station's PIN key. Never options: a PIN on the
+    command line stays in the shell's history and in `ps` for everyone on the machine."""
+    import sys
+
+    from station.pins import PinError, PinPolicy
+    if from_stdin:
+        cancel, duress = sys.stdin.readline().strip(), sys.stdin.readline().strip()
+    else:
+        cancel = click.prompt("cancel PIN (empty: none)", hide_input=True, default="", show_default=False)
+        duress = click.prompt("duress PIN (empty: none)", hide_input=True, default="", show_default=False)
+    try:
+        return PinPolicy.of(load_config(ctx)).hash_pair(cancel or None, duress or None)
+    except (PinError, OSError) as e:
+        raise click.ClickException(str(e)) from None

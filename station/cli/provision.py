@@ -4,13 +4,12 @@ profile, read back and registered with its key pinned from the device itself."""
 from __future__ import annotations
 
 import getpass
-import sys
 import time
 
 import click
 
 from station import press_tests, registry
-from station.cli.common import load_config, open_db, write
+from station.cli.common import ask_pins, load_config, open_db, write
 from station.cli.press_test import run_press_test
 from station.incidents import log_event
 from station.radio import configure, provision
@@ -21,19 +20,6 @@ from station.radio.ports import RadioUnavailable
 from station.radio.profile import MeshProfile, ProfileError
 from station.radio.session import bench_session
 from station.storage import records
-
-
-def _pins(from_stdin: bool) -> tuple[str | None, str | None]:
-    # Never options: a PIN on the command line stays in the shell's history.
-    if from_stdin:
-        cancel, duress = sys.stdin.readline().strip(), sys.stdin.readline().strip()
-    else:
-        cancel = click.prompt("cancel PIN (empty: none)", hide_input=True, default="", show_default=False)
-        duress = click.prompt("duress PIN (empty: none)", hide_input=True, default="", show_default=False)
-    for pin in (cancel, duress):
-        if pin and not (pin.isdigit() and 4 <= len(pin) <= 8):
-            raise click.ClickException("a PIN is 4 to 8 digits")
-    return cancel or None, duress or None
 
 
 def register(grp: click.Group) -> None:
@@ -71,7 +57,7 @@ def register(grp: click.Group) -> None:
                 if db.execute("SELECT 1 FROM bracelets WHERE node_num=?", [int(info.node[1:], 16)]).fetchone():
                     raise click.ClickException(f"{info.node} is already registered: station bracelets remove "
                                                f"{info.node} first to provision it again")
-                cancel, duress = _pins(pins_stdin)
+                pin_hashes = ask_pins(ctx, pins_stdin)
                 click.echo(f"alert method: {method.kind.replace('_', ' ')} ({method.wiring})")
                 admin = RadioAdmin(link)
                 started = time.time()
@@ -90,8 +76,7 @@ def register(grp: click.Group) -> None:
         num = int(after.node[1:], 16)
 
         def store(d):
-            registry.add(d, num, label, time.time(), public_key=after.public_key, cancel_pin=cancel,
-                         duress_pin=duress)
+            registry.add(d, num, label, time.time(), public_key=after.public_key, pin_hashes=pin_hashes)
             registry.note_device(d, num, after.hw_model, after.firmware, time.time())
             log_event(d, None, time.time(), by, "bracelet provisioned",
                       f"{after.node} ({after.hw_model}, firmware {after.firmware}) as {label}, "

@@ -14,6 +14,7 @@ from station import at_rest, daemon, logs
 from station.cli.common import load_config, safe, when, write
 from station.radio.ports import resolve_port
 from station.radio.virtual import scenarios
+from station.pins import PinKey, PinPolicy, configured_key_path
 from station.radio.virtual.bracelets import register_cast
 from station.storage import db as dbmod
 
@@ -83,13 +84,14 @@ def register(cli: click.Group) -> None:
     def demo_cmd(ctx: click.Context, scenario: str, database: str, speed: float, seconds: float) -> None:
         """Run the station on the virtual radio and print alerts as they arrive.
 
-        Amina, Bashir and Chen are registered bracelets (cancel PINs 2468, 8642, 1111; duress
-        PINs 1357, 9753, 9999). Every alert from the virtual radio is marked as a drill.
+        Amina, Bashir and Chen are registered bracelets (cancel PINs 246813, 864213, 112233;
+        duress PINs 135792, 975313, 998877). Every alert from the virtual radio is marked as a drill.
         """
         cfg = _override(load_config(ctx), radio={"port": "sim", "scenario": scenario},
                         storage={"database": str(Path(database).resolve())}, gpio={"enabled": False})
         _logging("WARNING")
-        register_cast(cfg.database_path)
+        # The demo cast's PINs have six digits, whatever [alerts] min_pin_digits asks of real ones.
+        register_cast(cfg.database_path, pin_policy=PinPolicy(PinKey.load(configured_key_path(cfg))))
         click.echo(f"station demo: scenario {scenario!r}, database {cfg.database_path}")
         _start_local_console(cfg)
         stop = threading.Event()

@@ -14,6 +14,7 @@ from typing import Iterator
 from station.clock import StationClock
 from station.decode.packets import Rules
 from station.ingest import Ingest
+from station.pins import PinPolicy
 from station.radio.link import LinkSettings, RadioLink
 from station.radio.ports import RadioUnavailable, check_serial_path, parse_tcp, resolve_port
 from station.storage.writer import Writer
@@ -47,7 +48,8 @@ def radio_session(cfg) -> Iterator[RadioLink]:
     try:
         ingest = Ingest(writer, Rules(tuple(cfg.alerts["keywords"]), tuple(cfg.alerts["cancel_keywords"])),
                         StationClock(cfg.gps["clock_margin_s"]), fold_window_s=cfg.alerts["fold_window_s"],
-                        own_node=lambda: own[0].state.node_num if own else None)
+                        own_node=lambda: own[0].state.node_num if own else None,
+                        pin_key=PinPolicy.of(cfg).key)
         with _connected(port, ingest, LinkSettings.from_config(cfg.radio), "radio", own.append) as link:
             yield link
     finally:

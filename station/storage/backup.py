@@ -1,18 +1,30 @@
-"""Online backups of the station database with SQLite's backup API, and restores.
+"""Backups of the station database, sealed for a key kept off the station, and restores.
 
-The copy is taken in steps while the daemon keeps writing, checked with quick_check, fsynced
-and renamed into place: a backup that exists is a whole, verified database.
+A backup is a VACUUM INTO of one read transaction: a whole, compact snapshot taken while the daemon
+keeps writing (the online backup API starts again after every outside write, and on a busy mesh
+never finished), with no free page that could still hold a purged row. The copy is made in a
+private folder beside the database (as exposed as the database itself, no more), checked with
+quick_check, encrypted with age to the configured recipients straight onto the backup medium,
+fsynced and renamed into place: a backup that exists is a whole, verified, sealed database. The
+plain copy never touches the stick, so a lost stick holds nothing readable.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import os
+import shutil
 import sqlite3
 from pathlib import Path
 
+from station.storage import age
+
 PREFIX = "station-"
 SUFFIX = ".db"
+SEALED = ".db.age"
+WORK = ".backup-work"
 
 
 class BackupError(Exception):
@@ -21,7 +33,7 @@ class BackupError(Exception):
 
 def _check(path: Path) -> str:
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as c:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as c:
             rows = [r[0] for r in c.execute("PRAGMA quick_check").fetchall()]
     except sqlite3.Error as e:
         return str(e)
@@ -36,7 +48,47 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def backup(db_path: Path, dest_dir: Path, keep: int, now: dt.datetime | None = None) -> Path:
+@contextlib.contextmanager
+def _work_folder(db_path: Path):
+    """Private, and one backup at a time (the timer's and a technician's): what an interrupted
+    backup left in it can then be removed safely."""
+    work = db_path.parent / WORK
+    work.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(work / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            raise BackupError(f"another backup (pid {holder}) is running; try again when it has finished") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        for stale in work.iterdir():
+            if stale.name != "lock":
+                stale.unlink(missing_ok=True)
+        yield work
+    finally:
+        for left in work.iterdir():
+            if left.name != "lock":
+                left.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def _snapshot(db_path: Path, dest: Path) -> None:
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)) as src:
+            src.execute("VACUUM INTO ?", (str(dest),))
+    except sqlite3.Error as e:
+        raise BackupError(f"backup of {db_path} failed: {e}") from None
+    result = _check(dest)
+    if result != "ok":
+        raise BackupError(f"the backup copy failed its check ({result}); the previous backups are kept")
+
+
+def backup(db_path: Path, dest_dir: Path, keep: int, now: dt.datetime | None = None, *,
+           encrypt_to: list[str]) -> Path:
+    """A new backup in `dest_dir`, sealed for `encrypt_to` (age recipients); an empty list writes a
+    plain copy, which only a config that says so asks for."""
     if not db_path.exists():
         raise BackupError(f"there is no database at {db_path}")
     try:
@@ -44,29 +96,20 @@ def backup(db_path: Path, dest_dir: Path, keep: int, now: dt.datetime | None = N
     except OSError as e:
         raise BackupError(f"cannot use the backup folder {dest_dir}: {e.strerror} (is the USB stick mounted?)") from None
     stamp = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
-    final = dest_dir / f"{PREFIX}{stamp}{SUFFIX}"
-    partial = final.with_suffix(".partial")
-    src = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
-    try:
-        dst = sqlite3.connect(partial)
+    final = dest_dir / f"{PREFIX}{stamp}{SEALED if encrypt_to else SUFFIX}"
+    partial = dest_dir / f"{PREFIX}{stamp}.partial"
+    with _work_folder(db_path) as work:
+        plain = work / "snapshot.db"
+        _snapshot(db_path, plain)
         try:
-            # Small steps with pauses: the daemon's writer is never blocked for long.
-            src.backup(dst, pages=256, sleep=0.005)
-            # The copy is a single file: in WAL mode every later open (the check below, a
-            # restore) would leave -wal and -shm files beside it that pruning never removes.
-            dst.execute("PRAGMA journal_mode=DELETE")
-        finally:
-            dst.close()
-    except sqlite3.Error as e:
-        partial.unlink(missing_ok=True)
-        raise BackupError(f"backup of {db_path} failed: {e}") from None
-    finally:
-        src.close()
-    result = _check(partial)
-    if result != "ok":
-        partial.unlink(missing_ok=True)
-        raise BackupError(f"the backup copy failed its check ({result}); the previous backups are kept")
-    _fsync(partial)
+            if encrypt_to:
+                age.encrypt(plain, partial, encrypt_to)
+            else:
+                shutil.copyfile(plain, partial)
+            _fsync(partial)
+        except (age.AgeError, OSError) as e:
+            partial.unlink(missing_ok=True)
+            raise BackupError(f"writing the backup to {dest_dir} failed: {e}") from None
     os.replace(partial, final)
     _fsync(dest_dir)
     for old in backups(dest_dir)[keep:]:
@@ -79,34 +122,38 @@ def backup(db_path: Path, dest_dir: Path, keep: int, now: dt.datetime | None = N
 
 
 def backups(dest_dir: Path) -> list[Path]:
-    """Newest first."""
-    return sorted(dest_dir.glob(f"{PREFIX}*{SUFFIX}"), reverse=True)
+    """Newest first, sealed or plain."""
+    found = [*dest_dir.glob(f"{PREFIX}*{SUFFIX}"), *dest_dir.glob(f"{PREFIX}*{SEALED}")]
+    return sorted(found, key=lambda p: p.name.removesuffix(".age"), reverse=True)
 
 
-def restore(backup_file: Path, db_path: Path) -> Path | None:
-    """Replace the database with a backup; the current one is kept beside it first."""
+def restore(backup_file: Path, db_path: Path, identity: Path | None = None) -> Path | None:
+    """Replace the database with a backup; the current one is kept beside it first. A sealed
+    backup needs the identity that was kept off the station."""
     if not backup_file.exists():
         raise BackupError(f"there is no backup at {backup_file}")
-    result = _check(backup_file)
-    if result != "ok":
-        raise BackupError(f"{backup_file} fails its check ({result}): not restored")
-    kept = None
-    if db_path.exists():
-        kept = db_path.with_name(db_path.name + ".before-restore-" +
-                                 dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
-        src = sqlite3.connect(db_path)
-        try:
-            with sqlite3.connect(kept) as k:
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    with _work_folder(db_path) as work:
+        source = backup_file
+        if age.is_sealed(backup_file):
+            if identity is None:
+                raise BackupError(f"{backup_file.name} is encrypted: give the key kept off the station "
+                                  "(station restore FILE --identity KEYFILE)")
+            source = work / "opened.db"
+            try:
+                age.decrypt(backup_file, source, identity)
+            except age.AgeError as e:
+                raise BackupError(f"{e}: not restored") from None
+        result = _check(source)
+        if result != "ok":
+            raise BackupError(f"{backup_file} fails its check ({result}): not restored")
+        kept = None
+        if db_path.exists():
+            kept = db_path.with_name(db_path.name + ".before-restore-" +
+                                     dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
+            with contextlib.closing(sqlite3.connect(db_path)) as src, contextlib.closing(sqlite3.connect(kept)) as k:
                 src.backup(k)
-        finally:
-            src.close()
-    src = sqlite3.connect(f"file:{backup_file}?mode=ro", uri=True)
-    try:
-        dst = sqlite3.connect(db_path)
-        try:
+        with contextlib.closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True)) as src, \
+                contextlib.closing(sqlite3.connect(db_path)) as dst:
             src.backup(dst)   # writes through SQLite, so the WAL and its readers stay consistent
-        finally:
-            dst.close()
-    finally:
-        src.close()
     return kept

@@ -155,9 +155,11 @@ def test_coordinators_add_notes_to_the_timeline_and_see_each_fix(with_positions)
 
 def test_the_bracelets_api_shows_what_the_wearers_page_shows_and_never_a_pin_hash(app):   # noqa: F811
     from station import registry
+    from station.pins import PinKey, PinPolicy
     from station.storage.writer import Writer
     w = Writer(app.station_config.database_path).start()
-    w.call(lambda db: registry.add(db, 7, "Amina", time.time(), cancel_pin="1234", duress_pin="9999"))
+    hashes = PinPolicy(PinKey(bytes(32))).hash_pair("123456", "999999")
+    w.call(lambda db: registry.add(db, 7, "Amina", time.time(), pin_hashes=hashes))
     w.call(lambda db: registry.set_consent(db, 7, {"publish": "verified", "precision": "city"}, "test", time.time()))
     w.stop()
     c = app.test_client()

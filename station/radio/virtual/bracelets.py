@@ -309,17 +309,17 @@ def cast(seed: int = 1) -> dict[str, Bracelet]:
     return {
         # A RAK4631 with a push button on the detection sensor's pin: the reference bracelet.
         "amina": b(num=0xB5A1E001, long_name="Amina D.", short_name="AMI", lat=14.69370, lon=-17.44410,
-                   device="rak4631", cancel_pin="2468", duress_pin="1357"),
+                   device="rak4631", cancel_pin="246813", duress_pin="135792"),
         # A T-Echo sending the canned message "SOS" (with the bell); 16-bit positions (±300 m).
         "bashir": b(num=0xB5A1E002, long_name="Bashir K.", short_name="BSK", lat=14.71520, lon=-17.47310,
-                    device="techo", cancel_pin="8642", duress_pin="9753", hops_away=2,
+                    device="techo", cancel_pin="864213", duress_pin="975313", hops_away=2,
                     channel=private_channel("Natalia", OFFICE_CHANNEL.psk, 16)),
         # A Heltec V3 with the office's own NMEA firmware, on external power.
         "chen": b(num=0xB5A1E003, long_name="Chen L.", short_name="CHL", lat=None, lon=None,
-                  device="heltec-v3", cancel_pin="1111", duress_pin="9999", external_power=True),
+                  device="heltec-v3", cancel_pin="112233", duress_pin="998877", external_power=True),
         # A T1000-E as it ships: no module can turn its button into an alert.
         "dara": b(num=0xB5A1E004, long_name="Dara N.", short_name="DAR", lat=14.68110, lon=-17.46020,
-                  device="t1000e", cancel_pin="4321", duress_pin="8765"),
+                  device="t1000e", cancel_pin="432198", duress_pin="876512"),
         # Not registered: a visitor's node on the public channel that happens to send "SOS".
         "visitor": b(num=0x0DE5C0DE, long_name="Visitor", short_name="VIS", lat=14.70010, lon=-17.45020,
                      device="heltec-v3", channel=public_channel(), knows_station_key=False),
@@ -333,16 +333,19 @@ REGISTERED = ("amina", "bashir", "chen")
 
 
 def register_cast(path, people: dict[str, Bracelet] | None = None, names=REGISTERED, *,
-                  with_keys: bool = True) -> None:
+                  with_keys: bool = True, pin_policy=None) -> None:
     """Put the cast's registered bracelets (keys and PINs) in the registry of the database at
     `path`, as `station demo` and the tests need; bracelets already there are left alone."""
     import base64
 
-    from station import registry
+    from pathlib import Path
+
+    from station import pins, registry
     from station.storage import db as dbmod
     from station.storage.migrations import migrate
 
     people = people or cast()
+    policy = pin_policy or pins.PinPolicy(pins.PinKey.load(pins.key_path(Path(path))))
     db = dbmod.connect(path)
     try:
         migrate(db)
@@ -351,11 +354,12 @@ def register_cast(path, people: dict[str, Bracelet] | None = None, names=REGISTE
             b = people[name]
             if b.num in known:
                 continue
+            pin_hashes = policy.hash_pair(b.cancel_pin, b.duress_pin)
             db.execute("BEGIN IMMEDIATE")
             try:
                 registry.add(db, b.num, b.long_name, time.time(),
                              public_key=base64.b64encode(b.public_key).decode() if with_keys else None,
-                             cancel_pin=b.cancel_pin, duress_pin=b.duress_pin)
+                             pin_hashes=pin_hashes)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
