@@ -204,6 +204,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "recipients": Key([], list, _recipients),
         "plaintext": Key(False, bool),
     },
+    "retention": {
+        "unregistered_days": Key(30.0, (int, float), _non_negative),
+        "track_days": Key(90.0, (int, float), _non_negative),
+    },
     "relay": {
         "enabled": Key(True, bool),
         "templates_dir": Key("", str),

@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from station import __version__, incidents, registry
+from station import __version__, incidents, registry, retention
 from station.pins import PinKey, PinPolicy, configured_key_path
 from station.clock import StationClock
 from station.config import Config
@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 STATUS_EVERY_S = 2.0
 KEY_CHECK_EVERY_S = 30.0             # new registrations reach the radio's NodeDB this soon
 STALE_AFTER_S = 15.0                  # a worker that has not looped for this long is hung
+RETENTION_FIRST_S = 300.0             # the first purge after start (not in the way of start-up)
+RETENTION_EVERY_S = 86400.0
 
 
 class Station:
@@ -64,6 +66,8 @@ class Station:
         self.stale_after_s = STALE_AFTER_S
         self.key_check_every_s = KEY_CHECK_EVERY_S
         self.status_every_s = STATUS_EVERY_S
+        self.retention_first_s = RETENTION_FIRST_S
+        self.retention_every_s = RETENTION_EVERY_S
 
     # -- start and stop ----------------------------------------------------------------------
     def start(self) -> "Station":
@@ -120,6 +124,7 @@ class Station:
             "take_back": self._job_take_back,
             "bracelet_check": self._job_bracelet_check})
         self.jobs.abandon_running()
+        self.purger = retention.Purger(self.writer, retention.Policy.from_config(cfg), self.clock.now)
         self.link.start()
         self.receipts.start()
         self._monitor = threading.Thread(target=self._monitor_loop, name="station-monitor", daemon=True)
@@ -301,6 +306,8 @@ class Station:
     def _monitor_loop(self) -> None:
         next_status = 0.0
         keys_checked = time.monotonic()
+        # Monotonic: a wall clock that jumps at boot (no RTC) must not skip or repeat the purge.
+        next_purge = time.monotonic() + self.retention_first_s
         while not self._stop.is_set():
             try:
                 self._update_alarm()
@@ -308,6 +315,9 @@ class Station:
                 if time.monotonic() - keys_checked >= self.key_check_every_s:
                     keys_checked = time.monotonic()
                     self._check_radio_keys()
+                if time.monotonic() >= next_purge:
+                    next_purge = time.monotonic() + self.retention_every_s
+                    self.purger.start()
                 if time.monotonic() >= next_status:
                     next_status = time.monotonic() + self.status_every_s
                     self._write_status("running")

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from station import at_rest, pins, registry
+from station.retention import Policy
 from station import config as configmod
 from station import queries
 from station.radio.ports import holders_of, parse_tcp
@@ -60,6 +61,7 @@ def run(config_path: str | None, *, service_user: str = "station", systemctl: st
     checks.append(gps(cfg, status))
     checks.append(backups(cfg))
     checks.append(pin_key(cfg))
+    checks.append(retention_check(cfg, status))
     checks.append(relay_credentials(cfg))
     checks.append(services(systemctl))
     checks.append(undervoltage())
@@ -241,6 +243,20 @@ def backups(cfg) -> Check:
                      "whoever holds the stick can read names, tracks and PIN hashes",
                      "set [backup] recipients (station backup-keygen FILE) and plaintext = false")
     return Check("backups", OK, f"newest backup {age_h:.1f} h old, encrypted, {len(found)} kept")
+
+
+def retention_check(cfg, status: dict | None) -> Check:
+    policy = Policy.from_config(cfg).describe()
+    last = (status or {}).get("retention")
+    if not last:
+        return Check("retention", OK, f"{policy}; no purge yet (the daemon purges a few minutes after it starts)")
+    age_h = (time.time() - last["at"]) / 3600
+    if last.get("error"):
+        return Check("retention", FAIL, f"the last purge failed: {last['error']}",
+                     "journalctl -u station; what was due stays on the card until it works")
+    if age_h > 48 and (status or {}).get("daemon_running"):
+        return Check("retention", WARN, f"{policy}; the last purge was {age_h:.0f} h ago", "journalctl -u station")
+    return Check("retention", OK, f"{policy}; last purge {age_h:.1f} h ago")
 
 
 def pin_key(cfg) -> Check:

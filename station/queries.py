@@ -114,7 +114,8 @@ def counts(db: sqlite_utils.Database) -> dict[str, Any]:
     return {
         "alerts_open": one("SELECT COUNT(*) FROM incidents WHERE state='open'"),
         "alerts_acknowledged": one("SELECT COUNT(*) FROM incidents WHERE state='acknowledged'"),
-        # Rows are never deleted, so the largest id is the count, without a scan.
+        # Incidents are never deleted, so the largest id is the count, without a scan; for packets
+        # it is how many were ever stored (retention removes old ones).
         "alerts_total": one("SELECT COALESCE(MAX(id), 0) FROM incidents"),
         "packets": one("SELECT COALESCE(MAX(id), 0) FROM packets"),
         "duplicates": one("SELECT COALESCE(SUM(duplicates), 0) FROM packets WHERE duplicates > 0"),
@@ -141,6 +142,8 @@ def status(db: sqlite_utils.Database, profile=None) -> dict[str, Any]:
     out["daemon_running"] = bool(newest) and phase == "running" and time.time() - newest < RUNNING_IF_FRESHER_THAN_S
     out["status_age_s"] = round(time.time() - newest, 1) if newest else None
     out["counts"] = counts(db)
+    kept = records.get_state(db, "retention")
+    out["retention"] = kept[0] if kept else None
     return out
 
 

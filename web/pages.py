@@ -75,6 +75,27 @@ def _finding(f: dict) -> dict:
     return {"level": f["level"], "subject": f["subject"], "text": text, "remedy": remedy}
 
 
+def _retention(last: dict | None, cfg) -> str:
+    r = cfg.retention
+
+    def days(n: float) -> str:
+        return _("forever") if not n else _("{n} days", n=f"{n:g}")
+    policy = _("unregistered nodes kept {u}, bracelet tracks {t}", u=days(r["unregistered_days"]),
+               t=days(r["track_days"]))
+    if not last:
+        return policy + "; " + _("no purge yet (the first runs a few minutes after the daemon starts, then daily)")
+    removed = last.get("removed") or {}
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(last["at"]))
+    done = _("last purge {when}: {packets} packets, {positions} positions, {telemetry} telemetry records and {rejects} rejected frames removed, {raw} raw packets cleared",  # noqa: E501 (one string for the catalog)
+             when=when,
+             packets=removed.get("packets", 0), positions=removed.get("positions", 0),
+             telemetry=removed.get("telemetry", 0), rejects=removed.get("rejects", 0),
+             raw=removed.get("raw_cleared", 0))
+    if last.get("error"):
+        done += " — " + _("FAILED: {error}", error=last["error"])
+    return policy + "; " + done
+
+
 @bp.route("/health")
 @require("read")
 def health():
@@ -93,6 +114,7 @@ def health():
                     f"{platform.release()}",
         _("checked at"): time.strftime("%Y-%m-%d %H:%M:%S"),
         _("host"): os.uname().nodename,
+        _("Retention"): _retention(status.get("retention"), cfg),
     }
     findings = [_finding(f) for f in status.get("radio_findings") or []]
     return render_template("health.html", s=status, facts=facts, findings=findings)

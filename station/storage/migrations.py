@@ -171,7 +171,15 @@ def _v6(db: sqlite_utils.Database) -> None:
     db["bracelets"].add_column("firmware_seen_at", float)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
+def _v7(db: sqlite_utils.Database) -> None:
+    """Retention: what is kept of purged packets (how much each node sent each day), and an index
+    so that the daily purge of old rejected frames does not scan them all."""
+    db["traffic_days"].create({"day": str, "node_num": int, "packets": int}, pk=("day", "node_num"),
+                              defaults={"packets": 0})
+    db["rejects"].create_index(["at"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
 
 
 def schema_version(db: sqlite_utils.Database) -> int:

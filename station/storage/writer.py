@@ -66,6 +66,9 @@ class Writer:
         self.batch_max = batch_max
         self.window_s = window_s
         self.db = dbmod.connect(self.path)
+        # What this connection deletes or overwrites (a purge, an edited name) is zeroed in the
+        # file, not left in free space for whoever seizes the card (station/retention.py).
+        self.db.execute("PRAGMA secure_delete=ON")
         migrate(self.db)
         self.db_check = dbmod.quick_check(self.db)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
