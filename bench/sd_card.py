@@ -15,6 +15,8 @@ Bytes are the kernel's count of what the station process sent to the block layer
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
 import os
 import platform
 import shutil
@@ -75,38 +77,50 @@ def measure(tmp: Path, scenario: str, seconds: float, settle_s: float) -> dict:
                                PY, "-m", "station", "--config", str(cfg), "run"],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     pid = None
+    said: collections.deque[str] = collections.deque(maxlen=40)
     try:
         pid = child_of(tracer.pid)
         connected = threading.Event()
 
         def follow_log() -> None:     # and keep the pipe drained for the rest of the run
             for line in tracer.stdout:
+                said.append(line.rstrip())
                 if "radio.connected" in line:
                     connected.set()
         threading.Thread(target=follow_log, daemon=True).start()
         if not connected.wait(60):
-            raise RuntimeError("the station did not connect to the virtual radio within 60 s")
+            raise RuntimeError("the station did not connect to the virtual radio within 60 s:\n" + "\n".join(said))
         # Start-up writes (migrations, handshake, the first checkpoint) are not the steady state.
         wal, deadline = db.with_name(db.name + "-wal"), time.monotonic() + 60
         if scenario == "idle":
             while (not wal.exists() or wal.stat().st_size) and time.monotonic() < deadline:
                 time.sleep(0.5)
         time.sleep(settle_s)
-        t0, b0 = time.time(), write_bytes(pid)
-        time.sleep(seconds)
-        t1, b1 = time.time(), write_bytes(pid)
+        try:
+            t0, b0 = time.time(), write_bytes(pid)
+            time.sleep(seconds)
+            t1, b1 = time.time(), write_bytes(pid)
+        except OSError:
+            raise RuntimeError(f"the station (pid {pid}) stopped during the measurement; it said:\n"
+                               + "\n".join(said)) from None
         with sqlite3.connect(db) as conn:
             packets = conn.execute("SELECT COUNT(*) FROM packets WHERE received_at >= ?", (t0,)).fetchone()[0]
     finally:
         # strace neither passes SIGTERM on nor exits on it: stop the station, strace follows.
+        # Whatever went wrong, nothing is left running (a virtual radio left behind would hold
+        # this script's output open, and its caller would wait for it forever).
         if pid:
-            os.kill(pid, 15)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 15)
         try:
             tracer.wait(30)
         except subprocess.TimeoutExpired:
             tracer.kill()
         radio.terminate()
-        radio.wait(10)
+        try:
+            radio.wait(10)
+        except subprocess.TimeoutExpired:
+            radio.kill()
         run_dir.cleanup()
     fsyncs = fsyncs_between(trace, t0, t1)
     span = t1 - t0

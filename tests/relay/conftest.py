@@ -148,9 +148,14 @@ class RelayHarness:
             self.worker.wake()
 
     def rows(self, sql: str = "SELECT * FROM outbox ORDER BY id", params: tuple = ()) -> list[dict]:
-        cur = self.writer.db.execute(sql, params)
-        cols = [c[0] for c in cur.description]
-        return [dict(zip(cols, r)) for r in cur.fetchall()]
+        # A connection of its own: the writer's would show its transaction before it commits,
+        # and a command run next (its own connection) would then not find what this saw.
+        import contextlib
+        import sqlite3
+        with contextlib.closing(sqlite3.connect(self.writer.path)) as conn:
+            cur = conn.execute(sql, params)
+            cols = [c[0] for c in cur.description]
+            return [dict(zip(cols, r)) for r in cur.fetchall()]
 
     def states(self) -> dict[tuple[str, str], str]:
         return {(r["destination"], r["kind"]): r["state"] for r in self.rows()}

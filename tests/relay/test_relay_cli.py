@@ -24,7 +24,7 @@ def run(cfg, *args):
 
 def test_bracelets_set_records_consent_and_policy(tmp_path):
     cfg = config(tmp_path)
-    assert run(cfg, "bracelets", "add", "!b5a1e001", "--label", "Amina").exit_code == 0
+    assert run(cfg, "bracelets", "add", "!b5a1e001", "--label", "Amina", "--public-key", "A" * 43 + "=").exit_code == 0
     out = run(cfg, "bracelets", "set", "!b5a1e001", "--publish", "verified", "--name", "pseudonym",
               "--pseudonym", "Defender A", "--real-name", "Amina D.", "--precision", "city", "--map-link",
               "--languages", "en,fr", "--approvals", "2", "--publish-after", "15")
