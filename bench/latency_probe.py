@@ -2,7 +2,8 @@
 
 The radio writes each text frame with the moment it was written inside it; the station (the
 same `Station` that `station run` starts) reports when each one is committed.
-Usage: python bench/latency_probe.py PORT DATABASE N
+Usage: python bench/latency_probe.py PORT DATABASE N [cast]
+("cast": the demo's bracelets are registered first, so that Amina's frames are a wearer's.)
 """
 
 import json
@@ -17,6 +18,9 @@ from station.daemon import Station
 
 def main() -> None:
     port, database, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    if sys.argv[4:] == ["cast"]:
+        from station.radio.virtual.bracelets import register_cast
+        register_cast(database)
     cfg = validate({"radio": {"port": port}, "storage": {"database": database}, "gpio": {"enabled": False},
                     "receipts": {"enabled": False}}, None, Path(database).parent)
     latencies = []
@@ -26,7 +30,7 @@ def main() -> None:
     def observe(packet):
         text = packet.decoded.payload.decode()
         if text.startswith("t="):
-            latencies.append((time.time() - float(text[2:])) * 1000)
+            latencies.append((time.time() - float(text[2:].split()[0])) * 1000)
             if len(latencies) == n:
                 done.set()
 

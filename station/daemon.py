@@ -98,6 +98,7 @@ class Station:
             fold_window_s=cfg.alerts["fold_window_s"], drill=self.sim is not None,
             receipt_texts={"received": rc["received_text"], "cancel": rc["cancel_text"]} if rc["enabled"] else None,
             on_effects=self._on_effects, own_node=lambda: self.link.state.node_num,
+            office_channel=lambda index: self.link.radio_info is not None and self.link.radio_info.office_channel(index),
             routing_answer=lambda db, *answer: self.receipts.answer_in_tx(db, *answer), pin_key=self.pin_key)
         self.indicators = make_indicators(cfg.gpio, self.button_ack, self.button_silence, self.pin_factory)
         self.link = RadioLink(port, self.ingest, LinkSettings.from_config(cfg.radio), on_state=self._on_link_state,
@@ -153,6 +154,7 @@ class Station:
         self._stop.set()
         self._wake_monitor.set()
         self.link.stop()
+        self.ingest.stop()
         self.receipts.stop()
         if self.relay:
             self.relay.stop()

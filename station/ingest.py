@@ -1,20 +1,28 @@
 """From a received packet to committed rows: store the raw frame first, then what it means.
 
 `Ingest.on_packet` is called on the meshtastic library's publishing thread (or its reader
-thread for frames the library could not decode). It only timestamps the packet and queues a
-writer job, so the library's single dispatch thread is never held up.
+thread for frames the library could not decode). It only timestamps and classifies the packet
+and queues a writer job, so the library's single dispatch thread is never held up.
+
+What a packet claiming a registered bracelet proves (station/trust.py) decides what it may do:
+only a verified one opens or extends her alert, moves her position, reports her battery, answers
+a receipt or makes her look alive; a cancel counts only sealed with her key. A cancel's PIN is
+checked on a thread of its own (scrypt must not hold up the writer, and so every other alert),
+and is never stored: the raw packet keeps the PIN's digits as asterisks.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from dataclasses import dataclass
 from typing import Callable
 
 import sqlite_utils
 from meshtastic.protobuf import mesh_pb2
 
-from station import incidents, pins, registry
+from station import incidents, pins, trust
 from station.clock import StationClock
 from station.decode import packets as dec
 from station.radio import firmware
@@ -23,6 +31,12 @@ from station.storage.writer import Writer
 
 log = logging.getLogger(__name__)
 BROADCAST = 0xFFFFFFFF
+# Receipts to senders that are not registered bracelets (a visitor's SOS): a courtesy, never ahead of
+# a wearer's, and at most this many an hour, so that a flood of made-up senders cannot fill the air.
+STRANGER_RECEIPTS_PER_HOUR = 12
+# A claim of a registered number that proves nothing is noted in the event log at most this often
+# per number (a flood of them must not become a flood of evidence rows).
+SPOOF_NOTE_EVERY_S = 600.0
 
 
 @dataclass
@@ -32,6 +46,8 @@ class IngestCounters:
     bad_frames: int = 0
     problems: int = 0
     log_lines: int = 0
+    unverified: int = 0          # packets claiming a registered bracelet that proved nothing
+    pin_checks: int = 0
 
 
 class Ingest:
@@ -39,6 +55,7 @@ class Ingest:
                  drill: bool = False, receipt_texts: dict[str, str] | None = None,
                  on_effects: Callable[[list[incidents.Effect]], None] | None = None,
                  own_node: Callable[[], int | None] = lambda: None,
+                 office_channel: Callable[[int], bool] = lambda index: False,
                  routing_answer: Callable[..., bool] | None = None, pin_key: pins.PinKey | None = None):
         self.writer = writer
         self.rules = rules
@@ -52,20 +69,31 @@ class Ingest:
             "duress": receipt_texts["cancel"]}
         self.on_effects = on_effects or (lambda effects: None)
         self.own_node = own_node
-        # Inside the writer transaction: a routing answer (request id, sender, error name, time)
-        # for the receipts; True when it was one of ours.
-        self.routing_answer = routing_answer or (lambda db, request_id, sender, error, at: False)
-        # PIN hashes are keyed with it (station/pins.py); without it no cancel matches.
-        self.pin_key = pin_key
+        # Whether a channel index of the station's radio is the office's private primary channel.
+        self.office_channel = office_channel
+        # Inside the writer transaction: a routing answer (request id, sender, error name, time,
+        # proven) for the receipts; True when it was one of ours.
+        self.routing_answer = routing_answer or (lambda db, request_id, sender, error, at, proven: False)
+        self.checks = PinChecks(self, pin_key)
         self.counters = IngestCounters()
         # Called after commit with each newly stored packet (benchmarks, future consumers).
         self.observer: Callable[[mesh_pb2.MeshPacket], None] | None = None
 
+    @property
+    def pin_key(self) -> pins.PinKey | None:
+        return self.checks.pin_key
+
+    def stop(self) -> None:
+        self.checks.stop()
+
     # -- entry points (any thread; they only queue) --------------------------------------------
     def on_packet(self, packet: mesh_pb2.MeshPacket, problem: str | None = None) -> None:
         at = self.clock.now()
-        self.writer.submit(lambda db: self._store(db, packet, at, problem),
-                           on_commit=lambda effects: self._committed(packet, effects), name="packet")
+        result = dec.classify(packet, self.rules)
+        cancels = result.of(dec.Cancel)
+        stored = _redacted(packet, [c.pin for c in cancels]) if cancels else packet
+        self.writer.submit(lambda db: self._store(db, packet, stored, result, at, problem),
+                           on_commit=lambda out: self._committed(packet, out), name="packet")
 
     def on_bad_frame(self, raw: bytes, reason: str) -> None:
         at = self.clock.now()
@@ -78,18 +106,16 @@ class Ingest:
         self.counters.log_lines += 1
 
     # -- inside the writer transaction ------------------------------------------------------------
-    def _store(self, db: sqlite_utils.Database, p: mesh_pb2.MeshPacket, at: float,
-               problem: str | None) -> list[incidents.Effect]:
-        row, new = records.insert_packet(db, p, at, decode=problem or "ok")
+    def _store(self, db: sqlite_utils.Database, p: mesh_pb2.MeshPacket, stored: mesh_pb2.MeshPacket,
+               result: dec.Classified, at: float, problem: str | None) -> tuple[list, list]:
+        row, new = records.insert_packet(db, stored, at, decode=problem or "ok")
         if not new:
             self.counters.duplicates += 1
-            return []
+            return [], []
         self.counters.packets += 1
-        live = not firmware.is_cache_replay(p)
-        records.node_heard(db, p, at, live=live)
         db.execute("SAVEPOINT decode")
         try:
-            effects = self._apply(db, p, at, row, problem, live)
+            out = self._apply(db, p, result, at, row, problem)
             db.execute("RELEASE decode")
         except Exception as e:  # the raw packet stays stored; only its meaning is lost
             db.execute("ROLLBACK TO decode")
@@ -97,14 +123,20 @@ class Ingest:
             log.exception("could not apply packet %s from !%08x", p.id, getattr(p, "from"))
             records.set_packet_decode(db, row, f"error: {type(e).__name__}: {e}")
             self.counters.problems += 1
-            return []
-        return effects
+            return [], []
+        return out
 
-    def _apply(self, db: sqlite_utils.Database, p: mesh_pb2.MeshPacket, at: float, row: int,
-               library_problem: str | None = None, live: bool = True) -> list:
+    def _apply(self, db: sqlite_utils.Database, p: mesh_pb2.MeshPacket, result: dec.Classified, at: float,
+               row: int, library_problem: str | None = None) -> tuple[list, list]:
         num = getattr(p, "from")
-        result = dec.classify(p, self.rules)
+        live = not firmware.is_cache_replay(p)
+        infos = result.of(dec.NodeInfo)
+        names = (infos[-1].long_name, infos[-1].short_name) if infos else None
+        v = trust.verdict(db, p, p.HasField("decoded") and self.office_channel(p.channel), names=names)
+        claim = v.registered and not v.proof.ok        # her number, no proof
+        records.node_heard(db, p, at, live=live and not claim)
         effects: list[incidents.Effect] = []
+        checks: list[tuple[incidents.CancelCheck, str]] = []
         notes = [*filter(None, [library_problem])]
         problems = result.of(dec.Problem)
         if problems:
@@ -115,24 +147,19 @@ class Ingest:
                     records.insert_reject(db, at, f"packet:{result.port}", pr.reason, pr.detail)
         if not live:
             notes.append("replayed from the radio's cache")
-        for info in result.of(dec.NodeInfo):
-            previous = records.node_info(db, num, info)
-            if info.public_key and registry.pin_key_if_unpinned(db, num, info.public_key, at):
-                incidents.log_event(db, None, at, "station", "key pinned", f"!{num:08x}")
-            if previous:
-                incidents.log_event(db, None, at, "station", "public key changed",
-                                    f"!{num:08x} announced a different key")
-            if registry.trust_of(db, num) == registry.IMPOSTOR:
-                db.execute("UPDATE nodes SET key_mismatch=1 WHERE num=?", (num,))
-                incidents.log_event(db, None, at, "station", "impostor suspected",
-                                    f"!{num:08x} announces a registered bracelet's name or another key")
+        if claim and p.HasField("decoded"):
+            self.counters.unverified += 1
+            notes.append(f"claims registered bracelet !{num:08x}, proves nothing: {v.proof.reason}")
+            self._note_spoof(db, num, at, v.proof.reason)
+        for info in infos:
+            self._node_info(db, num, info, v, at, notes)
         positions = result.of(dec.Position)
         for pos in positions:
-            records.insert_position(db, num, pos, at, row, cached=not live)
+            records.insert_position(db, num, pos, at, row, cached=not live, unverified=claim)
             if live:
-                incidents.follow_position(db, num, pos, at)
+                incidents.follow_position(db, num, pos, at, verified=v.trust == trust.REGISTERED)
         for t in result.of(dec.Telemetry):
-            records.insert_telemetry(db, num, t, at, row, cached=not live)
+            records.insert_telemetry(db, num, t, at, row, cached=not live, unverified=claim)
         for state in result.of(dec.SensorState):
             notes.append(f"sensor state {state.state}: not a press")
         alerts, cancels = result.of(dec.Alert), result.of(dec.Cancel)
@@ -141,28 +168,158 @@ class Ingest:
             # A direct message between two other nodes: their conversation, not a call to us.
             notes.append(f"addressed to !{p.to:08x}, not to the station")
             alerts, cancels = [], []
-        if notes:
-            records.set_packet_decode(db, row, "; ".join(notes))
         for alert in alerts:
             effects.append(incidents.raise_alert(
                 db, num, alert, at, packet_row=row, fold_window_s=self.fold_window_s, drill=self.drill,
-                fix=positions[-1] if positions else None))
+                fix=positions[-1] if positions else None, verdict=v))
         for c in cancels:
-            e = incidents.cancel(db, num, c, at, self.pin_key)
-            if e is not None:
-                effects.append(e)
-        if self.receipt_for:
-            for e in effects:
-                text = self.receipt_for.get(e.kind)
-                if text and e.trust != registry.IMPOSTOR:
-                    records.queue_receipt(db, e.incident_id, num, e.kind, text, at)
+            if v.proof.how != trust.KEY:
+                notes.append("cancel not sealed with the bracelet's key: ignored")
+                if v.registered and not claim:
+                    self._note_unsealed_cancel(db, num, at)
+                continue
+            check = incidents.cancel_request(db, num, at)
+            if check is not None:
+                checks.append((check, c.pin))
+        if notes:
+            records.set_packet_decode(db, row, "; ".join(notes))
+        self._queue_receipts(db, effects, num, at)
         for r in result.of(dec.Routing):
-            self.routing_answer(db, r.request_id, num, r.error, at)
+            # Only the bracelet itself (proven) or the station's own radio answers for a receipt.
+            self.routing_answer(db, r.request_id, num, r.error, at, v.proof.ok or num == own)
+        return effects, checks
+
+    def _node_info(self, db, num: int, info: dec.NodeInfo, v: trust.Verdict, at: float, notes: list[str]) -> None:
+        if not v.registered:
+            previous = records.node_info(db, num, info)
+            if previous:
+                incidents.log_event(db, None, at, "station", "public key changed",
+                                    f"!{num:08x} announced a different key")
+            if v.trust == trust.IMPOSTOR:
+                db.execute("UPDATE nodes SET key_mismatch=1 WHERE num=?", (num,))
+                incidents.log_event(db, None, at, "station", "impostor suspected",
+                                    f"!{num:08x} announces a name that looks like a registered bracelet's")
+            return
+        _, pinned = trust.pinned_key(db, num)
+        if not v.proof.ok:
+            # Noted above: names and keys from a claim change nothing. The hardware model only
+            # feeds a warning (a stock T1000-E cannot raise an alert), so a first one is kept.
+            db.execute("UPDATE nodes SET hw_model=? WHERE num=? AND hw_model IS NULL", (info.hw_model, num))
+            return
+        if info.public_key and info.public_key != pinned:
+            # The radio drops such a NodeInfo from its NodeDB (NodeDB.cpp updateUser); so do we.
+            notes.append("announces another key than the pinned one: ignored")
+            self._note_spoof(db, num, at, "a node info with another key than the pinned one")
+            return
+        info = dec.NodeInfo(info.node_id, info.long_name, info.short_name, info.hw_model, info.role, None)
+        records.node_info(db, num, info)
+
+    def _note_spoof(self, db, num: int, at: float, reason: str) -> None:
+        last = db.execute("SELECT spoofed_at FROM nodes WHERE num=?", (num,)).fetchone()
+        db.execute("UPDATE nodes SET spoofed = spoofed + 1, spoofed_at=? WHERE num=?", (at, num))
+        if not last or not last[0] or at - last[0] > SPOOF_NOTE_EVERY_S:
+            incidents.log_event(db, None, at, "station", "impostor suspected",
+                                f"a packet claims registered bracelet !{num:08x} and proves nothing: {reason}")
+
+    def _note_unsealed_cancel(self, db, num: int, at: float) -> None:
+        incidents.log_event(db, None, at, "wearer", "cancel ignored",
+                            f"!{num:08x}: a cancel counts only as a direct message sealed with the bracelet's key")
+
+    def _queue_receipts(self, db, effects: list[incidents.Effect], num: int, at: float) -> None:
+        if not self.receipt_for:
+            return
+        for e in effects:
+            text = self.receipt_for.get(e.kind)
+            if not text or e.trust in (trust.IMPOSTOR, trust.UNVERIFIED):
+                continue        # a claim never reaches the real bracelet, nor an impostor
+            if e.trust == trust.UNREGISTERED and records.receipts_to_strangers(db, at - 3600) >= \
+                    STRANGER_RECEIPTS_PER_HOUR:
+                incidents.log_event(db, e.incident_id, at, "station", "receipt skipped",
+                                    f"more than {STRANGER_RECEIPTS_PER_HOUR} receipts to unregistered senders this hour")
+                continue
+            # A duress's receipt is a cancel's in every respect, its kind included: the same spacing
+            # and "sent moments ago" rules then apply to both (receipts.py).
+            kind = "cancelled" if e.kind == "duress" else e.kind
+            records.queue_receipt(db, e.incident_id, num, kind, text, at,
+                                  priority=0 if e.trust == trust.REGISTERED else 1)
+
+    def apply_checked(self, db, check: incidents.CancelCheck, outcome: str, at: float) -> list[incidents.Effect]:
+        e = incidents.apply_cancel(db, check, outcome, at)
+        effects = [e] if e is not None else []
+        self._queue_receipts(db, effects, check.node_num, at)
         return effects
 
     # -- after commit --------------------------------------------------------------------------
-    def _committed(self, packet: mesh_pb2.MeshPacket, effects: list[incidents.Effect]) -> None:
+    def _committed(self, packet: mesh_pb2.MeshPacket, out: tuple[list, list]) -> None:
+        effects, checks = out
         if self.observer is not None:
             self.observer(packet)
+        for check, pin in checks:
+            self.checks.put(check, pin)
         if effects:
             self.on_effects(effects)
+
+
+def _redacted(packet: mesh_pb2.MeshPacket, secrets: list[str]) -> mesh_pb2.MeshPacket:
+    """The packet as stored: a PIN's digits as asterisks. Whoever reads the database later (a
+    seizer, a backup) must not find the PINs the hashes protect."""
+    copy = mesh_pb2.MeshPacket()
+    copy.CopyFrom(packet)
+    payload = bytes(copy.decoded.payload)
+    for secret in secrets:
+        payload = payload.replace(secret.encode(), b"*" * len(secret))
+    copy.decoded.payload = payload
+    return copy
+
+
+class PinChecks:
+    """Checks cancels' PINs on a thread of its own, in arrival order, and writes each result back
+    through the writer. A PIN waits here only in memory: if the station stops before its check,
+    the cancel is lost (the wearer gets no receipt and sends it again), never stored in clear."""
+
+    def __init__(self, ingest: "Ingest", pin_key: pins.PinKey | None):
+        self.ingest = ingest
+        self.pin_key = pin_key
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._in_flight = 0       # put and not yet handed to the writer
+
+    def put(self, check: incidents.CancelCheck, pin: str) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="pin-checks", daemon=True)
+                self._thread.start()
+            self._in_flight += 1
+        self._queue.put((check, pin))
+
+    def pending(self) -> int:
+        """Cancels whose result the writer has not been given yet."""
+        with self._lock:
+            return self._in_flight
+
+    def stop(self) -> None:
+        with self._lock:
+            thread = self._thread
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(5)
+
+    def _run(self) -> None:
+        ingest = self.ingest
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            check, pin = item
+            try:
+                outcome = incidents.check_pins(check, pin, self.pin_key)
+                ingest.counters.pin_checks += 1
+                at = ingest.clock.now()
+                ingest.writer.submit(lambda db, c=check, o=outcome, t=at: ingest.apply_checked(db, c, o, t),
+                                     on_commit=lambda effects: effects and ingest.on_effects(effects), name="cancel")
+            except Exception:
+                log.exception("PIN check failed")
+            finally:
+                with self._lock:
+                    self._in_flight -= 1

@@ -20,7 +20,10 @@ def _rows(db: sqlite_utils.Database, sql: str, params: tuple = ()) -> list[dict]
     return [dict(zip(cols, r)) for r in cur.fetchall()]
 
 
-def alerts(db: sqlite_utils.Database, *, include_resolved: bool = False, limit: int = 200) -> list[dict]:
+def alerts(db: sqlite_utils.Database, *, include_resolved: bool = False, limit: int = 200,
+           offset: int = 0) -> list[dict]:
+    """Duress first, then the verified wearers' alerts, then the rest: a flood of alerts from
+    made-up or borrowed numbers never pushes a wearer's alert off the first page."""
     where = "" if include_resolved else "WHERE i.state IN ('open', 'acknowledged')"
     rows = _rows(db, f"""
         SELECT i.id, i.node_num, printf('!%08x', i.node_num) AS node_id,
@@ -28,7 +31,8 @@ def alerts(db: sqlite_utils.Database, *, include_resolved: bool = False, limit: 
                i.source, i.press_count, i.opened_at, i.last_press_at, i.lat, i.lon, i.fix_at, i.fix_source,
                i.acknowledged_by, i.acknowledged_at, i.resolved_by, i.resolved_at
         FROM incidents i LEFT JOIN bracelets b ON b.node_num=i.node_num LEFT JOIN nodes n ON n.num=i.node_num
-        {where} ORDER BY i.duress DESC, i.state='open' DESC, i.opened_at DESC LIMIT ?""", (limit,))
+        {where} ORDER BY i.duress DESC, i.trust='registered' DESC, i.state='open' DESC, i.opened_at DESC
+        LIMIT ? OFFSET ?""", (limit, offset))
     now = time.time()
     for r in rows:
         r["fix_age_s"] = None if r["fix_at"] is None else round(now - r["fix_at"], 1)

@@ -82,13 +82,21 @@ def error_name(code: int) -> str:
 
 
 def record_answer(db: sqlite_utils.Database, packet_id: int, sender: int, error: str, own_node: int | None,
-                  at: float, settings: Settings) -> tuple[bool, Followup | None]:
-    """A routing answer to a packet the station sent. Returns (matched a receipt, follow-up)."""
+                  at: float, settings: Settings, proven: bool = True) -> tuple[bool, Followup | None]:
+    """A routing answer to a packet the station sent. Returns (matched a receipt, follow-up).
+    `proven`: the answer came on the office channel or from the station's own radio; a routing
+    packet is never PKI (Router.cpp:655-656), so that is the best proof an ACK can carry, and one
+    from the bracelet's number on any other channel is someone else's word for it."""
     row = db.execute("SELECT id, node_num, state, attempts FROM receipts WHERE packet_id=? "
                      "AND state IN ('sent', 'relayed')", (packet_id,)).fetchone()
     if row is None:
         return False, None
     rid, node, state, attempts = row
+    if not proven:
+        db.execute("INSERT INTO events (incident_id, at, actor, action, detail) SELECT incident_id, ?, 'station', "
+                   "'receipt answer ignored', ? FROM receipts WHERE id=?",
+                   (at, f"{error} from !{sender:08x}, heard off the office channel", rid))
+        return True, None
     if sender == node:
         if error == "NONE":
             db.execute("UPDATE receipts SET state='delivered', reason=NULL, answered_by='bracelet', updated_at=? "
@@ -151,10 +159,12 @@ class ReceiptSender:
         self._wake.set()
 
     # -- answers (called inside writer jobs, or they submit one) ---------------------------------
-    def answer_in_tx(self, db: sqlite_utils.Database, packet_id: int, sender: int, error: str, at: float) -> bool:
+    def answer_in_tx(self, db: sqlite_utils.Database, packet_id: int, sender: int, error: str, at: float,
+                     proven: bool = True) -> bool:
         """From the ingest of a ROUTING_APP packet. True when it concerned one of our receipts."""
-        matched, follow = record_answer(db, packet_id, sender, error, self.link.state.node_num, at, self.settings)
-        if not matched:
+        matched, follow = record_answer(db, packet_id, sender, error, self.link.state.node_num, at, self.settings,
+                                        proven)
+        if not matched and proven:
             self._early[packet_id] = (sender, error)
             while len(self._early) > 256:
                 self._early.popitem(last=False)
@@ -214,9 +224,11 @@ class ReceiptSender:
 
     def _send_due(self, reader: sqlite_utils.Database) -> None:
         now = self.clock.now()
+        # A verified wearer's receipts first (priority 0), then strangers', oldest first within each.
         rows = reader.execute("SELECT id, node_num, kind, text, created_at, attempts FROM receipts "
                               "INDEXED BY receipts_queued WHERE state = 'queued' "
-                              "AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY id", (now,)).fetchall()
+                              "AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY priority, id",
+                              (now,)).fetchall()
         for rid, num, kind, text, created, attempts in rows:
             if self._stop.is_set():
                 return
@@ -241,6 +253,9 @@ class ReceiptSender:
             self._last_text = time.monotonic()
             self._last_sent[(num, kind)] = self._last_text
             self._mark(rid, "sent", None, packet_id, attempt=True)
+            # Look again: a wearer's receipt queued meanwhile goes before the rest of this list.
+            self._wake.set()
+            return
 
     def _mark(self, rid: int, state: str, reason: str | None = None, packet_id: int | None = None, *,
               attempt: bool = False) -> None:

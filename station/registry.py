@@ -1,8 +1,9 @@
 """The bracelet registry: which nodes are trusted bracelets, their pinned keys and PINs.
 
-A bracelet's public key is pinned when it is provisioned (given on the command line) or when
-it is first heard after registration. Afterwards a node that uses its number with another key,
-or its name with another number, is an impostor.
+A bracelet is registered with its public key, read from the device over USB when it is
+provisioned (or given by whoever read it there): never pinned from whoever speaks first under
+its number, which anyone on a channel can claim. What a packet claiming it proves is
+station/trust.py's business.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import sqlite_utils
 
 from station import pins
 from station.errors import Refusal
+from station.trust import IMPOSTOR, REGISTERED, UNREGISTERED, UNVERIFIED
 
-REGISTERED, UNREGISTERED, IMPOSTOR = "registered", "unregistered", "impostor"
-TRUST = (REGISTERED, UNREGISTERED, IMPOSTOR)
+TRUST = (REGISTERED, UNVERIFIED, UNREGISTERED, IMPOSTOR)
 
 
 class RegistryError(Refusal):
@@ -66,17 +67,17 @@ def add(db: sqlite_utils.Database, num: int, label: str, at: float, *, public_ke
     label = label.strip()
     if not label or len(label) > 64:
         raise RegistryError("a label is 1 to 64 characters")
-    key = normalise_key(public_key) if public_key else None
-    if key is None:
-        # Heard before registration: pin the key it announced.
-        row = db.execute("SELECT public_key FROM nodes WHERE num=?", (num,)).fetchone()
-        key = row[0] if row and row[0] else None
+    if not public_key:
+        raise RegistryError("a bracelet is registered with its public key: read it from the device with "
+                            "station bracelets provision, or give --public-key (it is never taken from whoever "
+                            "first speaks under the bracelet's number)")
+    key = normalise_key(public_key)
     if db.execute("SELECT 1 FROM bracelets WHERE node_num=?", (num,)).fetchone():
         raise RegistryError("node {node} is already registered; remove it first to re-provision", node=f"!{num:08x}")
     db.execute(
         "INSERT INTO bracelets (node_num, label, public_key, pinned_at, cancel_pin_hash, duress_pin_hash, added_at)"
         " VALUES (?,?,?,?,?,?,?)",
-        (num, label, key, at if key else None, pin_hashes[0], pin_hashes[1], at))
+        (num, label, key, at, pin_hashes[0], pin_hashes[1], at))
 
 
 def set_pins(db: sqlite_utils.Database, num: int, pin_hashes: tuple[str | None, str | None], actor: str,
@@ -105,33 +106,6 @@ def note_device(db: sqlite_utils.Database, num: int, hw_model: str, firmware: st
     """What the bracelet itself said it is (provisioning, a check over the mesh)."""
     db.execute("UPDATE bracelets SET hw_model=?, firmware=?, firmware_seen_at=? WHERE node_num=?",
                (hw_model, firmware, at, num))
-
-
-def pin_key_if_unpinned(db: sqlite_utils.Database, num: int, key: str, at: float) -> bool:
-    return db.execute("UPDATE bracelets SET public_key=?, pinned_at=? WHERE node_num=? AND public_key IS NULL",
-                      (key, at, num)).rowcount == 1
-
-
-def trust_of(db: sqlite_utils.Database, num: int) -> str:
-    row = db.execute(
-        "SELECT b.public_key, n.public_key FROM bracelets b LEFT JOIN nodes n ON n.num=b.node_num "
-        "WHERE b.node_num=?", (num,)).fetchone()
-    if row is not None:
-        pinned, seen = row
-        if pinned and seen and pinned != seen:
-            return IMPOSTOR
-        return REGISTERED
-    # Not registered: does it wear a registered bracelet's name?
-    names = db.execute("SELECT long_name, short_name FROM nodes WHERE num=?", (num,)).fetchone()
-    if names and (names[0] or names[1]):
-        clash = db.execute(
-            """SELECT 1 FROM bracelets b LEFT JOIN nodes n ON n.num=b.node_num
-               WHERE (? != '' AND (lower(b.label)=lower(?) OR lower(n.long_name)=lower(?)))
-                  OR (? != '' AND lower(n.short_name)=lower(?)) LIMIT 1""",
-            (names[0] or "", names[0] or "", names[0] or "", names[1] or "", names[1] or "")).fetchone()
-        if clash:
-            return IMPOSTOR
-    return UNREGISTERED
 
 
 def key_pin_hashes(db: sqlite_utils.Database, key: pins.PinKey) -> int:

@@ -77,19 +77,40 @@ def add(db: sqlite_utils.Database, name: str, role: str, password: str, at: floa
     audit(db, at, actor, "user added", f"{name} ({role})")
 
 
-def authenticate(db: sqlite_utils.Database, name: str, password: str, at: float) -> User | None:
-    """The user, or None; failures count, and an account with too many waits LOCK_S."""
-    row = db.execute("SELECT role, password_hash, failed_logins, locked_until, disabled FROM users WHERE name=?",
+@dataclass(frozen=True)
+class LoginAttempt:
+    """What a login needs from the database, read outside any transaction."""
+    name: str
+    row: tuple | None          # role, password_hash, failed_logins, locked_until, disabled
+
+
+def look_up(db: sqlite_utils.Database, name: str) -> LoginAttempt:
+    return LoginAttempt(name, db.execute("SELECT role, password_hash, failed_logins, locked_until, disabled "
+                                         "FROM users WHERE name=?", (name,)).fetchone())
+
+
+def password_matches(attempt: LoginAttempt, password: str, decoy: str) -> bool:
+    """One scrypt whatever the account (unknown, disabled, locked or real), so that the time a
+    login takes says nothing about which names exist. Never inside a transaction: 32 MiB and
+    tens of milliseconds of CPU must not hold the lock the daemon stores alerts under."""
+    stored = attempt.row[1] if attempt.row is not None else decoy
+    return check_password(password, stored) and attempt.row is not None
+
+
+def record_login(db: sqlite_utils.Database, attempt: LoginAttempt, matched: bool, at: float) -> User | None:
+    """The outcome, in a short transaction: the user, or None; failures count, and an account
+    with too many waits LOCK_S."""
+    name = attempt.name
+    row = db.execute("SELECT role, failed_logins, locked_until, disabled FROM users WHERE name=?",
                      (name,)).fetchone()
     if row is None:
-        check_password(password, hash_password("timing"))  # the same work for unknown names
         audit(db, at, name[:64], "login failed", "unknown user")
         return None
-    role, stored, failed, locked_until, disabled = row
+    role, failed, locked_until, disabled = row
     if disabled or (locked_until and locked_until > at):
         audit(db, at, name, "login refused", "disabled" if disabled else "too many failed attempts")
         return None
-    if not check_password(password, stored):
+    if not matched:
         failed += 1
         db.execute("UPDATE users SET failed_logins=?, locked_until=? WHERE name=?",
                    (failed, at + LOCK_S if failed >= MAX_FAILED else None, name))
@@ -98,6 +119,15 @@ def authenticate(db: sqlite_utils.Database, name: str, password: str, at: float)
     db.execute("UPDATE users SET failed_logins=0, locked_until=NULL, last_login=? WHERE name=?", (at, name))
     audit(db, at, name, "logged in")
     return User(name, role)
+
+
+def authenticate(db: sqlite_utils.Database, name: str, password: str, at: float, decoy: str | None = None,
+                 write=None) -> User | None:
+    """look_up, password_matches and record_login in that order; `write(db, fn)` runs the last in
+    its own transaction (the console's), else it runs on `db` as it is."""
+    attempt = look_up(db, name)
+    matched = password_matches(attempt, password, decoy or hash_password("decoy"))
+    return (write or (lambda d, fn: fn(d)))(db, lambda d: record_login(d, attempt, matched, at))
 
 
 def get(db: sqlite_utils.Database, name: str) -> User | None:

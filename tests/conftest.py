@@ -116,12 +116,16 @@ class Harness:
         # Queued behind them: once it is committed, so are they, and what their commits set off
         # (receipts) is already in the writer's queue, where stable() below sees it.
         station.writer.call(lambda db: None, timeout)
+        # Cancels' PINs are checked on a thread of their own, then written: wait for those too.
+        wait_until(lambda: station.ingest.checks.pending() == 0, timeout, what="the PIN checks")
+        station.writer.call(lambda db: None, timeout)
         last = [-1, 0.0]
 
         def stable() -> bool:
             n = self.count("SELECT COUNT(*) + COALESCE(SUM(duplicates),0) FROM packets") + \
                 self.count("SELECT COUNT(*) FROM rejects")
-            if (n != last[0] or self.sim.radio.pending() or self.station.writer.pending()):
+            if (n != last[0] or self.sim.radio.pending() or self.station.writer.pending()
+                    or self.station.ingest.checks.pending()):
                 last[:] = [n, time.monotonic()]
                 return False
             return time.monotonic() - last[1] > 0.1

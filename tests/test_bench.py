@@ -72,3 +72,17 @@ def test_sd_card_benchmark_quick_mode_counts_bytes_and_fsyncs_at_idle_and_on_a_b
     assert busy["packets_stored"] > 0 and busy["fsyncs"] >= 1 and busy["bytes_written"] > 0
     assert results["idle"]["packets_stored"] == 0 and set(results["targets_met"]) == {
         "idle_under_5_mb_a_day", "idle_at_most_one_fsync_a_minute"}
+
+
+@pytest.mark.slow
+def test_attack_benchmark_quick_mode_measures_a_wearers_sos_under_every_flood(tmp_path):
+    results = quick(tmp_path, "attack.py")
+    assert results["quick"] is True and results["commit"]
+    conditions = ("quiet", "login_flood_16_clients", "login_flood_16_addresses",
+                  "mesh_flood_250_fake_sos_20_pins_per_s", "both")
+    for name in conditions:
+        r = results[name]
+        assert r["n"] == results["sos_measured"] and 0 < r["p50_ms"] <= r["p99_ms"] <= r["max_ms"]
+    # The floods really reached the console's password check, from one address and from many.
+    assert int(results["login_flood_16_clients"]["login_answers"].get("429", 0)) > 0
+    assert int(results["login_flood_16_addresses"]["login_answers"].get("401", 0)) > 10

@@ -88,7 +88,9 @@ def test_a_bracelet_that_does_not_take_the_station_key_cannot_be_changed_from_it
     h, _bracelet, config = office
     stranger = VirtualRadio(device="rak4631", node_num=0xB5A1E0F0, reboot_scale=0.05)   # never provisioned
     on_the_air(h, stranger)
-    CliRunner().invoke(cli, ["--config", config, "bracelets", "add", "!b5a1e0f0", "--label", "Unprovisioned"])
+    key = __import__("base64").b64encode(stranger.keys.public).decode()
+    CliRunner().invoke(cli, ["--config", config, "bracelets", "add", "!b5a1e0f0", "--label", "Unprovisioned",
+                             "--public-key", key])
     before = stranger.module_config.SerializeToString()
 
     result = check(config, "!b5a1e0f0", "--fix", "--json")

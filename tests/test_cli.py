@@ -13,6 +13,8 @@ from station.radio.virtual import scenarios
 from station.radio.virtual.bracelets import cast
 
 P = cast()
+# Read from the bracelet over USB in real life; here the virtual bracelet's own key.
+KEY = __import__("base64").b64encode(P["amina"].public_key).decode()
 
 
 @pytest.fixture
@@ -96,22 +98,23 @@ def test_nodes_escape_hostile_names_on_the_terminal(harness):
 
 
 def test_bracelets_add_list_remove(run_cli):
-    out = run_cli("bracelets", "add", "!b5a1e001", "--label", "Amina", "--pins-stdin", input="246813\n135792\n")
-    assert out.exit_code == 0 and "will be pinned when the bracelet is next heard" in out.output
+    out = run_cli("bracelets", "add", "!b5a1e001", "--label", "Amina", "--public-key", KEY, "--pins-stdin", input="246813\n135792\n")
+    assert out.exit_code == 0 and "key pinned" in out.output
     listed = json.loads(run_cli("bracelets", "list", "--json").output)
     assert listed[0]["node_id"] == "!b5a1e001" and listed[0]["has_duress_pin"] is True
-    dup = run_cli("bracelets", "add", "0xb5a1e001", "--label", "Again")
+    dup = run_cli("bracelets", "add", "0xb5a1e001", "--label", "Again", "--public-key", KEY)
     assert dup.exit_code == 1 and "already registered" in dup.output
     assert run_cli("bracelets", "remove", "3047284737").exit_code == 0
     assert "no bracelets registered" in run_cli("bracelets", "list").output
 
 
 @pytest.mark.parametrize("args, pins, message", [
-    (["bracelets", "add", "amina", "--label", "A"], None, "is not a node"),
-    (["bracelets", "add", "!b5a1e001", "--label", "A", "--pins-stdin"], "12\n\n", "a PIN is 6 to 8 digits"),
+    (["bracelets", "add", "amina", "--label", "A", "--public-key", KEY], None, "is not a node"),
+    (["bracelets", "add", "!b5a1e001", "--label", "A"], None, "Missing option '--public-key'"),
+    (["bracelets", "add", "!b5a1e001", "--label", "A", "--public-key", KEY, "--pins-stdin"], "12\n\n", "a PIN is 6 to 8 digits"),
     # Four digits fall a seizer in minutes: below [alerts] min_pin_digits (6 by default).
-    (["bracelets", "add", "!b5a1e001", "--label", "A", "--pins-stdin"], "2468\n\n", "a PIN is 6 to 8 digits"),
-    (["bracelets", "add", "!b5a1e001", "--label", "A", "--pins-stdin"], "123456\n123456\n", "must differ"),
+    (["bracelets", "add", "!b5a1e001", "--label", "A", "--public-key", KEY, "--pins-stdin"], "2468\n\n", "a PIN is 6 to 8 digits"),
+    (["bracelets", "add", "!b5a1e001", "--label", "A", "--public-key", KEY, "--pins-stdin"], "123456\n123456\n", "must differ"),
     (["bracelets", "add", "!b5a1e001", "--label", "A", "--public-key", "short"], None, "a public key is 32 bytes"),
     (["bracelets", "pins", "!b5a1e009", "--pins-stdin"], "123456\n654321\n", "is not registered"),
 ])
@@ -136,14 +139,14 @@ def test_a_pin_never_appears_as_an_option_of_any_command():
 
 def test_min_pin_digits_from_the_config_is_what_a_new_pin_needs(run_cli):
     run_cli.config.write_text(run_cli.config.read_text() + "[alerts]\nmin_pin_digits = 8\n")
-    out = run_cli("bracelets", "add", "!b5a1e001", "--label", "A", "--pins-stdin", input="246813\n\n")
+    out = run_cli("bracelets", "add", "!b5a1e001", "--label", "A", "--public-key", KEY, "--pins-stdin", input="246813\n\n")
     assert out.exit_code == 1 and "a PIN is 8 to 8 digits" in out.output
-    ok = run_cli("bracelets", "add", "!b5a1e001", "--label", "A", "--pins-stdin", input="24681357\n\n")
+    ok = run_cli("bracelets", "add", "!b5a1e001", "--label", "A", "--public-key", KEY, "--pins-stdin", input="24681357\n\n")
     assert ok.exit_code == 0
 
 
 def test_pins_can_be_set_again_and_the_event_log_says_who_without_the_pin(run_cli):
-    assert run_cli("bracelets", "add", "!b5a1e001", "--label", "A").exit_code == 0
+    assert run_cli("bracelets", "add", "!b5a1e001", "--label", "A", "--public-key", KEY).exit_code == 0
     out = run_cli("bracelets", "pins", "!b5a1e001", "--pins-stdin", input="246813\n135792\n")
     assert out.exit_code == 0 and "cancel PIN set, duress PIN set" in out.output
     with sqlite3.connect(run_cli.db_path) as c:
@@ -171,7 +174,7 @@ def test_locked_database_is_reported_clearly(run_cli, monkeypatch):
     holder = sqlite3.connect(run_cli.db_path, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
-        out = run_cli("bracelets", "add", "!b5a1e001", "--label", "A")
+        out = run_cli("bracelets", "add", "!b5a1e001", "--label", "A", "--public-key", KEY)
         assert out.exit_code == 1 and "locked" in out.output
     finally:
         holder.execute("ROLLBACK")

@@ -50,9 +50,9 @@ def test_set_then_get_shows_the_new_value_and_the_radio_really_holds_it(radio):
 def test_set_owner_and_canned_messages_are_stored(radio):
     meshtastic(radio, "--set-owner", "Office radio", "--set-owner-short", "OFC")
     assert (radio.radio.owner.long_name, radio.radio.owner.short_name) == ("Office radio", "OFC")
-    meshtastic(radio, "--set-canned-message", "SOS|SAFE 2468")
-    assert radio.radio.canned_messages == "SOS|SAFE 2468"
-    assert "SOS|SAFE 2468" in meshtastic(radio, "--get-canned-message").stdout
+    meshtastic(radio, "--set-canned-message", "SOS|Call me")
+    assert radio.radio.canned_messages == "SOS|Call me"
+    assert "SOS|Call me" in meshtastic(radio, "--get-canned-message").stdout
 
 
 def test_export_config_completes_with_channels_keys_and_settings(radio):

@@ -4,6 +4,8 @@ incidents, positions, trust flags and receipts, as the wearers and the office mu
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from station.decode import precision
@@ -282,28 +284,34 @@ def test_unregistered_sender_is_shown_as_unverified_at_the_public_channels_preci
 
 
 @pytest.mark.parametrize("firmware, transport", RADIOS)
-def test_impostors_are_flagged_by_name_and_by_key(harness, firmware, transport):
+def test_impostors_are_flagged_by_name_and_claims_on_a_registered_number_prove_nothing(harness, firmware, transport):
     h = harness("impostor", transport, firmware=firmware)
     h.settle()
     got = {r["node_num"]: r["trust"] for r in incidents(h)}
-    assert got == {IMPOSTOR: "impostor", BASHIR: "impostor"}
-    assert h.count("SELECT key_mismatch FROM nodes WHERE num=?", (BASHIR,)) == 1
+    assert got == {IMPOSTOR: "impostor", BASHIR: "unverified"}
+    # Bashir's pinned key is untouched by the node info that announced another one.
+    assert h.rows("SELECT public_key FROM bracelets WHERE node_num=?", (BASHIR,))[0][0] == \
+        base64.b64encode(P["bashir"].public_key).decode()
+    assert h.count("SELECT spoofed FROM nodes WHERE num=?", (BASHIR,)) >= 2
     actions = [r[0] for r in h.rows("SELECT action FROM events WHERE incident_id IS NULL")]
-    assert "public key changed" in actions and "impostor suspected" in actions
-    # No receipt tells an impostor that its alert was taken seriously.
+    assert "impostor suspected" in actions and "public key changed" not in actions
+    # No receipt tells an impostor that its alert was taken seriously, nor reaches the real Bashir.
     assert h.count("SELECT COUNT(*) FROM receipts") == 0
 
 
-def test_key_is_pinned_when_a_registered_bracelet_is_first_heard(harness):
-    from .conftest import register_cast
+def test_a_bracelet_is_never_registered_without_its_key_nor_pinned_from_the_air(tmp_path):
+    """Trust on first hearing would pin whichever node spoke first under the number."""
+    import time
 
-    h = harness("join", "pty", register=False, start=False)
-    register_cast(h.cfg.database_path, h.sim.stage.people, with_keys=False)
-    h.start()
-    h.settle()
-    keys = dict(h.rows("SELECT node_num, public_key FROM bracelets"))
-    assert all(keys[n] for n in (AMINA, BASHIR, CHEN))
-    assert h.count("SELECT COUNT(*) FROM events WHERE action='key pinned'") == 3
+    from station import registry
+    from station.storage.writer import Writer
+    w = Writer(tmp_path / "s.db").start()
+    try:
+        with pytest.raises(registry.RegistryError, match="registered with its public key"):
+            w.call(lambda db: registry.add(db, AMINA, "Amina D.", time.time()))
+        assert w.db.execute("SELECT COUNT(*) FROM bracelets").fetchone()[0] == 0
+    finally:
+        w.stop()
 
 
 @pytest.mark.parametrize("firmware, transport", RADIOS)

@@ -14,15 +14,20 @@ from web.maps import incident_map
 from web.security import require
 
 bp = Blueprint("alerts", __name__)
+PAGE = 50      # alerts a page: duress and verified wearers' first (queries.alerts)
 
 
 @bp.route("/")
 @require("read")
 def index():
     db = current_app.station_db()
-    rows = queries.alerts(db, include_resolved=request.args.get("all") == "1")
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    rows = queries.alerts(db, include_resolved=request.args.get("all") == "1", limit=PAGE + 1,
+                          offset=(page - 1) * PAGE)
+    more, rows = len(rows) > PAGE, rows[:PAGE]
     unacked = sum(1 for r in rows if r["state"] == "open")
-    return render_template("alerts.html", alerts=rows, unacked=unacked, status=queries.status(db))
+    return render_template("alerts.html", alerts=rows, unacked=unacked, status=queries.status(db), page=page,
+                           more=more)
 
 
 @bp.route("/alerts/<int:iid>")
@@ -58,7 +63,9 @@ def ack(iid: int):
 @require("incidents")
 def resolve(iid: int):
     resolution = request.form.get("resolution", "")
-    return _act(iid, lambda d, a, t: incidents.resolve(d, iid, resolution, a, t), _("resolved: {resolution}", resolution=_(resolution)))
+    reason = request.form.get("reason", "")[:2000]
+    return _act(iid, lambda d, a, t: incidents.resolve(d, iid, resolution, a, t, reason),
+                _("resolved: {resolution}", resolution=_(resolution)))
 
 
 @bp.route("/alerts/<int:iid>/note", methods=["POST"])

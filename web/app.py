@@ -17,6 +17,7 @@ from station.storage.migrations import migrate
 from station.radio import reasons
 from station.decode import precision
 from web import i18n, security
+from web.throttle import LoginGuard
 from web.i18n import N_
 
 
@@ -50,6 +51,7 @@ def create_app(cfg: Config) -> Flask:
         MAX_CONTENT_LENGTH=64 * 1024,
     )
     app.station_config = cfg
+    app.extensions["login_guard"] = LoginGuard()
     db = dbmod.connect(cfg.database_path)
     migrate(db)
     db.conn.close()

@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, se
 from station import users
 from station.cli.common import write
 from web.i18n import gettext as _
+from web.throttle import Busy, LoginGuard
 
 bp = Blueprint("auth", __name__)
 
@@ -20,7 +21,14 @@ def login():
         name = request.form.get("name", "")[:64]
         password = request.form.get("password", "")[:256]
         db = current_app.station_db()
-        user = write(db, lambda d: users.authenticate(d, name, password, time.time()))
+        guard: LoginGuard = current_app.extensions["login_guard"]
+        try:
+            guard.admit(request.remote_addr or "?")
+            with guard.checking():
+                # The password is checked before, and outside, the short transaction that records it.
+                user = users.authenticate(db, name, password, time.time(), guard.decoy, write)
+        except Busy:
+            return render_template("login.html", error=_("Too many login attempts: wait a few minutes.")), 429
         if user is not None:
             csrf = session.get("csrf")
             session.clear()            # a new session at login: no fixation

@@ -118,8 +118,9 @@ def register(cli: click.Group) -> None:
     @click.argument("alert_id", type=int)
     @click.option("--as", "resolution", required=True, type=click.Choice(incidents.RESOLUTIONS))
     @click.option("--by", help="Who resolves (default: your login name).")
+    @click.option("--reason", help="Why it is closed (required for a DURESS alert).")
     @click.pass_context
-    def resolve_cmd(ctx, alert_id: int, resolution: str, by: str | None) -> None:
+    def resolve_cmd(ctx, alert_id: int, resolution: str, by: str | None, reason: str | None) -> None:
         """Close an alert: the wearer is safe, it was a false alarm, or a drill."""
-        _act(ctx, lambda d: incidents.resolve(d, alert_id, resolution, _actor(by), time.time()))
+        _act(ctx, lambda d: incidents.resolve(d, alert_id, resolution, _actor(by), time.time(), reason))
         click.echo(f"alert {alert_id} resolved: {resolution}")

@@ -56,8 +56,9 @@ def register(cli: click.Group) -> None:
     @grp.command("add")
     @click.argument("node")
     @click.option("--label", required=True, help="Name the office knows the wearer by (never published as is).")
-    @click.option("--public-key", help="The bracelet's Meshtastic public key (base64 or hex). Without it, "
-                                       "the key is pinned when the bracelet is next heard.")
+    @click.option("--public-key", required=True,
+                  help="The bracelet's Meshtastic public key (base64 or hex), read from the device itself (the "
+                       "app's or `meshtastic --info` on its USB port); never from what the mesh says.")
     @click.option("--pins", "ask", is_flag=True, help="Ask for the cancel PIN and the duress PIN at a hidden prompt.")
     @click.option("--pins-stdin", is_flag=True, help="Read the cancel PIN and the duress PIN from two lines of stdin.")
     @click.pass_context
@@ -71,9 +72,7 @@ def register(cli: click.Group) -> None:
                                              pin_hashes=pin_hashes))
         except ValueError as e:
             raise click.ClickException(str(e)) from None
-        b = next(x for x in registry.list_all(db) if x.node_num == num)
-        click.echo(f"registered {node_id(num)} as {label!r}; key "
-                   + ("pinned" if b.public_key else "will be pinned when the bracelet is next heard"))
+        click.echo(f"registered {node_id(num)} as {label!r}; key pinned")
 
     @grp.command("pins")
     @click.argument("node")
@@ -107,7 +106,7 @@ def register(cli: click.Group) -> None:
         if not rows:
             click.echo("no bracelets registered (station bracelets add NODE --label NAME)")
             return
-        table([[node_id(b.node_num), b.label, (b.public_key[:12] + "…") if b.public_key else "not yet pinned",
+        table([[node_id(b.node_num), b.label, (b.public_key[:12] + "…") if b.public_key else "NONE: nothing it sends is verified",
                 "yes" if b.has_cancel_pin else "no", "yes" if b.has_duress_pin else "no", when(b.added_at),
                 b.firmware or "?", _press_tested(tests.get(b.node_num))]
                for b in rows], ["NODE", "LABEL", "KEY", "CANCEL PIN", "DURESS PIN", "ADDED", "FIRMWARE", "PRESS TEST"])

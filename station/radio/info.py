@@ -42,6 +42,9 @@ class Channel:
     public: bool           # the default key under the preset's name: anyone can read it
     precision_bits: int
     key_id: str = ""       # channels.key_id: compares keys, never shows one
+    # A key of its own: not none, not the published default or one of its one-byte variants
+    # (Channels.cpp getKey), so only radios given it can read or write on this channel.
+    secret: bool = False
 
 
 @dataclass
@@ -73,6 +76,12 @@ class RadioInfo:
     @property
     def primary(self) -> Channel | None:
         return next((c for c in self.channels if c.role == "PRIMARY"), None)
+
+    def office_channel(self, index: int) -> bool:
+        """Whether a received packet's channel index is the office's private primary channel (what
+        provisioning puts bracelets on; trust.py)."""
+        p = self.primary
+        return p is not None and p.index == index and p.secret and not p.public
 
     def as_status(self) -> dict:
         """For `station status --json` and the console: the NodeDB as counts, not keys."""
@@ -160,7 +169,8 @@ class HandshakeNotes:
             name = ch.settings.name or preset_name
             public = ch.settings.psk == b"\x01" and name == preset_name
             chans.append(Channel(i, name, _name(channel_pb2.Channel.Role, ch.role), public,
-                                 ch.settings.module_settings.position_precision, key_id(ch.settings.psk)))
+                                 ch.settings.module_settings.position_precision, key_id(ch.settings.psk),
+                                 len(ch.settings.psk) > 1))
         own_key = bytes(self.security.public_key) if self.security else b""
         keys = {n: base64.b64encode(info.user.public_key).decode() for n, info in self.nodes.items()
                 if n != own and len(info.user.public_key) == 32}

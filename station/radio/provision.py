@@ -11,7 +11,10 @@ How a press becomes an alert depends on the model and on what its stock build in
   (variants/nrf52840/tracker-t1000-e/variant.h:54-57); only a build that includes the detection
   sensor can use it (the stock one does not: platformio.ini:20-22).
 - LilyGO T-Echo: canned messages on its buttons (stock build includes the module); "SOS" with the
-  bell is the alert, "SAFE" the cancel that asks for the PIN.
+  bell is the alert. Never a cancel or a PIN in a canned message: a canned message goes out on the
+  channel, where whoever holds the channel key reads it, and stays on the device for whoever
+  takes it. The cancel is a direct message typed in the app paired with the bracelet, which its
+  firmware seals with PKI (station/trust.py; hardware/bracelets.md).
 A pin of 0 means "no pin" to the detection sensor (DetectionSensorModule.cpp:76), so a board whose
 only button is GPIO 0 cannot use it.
 """
@@ -34,7 +37,7 @@ Trigger = module_config_pb2.ModuleConfig.DetectionSensorConfig.TriggerType
 LoRa = config_pb2.Config.LoRaConfig
 POSITION_BROADCAST_S = 300      # a wearer's track every 5 minutes, more often when moving (smart)
 SENSOR_NAME = "SOS"             # the detection sensor says "SOS detected": a keyword as well
-CANNED = "SOS|SAFE"             # with send_bell, the firmware appends the bell to each
+CANNED = "SOS"                  # with send_bell, the firmware appends the bell
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ METHODS: dict[str, AlertMethod] = {
                            "a push button between WB_IO4 and GND"),
     "TRACKER_T1000_E": AlertMethod("detection_sensor", "DETECTIONSENSOR_CONFIG", 6, False, Trigger.LOGIC_HIGH,
                                    "its own button (P0.06), with a build that includes the detection sensor"),
-    "T_ECHO": AlertMethod("canned_message", "CANNEDMSG_CONFIG", wiring="its buttons choose SOS or SAFE"),
+    "T_ECHO": AlertMethod("canned_message", "CANNEDMSG_CONFIG", wiring="its buttons send the canned SOS"),
 }
 SUITABLE = ("RAK4631 (WisBlock) with a push button on WB_IO4", "LilyGO T-Echo (canned messages)",
             "SenseCAP T1000-E only with a firmware build that includes the detection sensor")

@@ -49,9 +49,13 @@ def radio_session(cfg) -> Iterator[RadioLink]:
         ingest = Ingest(writer, Rules(tuple(cfg.alerts["keywords"]), tuple(cfg.alerts["cancel_keywords"])),
                         StationClock(cfg.gps["clock_margin_s"]), fold_window_s=cfg.alerts["fold_window_s"],
                         own_node=lambda: own[0].state.node_num if own else None,
+                        office_channel=lambda i: bool(own and own[0].radio_info and own[0].radio_info.office_channel(i)),
                         pin_key=PinPolicy.of(cfg).key)
-        with _connected(port, ingest, LinkSettings.from_config(cfg.radio), "radio", own.append) as link:
-            yield link
+        try:
+            with _connected(port, ingest, LinkSettings.from_config(cfg.radio), "radio", own.append) as link:
+                yield link
+        finally:
+            ingest.stop()          # a cancel heard meanwhile is checked and written before the writer stops
     finally:
         writer.stop()
 

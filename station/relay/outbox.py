@@ -80,6 +80,9 @@ def eligible(incident: dict, consent: Consent | None, dest: Destination) -> str 
         return None if dest.kind == "drill" else "drills never leave the drill destination"
     if dest.kind == "drill":
         return "real alerts never go to the drill destination"
+    if incident["trust"] in ("unverified", "impostor"):
+        # Someone else's word for a wearer, or a look-alike: to nobody, not even partners.
+        return f"{incident['trust']} sender: never published"
     if incident["trust"] != "registered" and dest.public:
         return f"{incident['trust']} sender: never published publicly"
     if consent is None or consent.publish == "never":
@@ -117,10 +120,11 @@ def plan_new(db: sqlite_utils.Database, plan: Plan, at: float) -> int:
     made = 0
     # Resolved before the relay saw it: nothing was planned, so nothing will need a follow-up.
     # (INDEXED BY: without statistics SQLite would pick the state index and walk all history.)
+    # A duress covered as a cancel is resolved as far as anyone outside can tell (incidents.py).
     db.execute("UPDATE incidents INDEXED BY incidents_relay_unplanned SET relay_planned=1, relay_followed_up=1 "
-               "WHERE relay_planned=0 AND state='resolved'")
+               "WHERE relay_planned=0 AND (state='resolved' OR cover=1)")
     for incident in _rows(db, "SELECT * FROM incidents INDEXED BY incidents_relay_unplanned WHERE relay_planned=0 "
-                              "AND state IN ('open', 'acknowledged') AND withheld=0 ORDER BY id"):
+                              "AND state IN ('open', 'acknowledged') AND cover=0 AND withheld=0 ORDER BY id"):
         consent = consent_of(db, incident["node_num"])
         for dest in plan.destinations:
             if eligible(incident, consent, dest) is not None:
@@ -150,7 +154,8 @@ def promote_held(db: sqlite_utils.Database, plan: Plan, at: float) -> int:
     moved = 0
     for row in _rows(db, """
             SELECT o.id AS row_id, o.destination, i.id, i.node_num, i.opened_at, i.lat, i.lon, i.drill, i.withheld,
-                   i.state, (SELECT COUNT(*) FROM approvals a WHERE a.incident_id=i.id) AS n_approvals
+                   CASE WHEN i.cover THEN 'resolved' ELSE i.state END AS state,
+                   (SELECT COUNT(*) FROM approvals a WHERE a.incident_id=i.id) AS n_approvals
             FROM outbox o JOIN incidents i ON i.id=o.incident_id
             WHERE o.state='held' AND o.kind='alert' AND (o.reason IS NULL OR o.reason NOT LIKE 'budget%')"""):
         consent = consent_of(db, row["node_num"]) or NO_CONSENT
@@ -182,7 +187,10 @@ def promote_held(db: sqlite_utils.Database, plan: Plan, at: float) -> int:
 def follow_up(db: sqlite_utils.Database, plan: Plan, at: float) -> int:
     """After resolution: cancel what was not published, reply to (or delete) what was."""
     made = 0
-    for incident in _rows(db, "SELECT * FROM incidents INDEXED BY incidents_relay_live WHERE state='resolved' "
+    # A covered duress follows up as the cancel it looks like: "safe", with nothing else to tell it
+    # apart (the post, its time, the silence after it).
+    for incident in _rows(db, "SELECT *, CASE WHEN cover THEN 'safe' ELSE resolution END AS resolution "
+                              "FROM incidents INDEXED BY incidents_relay_live WHERE (state='resolved' OR cover=1) "
                               "AND relay_followed_up=0 AND relay_planned=1"):
         consent = consent_of(db, incident["node_num"]) or NO_CONSENT
         for row in _rows(db, "SELECT * FROM outbox WHERE incident_id=? AND kind='alert'", (incident["id"],)):
@@ -238,7 +246,7 @@ def plan_updates(db: sqlite_utils.Database, plan: Plan, at: float) -> int:
             CROSS JOIN outbox a ON a.incident_id=i.id AND a.kind='alert' AND a.state='sent'
             JOIN bracelets b ON b.node_num=i.node_num AND b.position_updates=1
             WHERE i.relay_followed_up=0 AND i.relay_planned=1 AND i.state IN ('open', 'acknowledged')
-              AND i.withheld=0
+              AND i.cover=0 AND i.withheld=0
               AND i.fix_at > a.sent_at"""):
         since = row["last_update"] or row["sent_at"]
         if at - since < plan.update_every_s or (row["last_update"] and row["fix_at"] <= row["last_update"]):

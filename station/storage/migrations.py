@@ -179,7 +179,28 @@ def _v7(db: sqlite_utils.Database) -> None:
     db["rejects"].create_index(["at"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
+def _v8(db: sqlite_utils.Database) -> None:
+    """Authenticated alerts: what a packet claiming a registered bracelet proved (station/trust.py),
+    positions and telemetry that proved nothing kept apart, a duress covered as a cancel for
+    everything outside the office, and wrong PINs counted per wearer."""
+    db["incidents"].add_column("proof", str)                 # key, channel or none (the opening press)
+    db["incidents"].add_column("trust_reason", str)
+    # 1: outside the office this incident looks resolved as safe (a duress): no more receipts, posts
+    # or position updates than a real cancel gives; the coordinators still see it open.
+    db["incidents"].add_column("cover", int, not_null_default=0)
+    db["positions"].add_column("unverified", int, not_null_default=0)
+    db["telemetry"].add_column("unverified", int, not_null_default=0)
+    db["nodes"].add_column("spoofed", int, not_null_default=0)     # packets that claimed it and proved nothing
+    db["nodes"].add_column("spoofed_at", float)
+    db["bracelets"].add_column("pin_failures", int, not_null_default=0)
+    db["bracelets"].add_column("pin_failed_at", float)
+    db["bracelets"].add_column("pin_locked_until", float)
+    db["receipts"].add_column("priority", int, not_null_default=0)  # 0: a verified wearer, first
+    db.execute("DROP INDEX receipts_queued")
+    db.execute("CREATE INDEX receipts_queued ON receipts(priority, id) WHERE state = 'queued'")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8]
 
 
 def schema_version(db: sqlite_utils.Database) -> int:

@@ -79,27 +79,28 @@ def node_info(db: sqlite_utils.Database, num: int, info: NodeInfo) -> str | None
 
 
 def insert_position(db: sqlite_utils.Database, num: int | None, pos: Position, at: float,
-                    packet_row: int | None, *, cached: bool = False) -> None:
+                    packet_row: int | None, *, cached: bool = False, unverified: bool = False) -> None:
     """A fix; `cached`: replayed by a 2.8 radio from its memory, kept as history but never the
-    node's current position (it is older than what we know, or at best the same)."""
+    node's current position (it is older than what we know, or at best the same); `unverified`:
+    it claims a registered bracelet and proves nothing, kept apart and never her position."""
     db.execute(
         """INSERT INTO positions (node_num, packet, source, received_at, fix_at, lat, lon, alt, sats,
-               precision_bits, quality, cached) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)""",
+               precision_bits, quality, cached, unverified) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)""",
         (num, packet_row, pos.source, at, pos.fix_time, pos.lat, pos.lon, pos.alt, pos.sats,
-         pos.precision_bits, pos.quality, int(cached)))
-    if num is not None and not cached:
+         pos.precision_bits, pos.quality, int(cached), int(unverified)))
+    if num is not None and not cached and not unverified:
         db.execute("UPDATE nodes SET lat=?, lon=?, fix_at=?, fix_precision_bits=? WHERE num=?",
                    (pos.lat, pos.lon, at, pos.precision_bits, num))
 
 
 def insert_telemetry(db: sqlite_utils.Database, num: int, t: Telemetry, at: float, packet_row: int,
-                     *, cached: bool = False) -> None:
+                     *, cached: bool = False, unverified: bool = False) -> None:
     db.execute(
         """INSERT INTO telemetry (node_num, packet, received_at, battery_level, voltage, channel_util,
-               air_util_tx, uptime_s, external_power, cached) VALUES (?,?,?,?,?,?,?,?,?,?)""",
+               air_util_tx, uptime_s, external_power, cached, unverified) VALUES (?,?,?,?,?,?,?,?,?,?,?)""",
         (num, packet_row, at, t.battery_level, t.voltage, t.channel_util, t.air_util_tx, t.uptime_s,
-         int(t.external_power), int(cached)))
-    if not cached:
+         int(t.external_power), int(cached), int(unverified)))
+    if not cached and not unverified:
         db.execute("UPDATE nodes SET battery_level=CASE WHEN ? THEN NULL ELSE COALESCE(?, battery_level) END, "
                    "voltage=COALESCE(?, voltage), external_power=? WHERE num=?",
                    (int(t.external_power), t.battery_level, t.voltage, int(t.external_power), num))
@@ -117,6 +118,11 @@ def get_state(db: sqlite_utils.Database, key: str) -> tuple[Any, float] | None:
 
 
 def queue_receipt(db: sqlite_utils.Database, incident_id: int, node_num: int, kind: str, text: str,
-                  at: float) -> None:
-    db.execute("INSERT INTO receipts (incident_id, node_num, kind, text, state, created_at, updated_at) "
-               "VALUES (?,?,?,?,'queued',?,?)", (incident_id, node_num, kind, text, at, at))
+                  at: float, *, priority: int = 0) -> None:
+    """`priority` 0: a verified wearer's, sent before any other."""
+    db.execute("INSERT INTO receipts (incident_id, node_num, kind, text, state, created_at, updated_at, priority) "
+               "VALUES (?,?,?,?,'queued',?,?,?)", (incident_id, node_num, kind, text, at, at, priority))
+
+
+def receipts_to_strangers(db: sqlite_utils.Database, since: float) -> int:
+    return db.execute("SELECT COUNT(*) FROM receipts WHERE priority > 0 AND created_at >= ?", (since,)).fetchone()[0]

@@ -159,7 +159,7 @@ def test_the_bracelets_api_shows_what_the_wearers_page_shows_and_never_a_pin_has
     from station.storage.writer import Writer
     w = Writer(app.station_config.database_path).start()
     hashes = PinPolicy(PinKey(bytes(32))).hash_pair("123456", "999999")
-    w.call(lambda db: registry.add(db, 7, "Amina", time.time(), pin_hashes=hashes))
+    w.call(lambda db: registry.add(db, 7, "Amina", time.time(), public_key="A" * 43 + "=", pin_hashes=hashes))
     w.call(lambda db: registry.set_consent(db, 7, {"publish": "verified", "precision": "city"}, "test", time.time()))
     w.stop()
     c = app.test_client()

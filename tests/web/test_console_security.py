@@ -5,6 +5,7 @@ strings from the mesh render inert, and the pages run no inline script."""
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
 from html.parser import HTMLParser
 
@@ -181,3 +182,54 @@ def test_session_cookie_settings(app):
     login(c, "viewer")
     cookie = c.get_cookie("station_session")
     assert cookie.http_only and cookie.same_site == "Strict"
+
+
+# -- someone on the office network hammering the login form ---------------------------------------
+def _login_attempt(client, name: str, password: str):
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    return client.post("/login", data={"name": name, "password": password, "csrf_token": token})
+
+
+def test_one_client_trying_passwords_is_stopped_without_a_password_check(app):   # noqa: F811
+    c = app.test_client()
+    codes = [_login_attempt(c, "admin", f"guess {i}").status_code for i in range(12)]
+    assert codes[:10] == [401] * 10 and codes[10:] == [429, 429]
+    db = sqlite3.connect(app.station_config.database_path)
+    assert db.execute("SELECT COUNT(*) FROM audit WHERE action IN ('login failed', 'login refused')").fetchone()[0] == 10
+
+
+@pytest.mark.parametrize("name", ["admin", "nobody-such", "locked"])
+def test_every_login_costs_one_password_check_whatever_the_name(app, monkeypatch, name):   # noqa: F811
+    """Unknown, real and locked accounts take the same work, so the time says nothing."""
+    calls = []
+    real = users.check_password
+    monkeypatch.setattr(users, "check_password", lambda pw, stored: calls.append(1) or real(pw, stored))
+    if name == "locked":
+        db = sqlite3.connect(app.station_config.database_path)
+        with db:
+            db.execute("INSERT INTO users (name, role, password_hash, created_at, locked_until) "
+                       "VALUES ('locked', 'viewer', 'x', 0, 4e9)")
+    _login_attempt(app.test_client(), name, "wrong password")
+    assert len(calls) == 1
+
+
+def test_a_password_check_never_holds_the_lock_the_daemon_stores_alerts_under(app, monkeypatch):   # noqa: F811
+    path = app.station_config.database_path
+    free = []
+    real = users.check_password
+
+    def check(pw, stored):
+        other = sqlite3.connect(path, timeout=0)
+        try:
+            other.execute("BEGIN IMMEDIATE")      # what the daemon's writer does for an SOS
+            other.execute("ROLLBACK")
+            free.append(True)
+        except sqlite3.OperationalError:
+            free.append(False)
+        finally:
+            other.close()
+        return real(pw, stored)
+    monkeypatch.setattr(users, "check_password", check)
+    assert _login_attempt(app.test_client(), "admin", PASSWORD).status_code == 302
+    assert free == [True]

@@ -116,14 +116,16 @@ class Bracelet:
     sensor: DETECTION = field(default_factory=lambda: DETECTION(
         enabled=True, name="SOS", send_bell=True, minimum_broadcast_secs=DEFAULT_MIN_BROADCAST_S,
         detection_trigger_type=DETECTION.TriggerType.EITHER_EDGE_ACTIVE_HIGH, monitor_pin=34))
-    canned_messages: tuple[str, ...] = ("SOS", "SAFE")
+    # Never a PIN (hardware/bracelets.md): the canned SOS only.
+    canned_messages: tuple[str, ...] = ("SOS",)
     send_bell: bool = True                # canned_message.send_bell
     booted_at: float = 0.0                # on the stage's clock; 0: long ago
+    key_seed: str = ""                    # another node's key pair under a borrowed number (an attacker)
     _next_id: int = 0
 
     def __post_init__(self) -> None:
         self.model = devices.device(self.device)
-        self.keys = KeyPair.from_seed(f"{self.num}:{self.long_name}")
+        self.keys = KeyPair.from_seed(self.key_seed or f"{self.num}:{self.long_name}")
         if not self.public_key:
             self.public_key = self.keys.public
         self.hw_model = self.model.hw_model
@@ -213,6 +215,12 @@ class Bracelet:
     def text(self, text: str | bytes, *, to: int = BROADCAST, want_ack: bool = False) -> mesh_pb2.MeshPacket:
         return self.packet(PORT.TEXT_MESSAGE_APP, text if isinstance(text, bytes) else text.encode(), to=to,
                            want_ack=want_ack)
+
+    def message_to(self, station_num: int, text: str) -> mesh_pb2.MeshPacket:
+        """A direct message to the station, as the wearer types it in the Meshtastic app paired with
+        her bracelet: sealed with PKI when the bracelet knows the station's key (Router.cpp
+        perhapsEncode), which is how a cancel and its PIN travel (never on a channel)."""
+        return self.text(text, to=station_num, want_ack=True)
 
     def serial(self, text: str) -> mesh_pb2.MeshPacket:
         return self.packet(PORT.SERIAL_APP, text.encode())
@@ -333,7 +341,7 @@ REGISTERED = ("amina", "bashir", "chen")
 
 
 def register_cast(path, people: dict[str, Bracelet] | None = None, names=REGISTERED, *,
-                  with_keys: bool = True, pin_policy=None) -> None:
+                  pin_policy=None) -> None:
     """Put the cast's registered bracelets (keys and PINs) in the registry of the database at
     `path`, as `station demo` and the tests need; bracelets already there are left alone."""
     import base64
@@ -358,7 +366,7 @@ def register_cast(path, people: dict[str, Bracelet] | None = None, names=REGISTE
             db.execute("BEGIN IMMEDIATE")
             try:
                 registry.add(db, b.num, b.long_name, time.time(),
-                             public_key=base64.b64encode(b.public_key).decode() if with_keys else None,
+                             public_key=base64.b64encode(b.public_key).decode(),
                              pin_hashes=pin_hashes)
                 db.execute("COMMIT")
             except BaseException:

@@ -135,7 +135,9 @@ def _alert_then_cancel(s: Stage, pin: str) -> None:
     join(s)
     s.press("amina")
     s.pause(2)
-    s.send(s.amina.text(f"SAFE {pin}"))
+    # Typed in the app paired with her bracelet, as a direct message to the station: sealed with
+    # her key, never on a channel where everyone with the channel key would read the PIN.
+    s.send(s.amina.message_to(s.radio.node_num, f"SAFE {pin}"))
 
 
 def cancel(s: Stage) -> None:
@@ -230,9 +232,11 @@ def impostor(s: Stage) -> None:
     # Another node takes Amina's name (and uses a phone app's ALERT_APP).
     s.send(s.impostor.nodeinfo())
     s.send(s.impostor.alert("SOS"))
-    # Bashir's node number, announcing a different key, from a node that knows the channel key.
+    # Bashir's node number, announcing a different key, from a node on the public channel (whose
+    # key is published: anyone can do this).
     fake = Bracelet(num=s.bashir.num, long_name=s.bashir.long_name, short_name=s.bashir.short_name,
-                    public_key=b"\x42" * 32, device="heltec-v3", rng=random.Random(99), knows_station_key=False)
+                    public_key=b"\x42" * 32, device="heltec-v3", rng=random.Random(99), knows_station_key=False,
+                    channel=public_channel(), key_seed="someone else")
     s.send(fake.nodeinfo(), sender=fake)
     s.send(fake.alert("SOS"), sender=fake)
 
@@ -361,6 +365,38 @@ def paced(s: Stage) -> None:
         s.pause(0.1)
 
 
+def sos_paced(s: Stage) -> None:
+    """Amina's SOS ten times a second on the office channel, each carrying the moment it was
+    written: a verified wearer's alerts for wire-to-commit latency (`siege` adds the attack)."""
+    for _ in range(600):
+        if s.stop.is_set():
+            return
+        s.send(s.amina.text(f"t={time.time():.6f} SOS"))
+        s.pause(0.1)
+
+
+def siege(s: Stage) -> None:
+    """Amina's SOS ten times a second (on the office channel, each carrying the moment it was
+    written, for wire-to-commit latency) while the mesh is attacked: 250 fake SOS from made-up
+    numbers at ten a second, and twenty wrong PINs a second sent as direct messages under her
+    number by a node that knows the public channel's key (issue 11's figures). Thirty packets a
+    second is far beyond what a LoRa channel carries (LongFast: about one a second)."""
+    station = s.radio.node_num
+    fakes = [Bracelet(num=0x30000000 + i, long_name=f"Fake {i}", short_name=f"F{i:03d}"[-4:], device="heltec-v3",
+                     channel=public_channel(), rng=random.Random(500 + i), knows_station_key=False) for i in range(250)]
+    guesser = Bracelet(num=s.amina.num, long_name="Amina D.", short_name="AMI", device="heltec-v3",
+                       channel=public_channel(), rng=random.Random(99), knows_station_key=False, key_seed="attacker")
+    for i in range(1200):
+        if s.stop.is_set():
+            return
+        if i % 2 == 0:
+            s.send(s.amina.text(f"t={time.time():.6f} SOS"))
+        elif i // 2 < len(fakes):
+            s.send(fakes[i // 2].text("SOS"), sender=fakes[i // 2])
+        s.send(guesser.message_to(station, f"SAFE {100000 + i}"), sender=guesser)
+        s.pause(0.05)
+
+
 def busy_mesh(s: Stage) -> None:
     """Five packets a second from twenty wearers until stopped, every fifth a canned "SOS <n>"
     (numbered, so that what a station restart loses can be counted), the others positions and
@@ -414,7 +450,8 @@ SCENARIOS: dict[str, Callable[[Stage], None]] = {
     "public-channel": public_channel_press, "t1000e": t1000e, "two-presses": two_presses,
     "unregistered": unregistered, "impostor": impostor, "nmea": nmea, "garbage": garbage,
     "corrupt": corrupt, "corpus": corpus, "stream": stream, "flood": flood, "paced": paced,
-    "busy-mesh": busy_mesh, "trickle": trickle, "idle": idle,
+    "busy-mesh": busy_mesh, "trickle": trickle, "sos-paced": sos_paced, "siege": siege,
+    "idle": idle,
 }
 
 
