@@ -29,6 +29,7 @@ from typing import Callable
 import sqlite_utils
 from meshtastic.protobuf import mesh_pb2
 
+from station.incidents import log_event
 from station.radio.link import LinkDown
 from station.radio.reasons import plain  # noqa: F401  (the console shows receipts' reasons with it)
 from station.storage import db as dbmod
@@ -87,15 +88,14 @@ def record_answer(db: sqlite_utils.Database, packet_id: int, sender: int, error:
     `proven`: the answer came on the office channel or from the station's own radio; a routing
     packet is never PKI (Router.cpp:655-656), so that is the best proof an ACK can carry, and one
     from the bracelet's number on any other channel is someone else's word for it."""
-    row = db.execute("SELECT id, node_num, state, attempts FROM receipts WHERE packet_id=? "
+    row = db.execute("SELECT id, node_num, state, attempts, incident_id FROM receipts WHERE packet_id=? "
                      "AND state IN ('sent', 'relayed')", (packet_id,)).fetchone()
     if row is None:
         return False, None
-    rid, node, state, attempts = row
+    rid, node, state, attempts, incident_id = row
     if not proven:
-        db.execute("INSERT INTO events (incident_id, at, actor, action, detail) SELECT incident_id, ?, 'station', "
-                   "'receipt answer ignored', ? FROM receipts WHERE id=?",
-                   (at, f"{error} from !{sender:08x}, heard off the office channel", rid))
+        log_event(db, incident_id, at, "station", "receipt answer ignored",
+                  f"{error} from !{sender:08x}, heard off the office channel")
         return True, None
     if sender == node:
         if error == "NONE":
