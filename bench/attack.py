@@ -38,7 +38,7 @@ import urllib.request
 from pathlib import Path
 
 from ingest import free_port, stop
-from measured import commit, save
+from measured import commit, private_files, save
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
@@ -138,6 +138,7 @@ def run_condition(tmp: Path, name: str, scenario: str, n: int, login_clients: in
 
 
 def main() -> int:
+    private_files()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="a short run that checks the benchmark works")
     ap.add_argument("--out", type=Path, help="where to write the results (default: bench/results/attack.json; "

@@ -33,7 +33,7 @@ import requests
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from measured import commit, save  # noqa: E402
+from measured import commit, private_files, save  # noqa: E402
 from station import maps, users  # noqa: E402
 from station.storage import db as dbmod  # noqa: E402
 from station.storage.migrations import migrate  # noqa: E402
@@ -124,6 +124,7 @@ def pct(values: list[float], p: float) -> float:
 
 
 def main() -> int:
+    private_files()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="every step, small: checks the benchmark works")
     ap.add_argument("--out", type=Path, help="where to write the results (default: bench/results/console.json; "

@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from measured import commit, save
+from measured import commit, private_files, save
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
@@ -185,6 +185,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def main() -> int:
+    private_files()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="a small run that checks the benchmark works; writes nothing")
     ap.add_argument("--firmware", default="2.7.26", help="the virtual radio's firmware profile")

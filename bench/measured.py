@@ -9,6 +9,15 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
+def private_files() -> None:
+    """Files made as every station command makes them (umask 027): `station run` refuses to start
+    on a config or database that other users can read, and so would refuse a benchmark's."""
+    import os
+
+    from station.at_rest import UMASK
+    os.umask(UMASK)
+
+
 def commit() -> str:
     """HEAD, marked when the code measured (station, web, bench) differs from it."""
     try:

@@ -26,7 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from measured import commit, save  # noqa: E402
+from measured import commit, private_files, save  # noqa: E402
 from station.storage.writer import Writer  # noqa: E402
 from tests.fakes.social import FakeMastodon, FakeX  # noqa: E402
 from tests.relay.conftest import destinations_toml, secret_files  # noqa: E402
@@ -67,6 +67,7 @@ def peak_rss_mib(pid: int) -> float:
 
 
 def main() -> int:
+    private_files()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help=f"{QUICK_ROWS} rows: checks the benchmark works")
     ap.add_argument("--out", type=Path, help="where to write the results (default: bench/results/relay.json; "

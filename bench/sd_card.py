@@ -28,7 +28,7 @@ import threading
 import time
 from pathlib import Path
 
-from measured import commit, save
+from measured import commit, private_files, save
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
@@ -131,6 +131,7 @@ def measure(tmp: Path, scenario: str, seconds: float, settle_s: float) -> dict:
 
 
 def main() -> int:
+    private_files()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="a short run that checks the benchmark works")
     ap.add_argument("--seconds", type=float, help="seconds measured per mode (default 600, quick 10)")

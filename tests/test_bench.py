@@ -5,6 +5,7 @@ never a timed assertion."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 def test_ingest_benchmark_quick_mode_measures_throughput_latency_and_restart_loss(tmp_path):
     out = tmp_path / "ingest.json"
     run = subprocess.run([sys.executable, "bench/ingest.py", "--quick", "--out", str(out)],
-                         cwd=REPO, capture_output=True, text=True, timeout=300)
+                         cwd=REPO, capture_output=True, text=True, timeout=300, preexec_fn=lambda: os.umask(0o022))
     assert run.returncode == 0, run.stdout + run.stderr
     results = json.loads(out.read_text())
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
@@ -38,8 +39,10 @@ def test_ingest_benchmark_quick_mode_measures_throughput_latency_and_restart_los
 
 def quick(tmp_path, script: str) -> dict:
     out = tmp_path / "result.json"
+    # From an operator's shell (umask 022), not the suite's 027: a benchmark must make its files
+    # as the station does, or `station run` refuses them.
     run = subprocess.run([sys.executable, f"bench/{script}", "--quick", "--out", str(out)],
-                         cwd=REPO, capture_output=True, text=True, timeout=300)
+                         cwd=REPO, capture_output=True, text=True, timeout=300, preexec_fn=lambda: os.umask(0o022))
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     return json.loads(out.read_text())
 
