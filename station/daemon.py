@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from station import __version__, incidents, registry, retention
+from station import __version__, incidents, registry, retention, trust
 from station.pins import PinKey, PinPolicy, configured_key_path
 from station.clock import StationClock
 from station.config import Config
@@ -35,6 +35,7 @@ from station.sdnotify import Notifier
 from station.storage import db as dbmod
 from station.storage import records
 from station.storage.lock import DaemonLock
+from station.storage.spool import Spool
 from station.storage.writer import Writer
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,9 @@ class Station:
         self._keeper_lock = threading.Lock()
         self._silenced = False
         self._newest_incident = 0
+        self._alarm_counts = (0, 0, 0)     # open, duress, acknowledged: the last the database said
+        self._held_seen = 0
+        self._held: dict[tuple[int, int], float] = {}     # alerts not yet stored: (sender, id) -> when
         self._last_gps_store = 0.0
         self.stale_after_s = STALE_AFTER_S
         self.key_check_every_s = KEY_CHECK_EVERY_S
@@ -93,13 +97,19 @@ class Station:
             log.warning("no radio configured or plugged in: running on the VIRTUAL radio (scenario %s); "
                         "its alerts are drills", cfg.radio["scenario"])
         rc = cfg.receipts
+        self.spool = Spool(cfg.database_path)
         self.ingest = Ingest(
             self.writer, Rules(tuple(cfg.alerts["keywords"]), tuple(cfg.alerts["cancel_keywords"])), self.clock,
             fold_window_s=cfg.alerts["fold_window_s"], drill=self.sim is not None,
             receipt_texts={"received": rc["received_text"], "cancel": rc["cancel_text"]} if rc["enabled"] else None,
             on_effects=self._on_effects, own_node=lambda: self.link.state.node_num,
             office_channel=lambda index: self.link.radio_info is not None and self.link.radio_info.office_channel(index),
-            routing_answer=lambda db, *answer: self.receipts.answer_in_tx(db, *answer), pin_key=self.pin_key)
+            routing_answer=lambda db, *answer: self.receipts.answer_in_tx(db, *answer), pin_key=self.pin_key,
+            spool=self.spool, on_held_alert=self._held_alert)
+        self.ingest.on_stored = lambda p: self._held.pop((getattr(p, "from"), p.id), None)
+        # What a restart found in the spool (the disk was full or locked when the last daemon
+        # stopped): stored before the radio gives anything new.
+        self.ingest.replay_spool()
         self.indicators = make_indicators(cfg.gpio, self.button_ack, self.button_silence, self.pin_factory)
         self.link = RadioLink(port, self.ingest, LinkSettings.from_config(cfg.radio), on_state=self._on_link_state,
                               on_radio_info=self._on_radio_info,
@@ -150,6 +160,28 @@ class Station:
         self.writer.submit(job, name="pin-keys")
         return key
 
+    def _held_alert(self, packet, at: float) -> None:
+        """An alert the database cannot take now (disk full, locked): the room hears it at once,
+        and a verified wearer gets her receipt from memory; both are reconciled when it is stored."""
+        num, pid = getattr(packet, "from"), packet.id
+        self._held[(num, pid)] = at
+        event(log, "alert.held", logging.ERROR, "alert received while the database is unavailable: it waits in "
+              "memory and in the spool", node=f"!{num:08x}", why=(self.writer.unavailable or ("?",))[0])
+        self._wake_monitor.set()
+        rc = self.cfg.receipts
+        if not rc["enabled"] or (num, pid) in self.ingest.sent_from_memory:
+            return
+        try:
+            pinned = {b.num: b.key_b64 for b in self._registered_bracelets()}
+        except Exception as e:
+            log.error("no receipt from memory: the registry cannot be read either (%s); the alarm rings", e)
+            return
+        info = self.link.radio_info
+        proof = trust.proof_of(packet, pinned.get(num), info is not None and info.office_channel(packet.channel))
+        if num in pinned and proof.ok:
+            self.receipts.send_from_memory(num, rc["received_text"], lambda receipt_id, when:
+                                           self.ingest.sent_from_memory.__setitem__((num, pid), (receipt_id, when)))
+
     def stop(self) -> None:
         self._stop.set()
         self._wake_monitor.set()
@@ -163,6 +195,13 @@ class Station:
         self._monitor.join(3)
         self._write_status("stopped")
         self.writer.stop()
+        kept = self.spool.count() if self.spool.size else 0
+        if kept or self.writer.lost_at_stop:
+            event(log, "storage.held_at_stop", logging.ERROR,
+                  f"stopping with {self.writer.lost_at_stop} changes the database did not take; {kept} packets are "
+                  f"kept in the spool {self.spool.path} and stored at the next start (a reboot loses them)",
+                  lost_changes=self.writer.lost_at_stop, spooled=kept)
+        self.spool.close()
         self.indicators.close()
         if self.sim:
             self.sim.stop()
@@ -317,6 +356,10 @@ class Station:
                 if time.monotonic() - keys_checked >= self.key_check_every_s:
                     keys_checked = time.monotonic()
                     self._check_radio_keys()
+                if self.writer.unavailable is not None:
+                    self.ingest.hold_waiting()
+                if self.ingest.spool_hold and self.writer.unavailable is None and not self.writer.pending():
+                    self.ingest.replay_spool()       # what waited only in the spool while it was out
                 if time.monotonic() >= next_purge:
                     next_purge = time.monotonic() + self.retention_every_s
                     self.purger.start()
@@ -330,15 +373,25 @@ class Station:
 
     def _update_alarm(self) -> None:
         # Acknowledgements also come from the console and the command line, so the database,
-        # not this process's memory, says what is open.
-        open_n, duress_n, ack_n, newest = self._reader.execute(
-            "SELECT COALESCE(SUM(state='open'),0), COALESCE(SUM(duress=1),0), "
-            "COALESCE(SUM(state='acknowledged'),0), COALESCE(MAX(id),0) FROM incidents "
-            "WHERE state IN ('open', 'acknowledged')").fetchone()
+        # not this process's memory, says what is open; alerts it has not taken yet ring too.
+        try:
+            open_n, duress_n, ack_n, newest = self._reader.execute(
+                "SELECT COALESCE(SUM(state='open'),0), COALESCE(SUM(duress=1),0), "
+                "COALESCE(SUM(state='acknowledged'),0), COALESCE(MAX(id),0) FROM incidents "
+                "WHERE state IN ('open', 'acknowledged')").fetchone()
+            self._alarm_counts = (open_n, duress_n, ack_n)
+        except Exception as e:
+            log.debug("alarm state unreadable (%s): the last one stands", e)
+            open_n, duress_n, ack_n = self._alarm_counts
+            newest = self._newest_incident
         if newest > self._newest_incident:
             self._newest_incident = newest
             self._silenced = False
-        self.indicators.alarm(alarm_level(open_n, duress_n, ack_n, self._silenced))
+        held = len(self._held)
+        if held > self._held_seen:
+            self._silenced = False            # a new alert, even one not stored yet, rings again
+        self._held_seen = held
+        self.indicators.alarm(alarm_level(open_n + held, duress_n, ack_n, self._silenced))
 
     def status_snapshot(self, phase: str) -> dict:
         s = self.link.state
@@ -361,7 +414,13 @@ class Station:
             "ingest": {"packets": c.packets, "duplicates": c.duplicates, "bad_frames": c.bad_frames,
                        "problems": c.problems, "radio_console_lines": c.log_lines,
                        "queue": self.writer.pending(), "commits": self.writer.stats.commits,
-                       "commit_errors": self.writer.stats.commit_errors},
+                       "commit_errors": self.writer.stats.commit_errors, "held_alerts": len(self._held),
+                       "spool_bytes": self.spool.size, "spool_only": c.spool_only, "dropped": c.dropped,
+                       "replayed": c.replayed},
+            "database": ({"state": "ok"} if self.writer.unavailable is None else
+                         {"state": "unavailable", "why": self.writer.unavailable[0],
+                          "for_s": round(time.monotonic() - self.writer.unavailable[1], 1),
+                          "held_changes": self.writer.pending()}),
             "indicators": {"kind": type(self.indicators).__name__,
                            "detail": getattr(self.indicators, "reason", "gpio")},
             "relay": (self.relay.status(self._reader, time.time()) if self.relay else {"enabled": False}),

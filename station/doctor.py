@@ -128,6 +128,14 @@ def daemon(status: dict | None) -> Check:
         return Check("daemon", WARN, "no status recorded: the daemon has not run with this database",
                      "sudo systemctl start station")
     if status["daemon_running"]:
+        d = status.get("database") or {}
+        if d.get("state") == "unavailable":
+            # Running, and must keep running: a restart now would lose what it holds in memory
+            # beyond the spool. Mend the cause instead.
+            return Check("daemon", FAIL, f"running (pid {(status['station'] or {}).get('pid')}) but the database is "
+                         f"unavailable for {d.get('for_s')} s: {d.get('why')}; {d.get('held_changes')} changes held",
+                         "do NOT restart the station: free disk space or stop the process holding the lock; "
+                         "what it holds is stored as soon as the database takes it")
         return Check("daemon", OK, f"running (pid {(status['station'] or {}).get('pid')})")
     return Check("daemon", FAIL, f"not running (last status {status['status_age_s']} s ago)",
                  "sudo systemctl start station; journalctl -u station says why it stopped")
@@ -291,7 +299,12 @@ def relay_credentials(cfg) -> Check:
     try:
         dests = cfg.destinations(read_secrets=True)
     except configmod.ConfigError as e:
-        return Check("relay", FAIL, str(e), "fix the credential file named above")
+        return Check("relay", FAIL, str(e), "fix the setting named above")
+    broken = [d for d in dests if d.problem and d.enabled]
+    if broken:
+        return Check("relay", FAIL, f"{len(broken)} of {len(dests)} destination(s) cannot be used, their posts wait "
+                     "(the radio, the alarm and the console are not affected): " + "; ".join(d.problem for d in broken),
+                     "mend the credential file named above, then: sudo systemctl reload station")
     return Check("relay", OK, f"{len(dests)} destination(s), credentials readable")
 
 

@@ -27,6 +27,7 @@ from station.clock import StationClock
 from station.decode import packets as dec
 from station.radio import firmware
 from station.storage import records
+from station.storage.spool import Spool
 from station.storage.writer import Writer
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,9 @@ STRANGER_RECEIPTS_PER_HOUR = 12
 # A claim of a registered number that proves nothing is noted in the event log at most this often
 # per number (a flood of them must not become a flood of evidence rows).
 SPOOF_NOTE_EVERY_S = 600.0
+# Changes queued for a database that takes none, before other traffic waits in the spool only:
+# about 2 KB of memory each.
+MAX_HELD_JOBS = 5000
 
 
 @dataclass
@@ -48,6 +52,10 @@ class IngestCounters:
     log_lines: int = 0
     unverified: int = 0          # packets claiming a registered bracelet that proved nothing
     pin_checks: int = 0
+    held_alerts: int = 0         # alerts that arrived while the database took nothing
+    spool_only: int = 0          # packets kept only in the spool (memory held was at its bound)
+    dropped: int = 0             # packets neither queued nor spooled (the spool full): counted, gone
+    replayed: int = 0            # packets stored from the spool
 
 
 class Ingest:
@@ -56,7 +64,9 @@ class Ingest:
                  on_effects: Callable[[list[incidents.Effect]], None] | None = None,
                  own_node: Callable[[], int | None] = lambda: None,
                  office_channel: Callable[[int], bool] = lambda index: False,
-                 routing_answer: Callable[..., bool] | None = None, pin_key: pins.PinKey | None = None):
+                 routing_answer: Callable[..., bool] | None = None, pin_key: pins.PinKey | None = None,
+                 spool: Spool | None = None,
+                 on_held_alert: Callable[[mesh_pb2.MeshPacket, float], None] | None = None):
         self.writer = writer
         self.rules = rules
         self.clock = clock
@@ -75,7 +85,20 @@ class Ingest:
         # proven) for the receipts; True when it was one of ours.
         self.routing_answer = routing_answer or (lambda db, request_id, sender, error, at, proven: False)
         self.checks = PinChecks(self, pin_key)
+        # What the radio handed over, kept in RAM until committed (storage/spool.py).
+        self.spool = spool
+        self.spool_hold = False      # records in it were never queued: replay before emptying it
+        # An alert that arrived while the database takes nothing: the room must hear it now.
+        self.on_held_alert = on_held_alert or (lambda packet, at: None)
+        # Receipts sent from memory while the database was out: (sender, packet id) of the alert
+        # -> (receipt's packet id, when); its receipt row is written as sent when the alert is.
+        self.sent_from_memory: dict[tuple[int, int], tuple[int, float]] = {}
+        # Every alert queued and not yet committed, and those of them already handed to the daemon
+        # as held: a batch can fail with alerts in it that arrived while all was well.
+        self.awaiting: dict[tuple[int, int], tuple[mesh_pb2.MeshPacket, float]] = {}
+        self._held: set[tuple[int, int]] = set()
         self.counters = IngestCounters()
+        self.on_stored: Callable[[mesh_pb2.MeshPacket], None] = lambda packet: None
         # Called after commit with each newly stored packet (benchmarks, future consumers).
         self.observer: Callable[[mesh_pb2.MeshPacket], None] | None = None
 
@@ -92,8 +115,57 @@ class Ingest:
         result = dec.classify(packet, self.rules)
         cancels = result.of(dec.Cancel)
         stored = _redacted(packet, [c.pin for c in cancels]) if cancels else packet
-        self.writer.submit(lambda db: self._store(db, packet, stored, result, at, problem),
-                           on_commit=lambda out: self._committed(packet, out), name="packet")
+        alert = bool(result.of(dec.Alert))
+        # Whether it came on the office channel is the radio's word now, kept with the packet.
+        office = packet.HasField("decoded") and self.office_channel(packet.channel)
+        end = self.spool.append(stored, at, alert=alert, office=office) if self.spool is not None else None
+        if alert:
+            self.awaiting[(getattr(packet, "from"), packet.id)] = (packet, at)
+        if self.writer.unavailable is not None:
+            if alert:
+                self.hold(packet, at)
+            elif self.writer.pending() > MAX_HELD_JOBS:
+                # Memory stays bounded: the oldest traffic is in the spool, and is replayed from
+                # there once the database takes changes again; alerts always stay queued too.
+                if end is None:
+                    self.counters.dropped += 1
+                else:
+                    self.spool_hold = True
+                    self.counters.spool_only += 1
+                return
+        self.writer.submit(lambda db: self._store(db, packet, stored, result, at, problem, office=office),
+                           on_commit=lambda out: self._committed(packet, out, end), name="packet")
+
+    def hold(self, packet: mesh_pb2.MeshPacket, at: float) -> None:
+        key = (getattr(packet, "from"), packet.id)
+        if key in self._held:
+            return
+        self._held.add(key)
+        self.counters.held_alerts += 1
+        self.on_held_alert(packet, at)
+
+    def hold_waiting(self) -> None:
+        """The database refuses changes: every alert still waiting for its commit is held."""
+        for packet, at in list(self.awaiting.values()):
+            self.hold(packet, at)
+
+    def replay_spool(self) -> int:
+        """What the spool holds, through the writer again: at start-up (a restart while the disk
+        was full or locked) and once the database takes changes again. Packets already stored are
+        recognised by sender and packet id, and not counted as mesh duplicates."""
+        if self.spool is None:
+            return 0
+        records = list(self.spool.records())
+        self.spool_hold = False
+        end = self.spool.size
+        for packet, at, office in records:
+            result = dec.classify(packet, self.rules)
+            self.writer.submit(lambda db, p=packet, r=result, t=at, o=office:
+                               self._store(db, p, p, r, t, None, office=o, replay=True),
+                               on_commit=lambda out, p=packet: self._committed(p, out, end), name="replay")
+        if records:
+            log.warning("replaying %d packets kept in the spool %s", len(records), self.spool.path)
+        return len(records)
 
     def on_bad_frame(self, raw: bytes, reason: str) -> None:
         at = self.clock.now()
@@ -107,15 +179,19 @@ class Ingest:
 
     # -- inside the writer transaction ------------------------------------------------------------
     def _store(self, db: sqlite_utils.Database, p: mesh_pb2.MeshPacket, stored: mesh_pb2.MeshPacket,
-               result: dec.Classified, at: float, problem: str | None) -> tuple[list, list]:
-        row, new = records.insert_packet(db, stored, at, decode=problem or "ok")
+               result: dec.Classified, at: float, problem: str | None, *, office: bool,
+               replay: bool = False) -> tuple[list, list]:
+        row, new = records.insert_packet(db, stored, at, decode=problem or "ok", count_duplicate=not replay)
         if not new:
-            self.counters.duplicates += 1
+            if not replay:
+                self.counters.duplicates += 1
             return [], []
+        if replay:
+            self.counters.replayed += 1
         self.counters.packets += 1
         db.execute("SAVEPOINT decode")
         try:
-            out = self._apply(db, p, result, at, row, problem)
+            out = self._apply(db, p, result, at, row, office, problem)
             db.execute("RELEASE decode")
         except Exception as e:  # the raw packet stays stored; only its meaning is lost
             db.execute("ROLLBACK TO decode")
@@ -127,12 +203,12 @@ class Ingest:
         return out
 
     def _apply(self, db: sqlite_utils.Database, p: mesh_pb2.MeshPacket, result: dec.Classified, at: float,
-               row: int, library_problem: str | None = None) -> tuple[list, list]:
+               row: int, office: bool, library_problem: str | None = None) -> tuple[list, list]:
         num = getattr(p, "from")
         live = not firmware.is_cache_replay(p)
         infos = result.of(dec.NodeInfo)
         names = (infos[-1].long_name, infos[-1].short_name) if infos else None
-        v = trust.verdict(db, p, p.HasField("decoded") and self.office_channel(p.channel), names=names)
+        v = trust.verdict(db, p, office, names=names)
         claim = v.registered and not v.proof.ok        # her number, no proof
         records.node_heard(db, p, at, live=live and not claim)
         effects: list[incidents.Effect] = []
@@ -183,7 +259,7 @@ class Ingest:
                 checks.append((check, c.pin))
         if notes:
             records.set_packet_decode(db, row, "; ".join(notes))
-        self._queue_receipts(db, effects, num, at)
+        self._queue_receipts(db, effects, num, at, packet_id=p.id)
         for r in result.of(dec.Routing):
             # Only the bracelet itself (proven) or the station's own radio answers for a receipt.
             self.routing_answer(db, r.request_id, num, r.error, at, v.proof.ok or num == own)
@@ -225,13 +301,20 @@ class Ingest:
         incidents.log_event(db, None, at, "wearer", "cancel ignored",
                             f"!{num:08x}: a cancel counts only as a direct message sealed with the bracelet's key")
 
-    def _queue_receipts(self, db, effects: list[incidents.Effect], num: int, at: float) -> None:
+    def _queue_receipts(self, db, effects: list[incidents.Effect], num: int, at: float,
+                        packet_id: int | None = None) -> None:
         if not self.receipt_for:
             return
         for e in effects:
             text = self.receipt_for.get(e.kind)
             if not text or e.trust in (trust.IMPOSTOR, trust.UNVERIFIED):
                 continue        # a claim never reaches the real bracelet, nor an impostor
+            sent = self.sent_from_memory.pop((num, packet_id), None) if e.kind == "opened" else None
+            if sent is not None:
+                # Sent while the database was out: the row records it, and its ACK finds it.
+                records.queue_receipt(db, e.incident_id, num, e.kind, text, at, priority=0,
+                                      sent=(sent[0], sent[1]))
+                continue
             if e.trust == trust.UNREGISTERED and records.receipts_to_strangers(db, at - 3600) >= \
                     STRANGER_RECEIPTS_PER_HOUR:
                 incidents.log_event(db, e.incident_id, at, "station", "receipt skipped",
@@ -250,8 +333,14 @@ class Ingest:
         return effects
 
     # -- after commit --------------------------------------------------------------------------
-    def _committed(self, packet: mesh_pb2.MeshPacket, out: tuple[list, list]) -> None:
+    def _committed(self, packet: mesh_pb2.MeshPacket, out: tuple[list, list], end: int | None = None) -> None:
         effects, checks = out
+        if end is not None and not self.spool_hold:
+            self.spool.empty_if(end)
+        key = (getattr(packet, "from"), packet.id)
+        self.awaiting.pop(key, None)
+        self._held.discard(key)
+        self.on_stored(packet)
         if self.observer is not None:
             self.observer(packet)
         for check, pin in checks:

@@ -144,6 +144,8 @@ class ReceiptSender:
         # Answers that overtook the record of their send (the library returns from a send only
         # after a fixed sleep): kept for the receipt that will claim the id. Writer thread only.
         self._early: collections.OrderedDict[int, tuple[int, str]] = collections.OrderedDict()
+        # Receipts for alerts the database cannot take yet: (node, text, on_sent(packet id, at)).
+        self._from_memory: collections.deque = collections.deque()
         self._thread = threading.Thread(target=self._run, name="receipts", daemon=True)
 
     def start(self) -> "ReceiptSender":
@@ -157,6 +159,28 @@ class ReceiptSender:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def send_from_memory(self, num: int, text: str, on_sent: Callable[[int, float], None]) -> None:
+        """A receipt for an alert held in memory while the database is out: sent before anything
+        else, once; its row is written when the alert's is (ingest.py), with this packet id."""
+        self._from_memory.append((num, text, on_sent))
+        self._wake.set()
+
+    def _send_from_memory(self) -> None:
+        while self._from_memory and self.link.connected and not self._stop.is_set():
+            num, text, on_sent = self._from_memory[0]
+            wait = TEXT_SPACING_S - (time.monotonic() - self._last_text)
+            if wait > 0 and self._stop.wait(wait):
+                return
+            try:
+                packet_id = self.link.send_text(num, text)
+            except LinkDown as e:
+                log.info("a receipt from memory waits for the radio: %s", e)
+                return
+            self._from_memory.popleft()
+            self._last_text = time.monotonic()
+            self._last_sent[(num, "opened")] = self._last_text
+            on_sent(packet_id, self.clock.now())
 
     # -- answers (called inside writer jobs, or they submit one) ---------------------------------
     def answer_in_tx(self, db: sqlite_utils.Database, packet_id: int, sender: int, error: str, at: float,
@@ -200,8 +224,10 @@ class ReceiptSender:
                 self._wake.wait(0.5)
                 self._wake.clear()
                 try:
-                    self._time_out(reader)
-                    self._send_due(reader)
+                    self._send_from_memory()
+                    if self.writer.unavailable is None:   # each step below waits on a commit
+                        self._time_out(reader)
+                        self._send_due(reader)
                 except Exception:
                     log.exception("receipt sending failed; will retry")
         finally:

@@ -32,9 +32,14 @@ def runtime_dir() -> Path:
     return base / f"station-{os.getuid()}"
 
 
-def status_path(database: Path | str) -> Path:
+def runtime_file(database: Path | str, kind: str, suffix: str) -> Path:
+    """This database's `kind` file in the runtime folder (each database its own)."""
     key = hashlib.sha256(str(Path(database).resolve()).encode()).hexdigest()[:16]
-    return runtime_dir() / f"status-{key}.json"
+    return runtime_dir() / f"{kind}-{key}{suffix}"
+
+
+def status_path(database: Path | str) -> Path:
+    return runtime_file(database, "status", ".json")
 
 
 def write_status(database: Path | str, snapshot: dict[str, Any]) -> None:

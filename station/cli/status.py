@@ -35,7 +35,7 @@ def register(cli: click.Group) -> None:
             ("gps", _gps_line(gps)),
             ("clock", f"{clock.get('source', '-')}" + (f" (GPS says the system clock is off by "
                                                        f"{clock['gps_delta_s']:+.1f} s)" if clock.get('gps_delta_s') else "")),
-            ("database", f"{station.get('database', '-')}: quick_check {st['database_check_now']}"),
+            ("database", _database_line(st, station)),
             ("alerts", f"{c['alerts_open']} open, {c['alerts_acknowledged']} acknowledged, {c['alerts_total']} total"),
             ("packets", f"{c['packets']} stored, {c['duplicates']} duplicates dropped"),
             ("nodes", f"{c['nodes']} heard, {c['bracelets']} registered bracelets"),
@@ -44,6 +44,17 @@ def register(cli: click.Group) -> None:
         ]
         for k, v in lines:
             click.echo(f"{k:<9} {safe(v)}")
+
+
+def _database_line(st: dict, station: dict) -> str:
+    line = f"{station.get('database', '-')}: quick_check {st['database_check_now']}"
+    d = (st.get("database") or {}) if st["daemon_running"] else {}
+    if d.get("state") == "unavailable":
+        ingest = st.get("ingest") or {}
+        line = (f"UNAVAILABLE to the daemon for {age(d.get('for_s'))}: {d.get('why')}; {d.get('held_changes', 0)} "
+                f"changes held in memory ({ingest.get('held_alerts', 0)} alerts, ringing), "
+                f"{ingest.get('spool_bytes', 0)} bytes kept in the spool; " + line)
+    return line
 
 
 def _radio_info_line(info: dict | None, findings: list[dict]) -> str:
@@ -76,6 +87,8 @@ def _relay_line(relay: dict, outbox: dict) -> str:
     if not relay or relay.get("enabled") is False:
         return "no destinations configured"
     parts = ["internet " + ("up" if relay.get("online") else "DOWN")]
+    for name, why in (relay.get("errors") or {}).items():
+        parts.append(f"{name} UNUSABLE ({why})")
     if outbox:
         parts.append("outbox " + ", ".join(f"{n} {s}" for s, n in sorted(outbox.items())))
     if outbox.get("uncertain"):

@@ -26,6 +26,10 @@ class Relay:
         for d in self.destinations:
             if not d.enabled:
                 continue
+            if d.problem:
+                self.errors[d.name] = d.problem
+                event(log, "relay.destination_unusable", logging.ERROR, d.problem, destination=d.name)
+                continue
             try:
                 self.clients[d.name] = make(d)
             except Exception as e:   # a bad URL or library refusal: the other destinations still work

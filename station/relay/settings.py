@@ -63,6 +63,9 @@ class Destination:
     false_alarm: str = "reply"
     timeout_s: float = 15.0
     secrets: dict[str, Secret] = field(default_factory=dict, repr=False)
+    # Why it cannot be used now (a credential file missing or unreadable): its posts wait in the
+    # outbox and everything else works; the operator reads this in status, doctor and the console.
+    problem: str | None = None
 
     @property
     def public(self) -> bool:
@@ -145,11 +148,16 @@ def destination(raw: dict, index: int, base_dir: Path, *, read_secrets: bool = T
         raise SettingsError(f"{where} enabled: expected true or false, found {enabled!r}")
     cost, link_cost = DEFAULT_COST.get(kind, (0.0, 0.0))
     secrets: dict[str, Secret] = {}
+    problem = None
     for key in CREDENTIALS[kind]:
         path = _need(raw, key, where, (str,))
         p = Path(path) if os.path.isabs(path) else base_dir / path
-        if read_secrets:
-            secrets[key] = read_secret(p, f"{where} {key}")
+        if read_secrets and problem is None:
+            try:
+                secrets[key] = read_secret(p, f"{where} {key}")
+            except SettingsError as e:
+                # One missing file must not stop the station: this destination waits, with why.
+                problem = str(e)
     api = raw.get("api_base_url", DEFAULT_BASE.get(kind))
     if kind == "mastodon" and not api:
         raise SettingsError(f"{where} api_base_url: required for Mastodon (your instance, https://...)")
@@ -169,7 +177,7 @@ def destination(raw: dict, index: int, base_dir: Path, *, read_secrets: bool = T
         api_base_url=api.rstrip("/") if api else None,
         visibility=_choice(raw, "visibility", where, ("public", "unlisted", "private", "direct"), "public"),
         url=raw.get("url"), path=path, false_alarm=_choice(raw, "false_alarm", where, FALSE_ALARM, "reply"),
-        timeout_s=_number(raw, "timeout_s", where, 15.0) or 15.0, secrets=secrets,
+        timeout_s=_number(raw, "timeout_s", where, 15.0) or 15.0, secrets=secrets, problem=problem,
     )
 
 

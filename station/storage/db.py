@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
+import struct
 from pathlib import Path
 
 import sqlite_utils
@@ -46,10 +49,63 @@ def connect(path: Path | str, *, create: bool = True) -> sqlite_utils.Database:
 def _explain(path: Path, e: sqlite3.OperationalError) -> str:
     msg = str(e)
     if "locked" in msg or "busy" in msg:
-        return f"database {path} is locked by another process (another `station run`, or a backup?): {msg}"
+        holder = write_lock_holder(path)
+        return (f"database {path} is locked by {holder or 'another process'} (another `station run`, a backup, "
+                f"a command left waiting?): {msg}")
+    if read_only_medium(path):
+        return (f"database {path} is on a medium mounted read-only (an SD card with errors remounts itself so): "
+                "check it (dmesg), then restore the newest backup onto a sound card: station restore FILE")
     if "unable to open" in msg or "readonly" in msg:
         return f"database {path} cannot be opened for writing by this user: {msg}"
     return f"database {path}: {msg}"
+
+
+def read_only_medium(path: Path) -> bool:
+    folder = path if path.is_dir() else path.parent
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def write_lock_holder(path: Path | str) -> str | None:
+    """Which process holds the database's write lock: in WAL mode SQLite takes it as a POSIX lock
+    on byte 120 of the -shm file (WAL_WRITE_LOCK, sqlite3.c unixShmLock), which F_GETLK names.
+    None when nobody holds it or it cannot be told."""
+    shm = Path(f"{path}-shm")
+    try:
+        fd = os.open(shm, os.O_RDWR)
+    except OSError:
+        return None
+    try:
+        # struct flock on Linux: short l_type, short l_whence, off_t l_start, off_t l_len, pid_t l_pid
+        query = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, 120, 1, 0)
+        got = fcntl.fcntl(fd, fcntl.F_GETLK, query)
+        kind, _, _, _, pid = struct.unpack("hhqqi4x", got)
+    except (OSError, struct.error):
+        return None
+    finally:
+        os.close(fd)
+    if kind == fcntl.F_UNLCK or pid <= 0:
+        return None
+    try:
+        name = Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        name = "a process"
+    return f"{name} (pid {pid})"
+
+
+def why_unavailable(path: Path | str, e: BaseException) -> str:
+    """A failed commit in the operator's words: the cause and who to look at."""
+    msg = str(e)
+    if "full" in msg or getattr(e, "sqlite_errorname", "") == "SQLITE_FULL":
+        return f"disk full ({Path(path).parent}): free space, then the held changes are stored"
+    if "locked" in msg or "busy" in msg:
+        holder = write_lock_holder(path)
+        return f"locked by {holder}" if holder else "locked by another process"
+    if read_only_medium(Path(path)):
+        return "the medium is read-only (SD card errors?)"
+    return msg
 
 
 def quick_check(db: sqlite_utils.Database) -> str:

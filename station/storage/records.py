@@ -21,7 +21,7 @@ def hops(p: mesh_pb2.MeshPacket) -> int | None:
 
 
 def insert_packet(db: sqlite_utils.Database, p: mesh_pb2.MeshPacket, received_at: float,
-                  decode: str = "ok") -> tuple[int, bool]:
+                  decode: str = "ok", *, count_duplicate: bool = True) -> tuple[int, bool]:
     """Store the raw packet; returns (row id, is_new). A packet seen again only counts."""
     sender = getattr(p, "from")
     portnum = p.decoded.portnum if p.HasField("decoded") else None
@@ -36,7 +36,8 @@ def insert_packet(db: sqlite_utils.Database, p: mesh_pb2.MeshPacket, received_at
     if cur.rowcount == 1:
         return cur.lastrowid, True
     row = db.execute("SELECT id FROM packets WHERE from_num=? AND packet_id=?", (sender, p.id)).fetchone()
-    db.execute("UPDATE packets SET duplicates = duplicates + 1, last_seen_at=? WHERE id=?", (received_at, row[0]))
+    if count_duplicate:
+        db.execute("UPDATE packets SET duplicates = duplicates + 1, last_seen_at=? WHERE id=?", (received_at, row[0]))
     return row[0], False
 
 
@@ -118,10 +119,17 @@ def get_state(db: sqlite_utils.Database, key: str) -> tuple[Any, float] | None:
 
 
 def queue_receipt(db: sqlite_utils.Database, incident_id: int, node_num: int, kind: str, text: str,
-                  at: float, *, priority: int = 0) -> None:
-    """`priority` 0: a verified wearer's, sent before any other."""
-    db.execute("INSERT INTO receipts (incident_id, node_num, kind, text, state, created_at, updated_at, priority) "
-               "VALUES (?,?,?,?,'queued',?,?,?)", (incident_id, node_num, kind, text, at, at, priority))
+                  at: float, *, priority: int = 0, sent: tuple[int, float] | None = None) -> None:
+    """`priority` 0: a verified wearer's, sent before any other; `sent`: (packet id, when) of one
+    already sent from memory while the database was out."""
+    if sent is None:
+        db.execute("INSERT INTO receipts (incident_id, node_num, kind, text, state, created_at, updated_at, priority) "
+                   "VALUES (?,?,?,?,'queued',?,?,?)", (incident_id, node_num, kind, text, at, at, priority))
+        return
+    db.execute("INSERT INTO receipts (incident_id, node_num, kind, text, state, created_at, updated_at, priority, "
+               "packet_id, sent_at, attempts, reason) VALUES (?,?,?,?,'sent',?,?,?,?,?,1,?)",
+               (incident_id, node_num, kind, text, sent[1], at, priority, sent[0], sent[1],
+                "sent from memory while the database was unavailable"))
 
 
 def receipts_to_strangers(db: sqlite_utils.Database, since: float) -> int:

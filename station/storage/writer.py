@@ -79,6 +79,9 @@ class Writer:
         self._last_commit = time.monotonic()
         self._last_checkpoint_try = float("-inf")
         self.idle_checkpoint_s = IDLE_CHECKPOINT_S
+        # (why in words, since when on the monotonic clock) while commits fail; None when they work.
+        self.unavailable: tuple[str, float] | None = None
+        self.lost_at_stop = 0          # changes still uncommitted when a stop gave up on them
 
     # -- public API -------------------------------------------------------------------------
     def start(self) -> "Writer":
@@ -167,18 +170,25 @@ class Writer:
         while True:
             try:
                 self._commit(jobs)
+                if self.unavailable is not None:
+                    log.warning("the database takes changes again after %.0f s (%s)",
+                                time.monotonic() - self.unavailable[1], self.unavailable[0])
+                    self.unavailable = None
                 return
             except Exception as e:  # disk full, I/O error, locked: keep the batch, try again
                 self.stats.commit_errors += 1
                 self.stats.last_error = str(e)
-                log.error("database commit failed, keeping %d changes in memory and retrying: %s",
-                          len(jobs), e)
+                if self.unavailable is None:
+                    self.unavailable = (dbmod.why_unavailable(self.path, e), time.monotonic())
+                    log.error("database commit failed, keeping %d changes in memory and retrying: %s",
+                              len(jobs), self.unavailable[0])
                 try:
                     self.db.execute("ROLLBACK")
                 except Exception:
                     pass
                 if self._stopping and delay > 5:
-                    log.error("giving up on %d changes at shutdown", len(jobs))
+                    self.lost_at_stop = len(jobs) + self._queue.qsize()
+                    log.error("giving up on %d changes at shutdown", self.lost_at_stop)
                     return
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
