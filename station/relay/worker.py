@@ -170,6 +170,15 @@ class RelayWorker:
             self.writer.call(lambda db: ob.transition(db, row["id"], (ob.SENDING,), ob.UNCERTAIN, self.clock.now(),
                                                       reason=reason))
             return
+        except Exception as e:
+            # Whatever else the request or its answer did (a library's surprise at an odd body):
+            # the request may have left, so the row is never failed (a retry could post twice)
+            # and never left in `sending`: a person settles it.
+            reason = f"unexpected answer ({type(e).__name__}: {e}): the post may have been published"[:300]
+            log.exception("destination %s: unexpected error while posting", dest.name)
+            self.writer.call(lambda db: ob.transition(db, row["id"], (ob.SENDING,), ob.UNCERTAIN, self.clock.now(),
+                                                      reason=reason))
+            return
         self.connectivity.report(dest.name, True)
         self.sent += 1
         self.writer.call(lambda db: ob.transition(

@@ -35,6 +35,11 @@ class Fault:
     status: int = 0            # answer with this status instead
     stall_s: float = 0.0       # accept the post, then answer only after this long
     reset_in_s: float = 60.0   # for 429
+    # Accept the post, then answer with this raw body (and odd_status if given): an answer that
+    # proves nothing about the post (a proxy's page, a body that is not what the API documents).
+    odd_body: bytes | None = None
+    odd_status: int = 0
+    odd_type: str = "text/html"
 
 
 class FakePlatform:
@@ -149,7 +154,19 @@ class FakePlatform:
         status, answer = self.route(h, method, raw, body)
         if fault and fault.stall_s:
             time.sleep(fault.stall_s)
+        if fault and fault.odd_body is not None:
+            return self._raw(h, fault.odd_status or status, fault.odd_body, fault.odd_type)
         self._answer(h, status, answer)
+
+    def _raw(self, h: BaseHTTPRequestHandler, status: int, data: bytes, content_type: str) -> None:
+        try:
+            h.send_response(status)
+            h.send_header("Content-Type", content_type)
+            h.send_header("Content-Length", str(len(data)))
+            h.end_headers()
+            h.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
     def _reset_headers(self, reset_in_s: float) -> dict:
         return {"x-rate-limit-reset": str(int(time.time() + reset_in_s))}

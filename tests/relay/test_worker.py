@@ -209,6 +209,26 @@ def test_mastodon_uncertain_posts_reconcile_through_the_idempotency_key(relay):
     assert h.rows()[0]["remote_id"] == h.mastodon.posts[0].id
 
 
+@pytest.mark.parametrize("kind, answer, ends", [
+    # X says 201 Created without the documented data: the post may be live, a person settles it.
+    ("x", {"odd_body": b'{"meta": {}}', "odd_status": 201, "odd_type": "application/json"}, "uncertain"),
+    # Mastodon (or a proxy in front of it) answers 200 with a page that is not JSON: the retry with
+    # the same idempotency key returns the first status, so it ends sent, once.
+    ("mastodon", {"odd_body": b"<html><body>OK</body></html>", "odd_status": 200}, "sent"),
+    # A partner's receiver answers with a JSON list: it took the post; the key names it.
+    ("webhook", {"odd_body": b"[1, 2, 3]", "odd_status": 200, "odd_type": "application/json"}, "sent"),
+])
+def test_an_answer_that_proves_nothing_never_fails_a_live_post_nor_leaves_it_sending(relay, kind, answer, ends):
+    h = relay(kinds=(kind,)).start()
+    h.bracelet(publish="at-once")
+    getattr(h, kind).fail_next(**answer)
+    h.incident()
+    h.worker.wake()
+    h.wait_states({(kind, "alert"): ends}, timeout=15)
+    h.quiet()
+    assert h.states()[(kind, "alert")] == ends and len(getattr(h, kind).posts) == 1
+
+
 def test_daily_cap_defers_and_budget_holds_with_the_reason(relay):
     h = relay(kinds=("x",), dest_overrides={"x": {"daily_cap": 2}}).start()
     h.bracelet(publish="at-once")

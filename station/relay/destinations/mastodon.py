@@ -6,7 +6,7 @@ import requests
 from mastodon import (Mastodon, MastodonAPIError, MastodonNetworkError, MastodonNotFoundError,
                       MastodonRatelimitError, MastodonServerError, MastodonUnauthorizedError)
 
-from station.relay.destinations.base import (Permanent, Posted, RateLimited, TimeoutAdapter, Transient,
+from station.relay.destinations.base import (Permanent, Posted, RateLimited, TimeoutAdapter, Transient, Uncertain,
                                              network_outcome)
 
 
@@ -52,9 +52,12 @@ class MastodonDestination:
         if isinstance(e, MastodonServerError):
             return Transient(f"Mastodon server error: {e.args[1] if len(e.args) > 1 else e}")
         if isinstance(e, MastodonAPIError):
-            status = e.args[1] if len(e.args) > 1 else "?"
+            status = e.args[1] if len(e.args) > 1 else None
             detail = e.args[3] if len(e.args) > 3 else e
-            return Permanent(f"Mastodon refused the post ({status}): {detail}"[:200])
+            if isinstance(status, int) and 400 <= status < 500:
+                return Permanent(f"Mastodon refused the post ({status}): {detail}"[:200])
+            # An answer it could not read (a 200 that is not JSON, a proxy's page): proof of nothing.
+            return Uncertain(f"Mastodon's answer could not be read ({detail}): the post may have been published"[:200])
         if isinstance(e, MastodonNetworkError):
             return network_outcome(e)
-        return Permanent(f"unexpected error: {type(e).__name__}: {e}"[:200])
+        return Uncertain(f"unexpected answer ({type(e).__name__}: {e}): the post may have been published"[:200])

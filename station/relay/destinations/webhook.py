@@ -56,10 +56,13 @@ class WebhookDestination:
     def post(self, text: str, *, key: str, reply_to: str | None) -> Posted:
         r = self._send({"event": "post", "text": text, "reply_to": reply_to, "key": key}, key)
         try:
-            remote = str(r.json().get("id") or key)
+            answer = r.json()
         except ValueError:
-            remote = key
-        return Posted(remote, None)
+            answer = None
+        # A receiver may answer with anything (a list, a bare string): it accepted the post (2xx),
+        # and the idempotency key names it whatever it says.
+        remote = answer.get("id") if isinstance(answer, dict) else None
+        return Posted(str(remote or key), None)
 
     def delete(self, remote_id: str) -> None:
         self._send({"event": "delete", "id": remote_id, "key": f"delete-{remote_id}"}, f"delete-{remote_id}")

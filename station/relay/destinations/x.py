@@ -5,7 +5,7 @@ from __future__ import annotations
 import requests
 import tweepy
 
-from station.relay.destinations.base import (Permanent, Posted, RateLimited, TimeoutAdapter, Transient,
+from station.relay.destinations.base import (Permanent, Posted, RateLimited, TimeoutAdapter, Transient, Uncertain,
                                              network_outcome)
 
 OFFICIAL = "https://api.twitter.com"
@@ -34,7 +34,11 @@ class XDestination:
             r = self.client.create_tweet(text=text, in_reply_to_tweet_id=reply_to, user_auth=True)
         except (tweepy.HTTPException, requests.RequestException) as e:
             raise _outcome(e) from None
-        tweet_id = str(r.data["id"])
+        data = getattr(r, "data", None)
+        if not isinstance(data, dict) or not data.get("id"):
+            # X said it created something (2xx) without saying what: it may be live.
+            raise Uncertain("X answered without the post's id: it may have been published")
+        tweet_id = str(data["id"])
         return Posted(tweet_id, f"https://x.com/i/status/{tweet_id}")
 
     def delete(self, remote_id: str) -> None:
