@@ -210,6 +210,23 @@ class Station:
             self._keeper_reader.conn.close()
         self._lock.release()
 
+    def restart_relay(self) -> None:
+        """A reload changed the destinations or the relay's settings: the relay starts again on
+        them (rows in the outbox wait meanwhile; a row caught sending is handled as after a crash)."""
+        old = self.relay
+        if old is not None:
+            old.stop()
+        self.relay = None
+        if self.cfg.relay["enabled"] and self.cfg.lists.get("destinations"):
+            from station.relay.service import Relay
+            self.relay = Relay(self.cfg, self.writer, self.clock, on_internet=self.indicators.internet).start()
+
+    def apply_receipts(self, rc: dict) -> None:
+        self.ingest.receipt_for = None if not rc["enabled"] else {
+            "opened": rc["received_text"], "cancelled": rc["cancel_text"], "duress": rc["cancel_text"]}
+        self.receipts.settings = receipts.Settings(rc["min_interval_s"], rc["ttl_s"], rc["ack_timeout_s"],
+                                                   rc["max_attempts"], rc["retry_after_s"])
+
     def healthy(self) -> tuple[bool, str]:
         now = time.monotonic()
         grace = self.stale_after_s + self.cfg.radio["handshake_timeout_s"]
@@ -437,21 +454,66 @@ class Station:
 def run(cfg: Config, *, sim_speed: float = 1.0, corpus_dir: Path | None = None,
         on_started=None) -> int:
     notifier = Notifier()
-    stop = threading.Event()
+    stop, reload = threading.Event(), threading.Event()
 
     def _signal(signum, frame):
         stop.set()
 
+    def _hangup(signum, frame):
+        # `systemctl reload station`, or the SSH session that started it ending: never a death.
+        reload.set()
+
     previous = {s: signal.signal(s, _signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, _hangup)
     try:
-        return _serve(cfg, notifier, stop, sim_speed, corpus_dir, on_started)
+        return _serve(cfg, notifier, stop, sim_speed, corpus_dir, on_started, reload)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
 
 
+# What a reload (SIGHUP) can change in a running daemon; anything else needs a restart.
+RELOADABLE = ("relay", "log", "receipts")
+RELOADABLE_LISTS = ("destinations", "places")
+
+
+def reload_config(station: "Station", source: Path | None) -> tuple[list[str], list[str]]:
+    """Read the config file again and apply what can be applied live: the destinations and their
+    credentials, templates and relay settings, the log level, the receipts' texts and timing.
+    Returns (applied, needing a restart), by section name. A file that does not validate changes
+    nothing: the running config stands, and the error is logged."""
+    from station import config as configmod
+    try:
+        new = configmod.load(source) if source is not None else station.cfg
+    except configmod.ConfigError as e:
+        event(log, "config.reload_refused", logging.ERROR, f"config not reloaded: {e}")
+        return [], []
+    old = station.cfg
+    changed = sorted(name for name in new.sections if new.sections[name] != old.sections.get(name))
+    changed += [name for name in RELOADABLE_LISTS if new.lists.get(name) != old.lists.get(name)]
+    if new.lists.get("destinations") and "destinations" not in changed:
+        changed.append("destinations")   # the same list: its credential files are read again
+    applied = [c for c in changed if c in RELOADABLE or c in RELOADABLE_LISTS]
+    later = [c for c in changed if c not in applied]
+    merged = old.with_overrides(**{c: new.sections[c] for c in applied if c in new.sections},
+                                **{c: new.lists.get(c, []) for c in applied if c in RELOADABLE_LISTS})
+    station.cfg = merged
+    if "log" in applied:
+        from station import logs
+        logs.setup(merged.log["level"], merged.log["raw_frames"])
+    if "receipts" in applied:
+        station.apply_receipts(merged.receipts)
+    if {"relay", "destinations", "places"} & set(applied):
+        station.restart_relay()
+    event(log, "config.reloaded", logging.WARNING,
+          f"config reloaded: {', '.join(applied) or 'nothing changed'}"
+          + (f"; needs a restart to apply: {', '.join(later)}" if later else ""), applied=",".join(applied),
+          restart_needed=",".join(later))
+    return applied, later
+
+
 def _serve(cfg: Config, notifier: Notifier, stop: threading.Event, sim_speed: float,
-           corpus_dir: Path | None, on_started) -> int:
+           corpus_dir: Path | None, on_started, reload: threading.Event | None = None) -> int:
     station = Station(cfg, sim_speed=sim_speed, corpus_dir=corpus_dir).start()
     if on_started:
         on_started(station)
@@ -464,6 +526,14 @@ def _serve(cfg: Config, notifier: Notifier, stop: threading.Event, sim_speed: fl
     interval = min(notifier.watchdog_s / 2, 5.0) if notifier.watchdog_s else 1.0
     last_problem = None
     while not stop.wait(interval):
+        if reload is not None and reload.is_set():
+            reload.clear()
+            notifier.notify("RELOADING=1")
+            try:
+                reload_config(station, cfg.source)
+            except Exception:
+                log.exception("config reload failed; the running config stands")
+            notifier.notify("READY=1")
         ok, problem = station.healthy()
         if ok:
             notifier.notify("WATCHDOG=1")

@@ -156,3 +156,43 @@ def test_a_missing_relay_credential_leaves_the_radio_the_alarm_and_the_console_w
     assert check.status == doctor.FAIL and "the radio, the alarm and the console are not affected" in check.message
     out = CliRunner().invoke(cli, ["--config", str(cfg), "status"]).output
     assert "ngo-mastodon UNUSABLE" in out
+
+
+def test_sighup_reloads_the_destinations_and_log_level_and_the_daemon_lives_on(tmp_path):
+    """`systemctl reload station` (or the SSH session that started it ending): the mended
+    credential takes effect, the log level changes, and what needs a restart is named."""
+    import signal
+    import threading
+
+    from station.radio.sim import SimRadio
+    radio = SimRadio("idle", speed=0, pty=str(tmp_path / "radio")).start()
+    token = tmp_path / "token"
+    cfg = tmp_path / "station.toml"
+    base = (f'[radio]\nport = "{radio.port}"\n[storage]\ndatabase = "{tmp_path / "station.db"}"\n'
+            '[gpio]\nenabled = false\n')
+    dest = ('[[destinations]]\nname = "m"\nkind = "mastodon"\napi_base_url = "http://127.0.0.1:9"\n'
+            f'access_token_file = "{token}"\n')
+    cfg.write_text(base + '[log]\nlevel = "INFO"\n' + dest)
+    cfg.chmod(0o640)
+    proc = subprocess.Popen([sys.executable, "-m", "station", "--config", str(cfg), "run"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: [lines.append(x) for x in proc.stdout], daemon=True).start()
+    try:
+        wait_until(lambda: any("radio.connected" in x for x in lines), 30, what="the station to start")
+        assert any("relay.destination_unusable" in x for x in lines)
+        token.write_text("a-token\n")
+        token.chmod(0o600)
+        # The log level (live) and the fold window (only at a restart) change too.
+        cfg.write_text(base + '[alerts]\nfold_window_s = 60\n[log]\nlevel = "WARNING"\n' + dest)
+        proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: any("config.reloaded" in x for x in lines), 15, what="the reload")
+        line = next(x for x in lines if "config.reloaded" in x)
+        assert "destinations" in line and "log" in line and "restart_needed=alerts" in line
+        assert proc.poll() is None, "the daemon died of SIGHUP"
+        assert not any("relay.destination_unusable" in x for x in lines[lines.index(line):])
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        radio.stop()
+    assert proc.returncode == 0

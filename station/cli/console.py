@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import click
 
 from station.cli.common import load_config
@@ -29,4 +31,9 @@ def register(cli: click.Group) -> None:
             raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e}; is another console "
                                        "running? (systemctl status station-console) or choose --port") from None
         click.echo(f"console on http://{host}:{port}/ (create accounts with `station users add`)")
+
+        def hangup(signum, frame):
+            # The SSH session that started it ended, or someone sent a reload: it keeps serving.
+            click.echo("SIGHUP ignored: the console keeps serving; restart it to apply [console] settings", err=True)
+        signal.signal(signal.SIGHUP, hangup)
         server.run()
