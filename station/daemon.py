@@ -4,6 +4,7 @@ and the writer are alive, STOPPING on the way out)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -23,7 +24,8 @@ from station.ingest import Ingest
 from station.radio.link import LinkSettings, LinkState, RadioLink
 from station.radio import bracelet_check, configure
 from station.radio.jobs import JobRunner
-from station.radio.ports import resolve_port
+from station.radio.finder import RadioFinder
+from station.radio.ports import AUTO_RADIO_PATH, parse_tcp
 from station.radio.profile import MeshProfile
 from station.radio.sim import SimRadio
 from station import receipts, runtime
@@ -72,6 +74,10 @@ class Station:
         self.status_every_s = STATUS_EVERY_S
         self.retention_first_s = RETENTION_FIRST_S
         self.retention_every_s = RETENTION_EVERY_S
+        # Where `auto` looks for a radio besides USB ids (tests add a glob for their ptys).
+        self.auto_candidates: tuple[str, ...] = (AUTO_RADIO_PATH,)
+        self.auto_globs: tuple[str, ...] = ()
+        self.look_for_radio_every_s = 2.0
 
     # -- start and stop ----------------------------------------------------------------------
     def start(self) -> "Station":
@@ -90,12 +96,21 @@ class Station:
             log.error("database quick_check reports problems: %s", self.writer.db_check)
         self.clock = StationClock(cfg.gps["clock_margin_s"])
         self.pin_key = self._pin_key()
-        port = resolve_port(cfg.radio["port"])
-        if port == "sim":
+        configured = cfg.radio["port"]
+        self.finder = None if configured == "sim" or parse_tcp(configured) else \
+            RadioFinder(configured, candidates=self.auto_candidates, globs=self.auto_globs)
+        port = configured if self.finder is None else (self.finder.find() or configured)
+        seen = self._real_radio_seen()
+        if configured == "sim" or (configured == "auto" and port == "auto" and not seen):
             self.sim = SimRadio(cfg.radio["scenario"], speed=self.sim_speed, corpus_dir=self.corpus_dir).start()
             port = self.sim.port
             log.warning("no radio configured or plugged in: running on the VIRTUAL radio (scenario %s); "
-                        "its alerts are drills", cfg.radio["scenario"])
+                        "its alerts are drills%s", cfg.radio["scenario"],
+                        "; a radio plugged in later is taken at once" if configured == "auto" else "")
+        elif port == "auto":
+            # This database has heard a real radio: demo drills must never mix with its alerts.
+            log.warning("no radio plugged in; this database has seen a real radio (%s), so the virtual radio is "
+                        "not started: waiting for the radio", seen)
         rc = cfg.receipts
         self.spool = Spool(cfg.database_path)
         self.ingest = Ingest(
@@ -113,7 +128,8 @@ class Station:
         self.indicators = make_indicators(cfg.gpio, self.button_ack, self.button_silence, self.pin_factory)
         self.link = RadioLink(port, self.ingest, LinkSettings.from_config(cfg.radio), on_state=self._on_link_state,
                               on_radio_info=self._on_radio_info,
-                              on_refusal=lambda *refusal: self.receipts.radio_refused(*refusal))
+                              on_refusal=lambda *refusal: self.receipts.radio_refused(*refusal),
+                              finder=None if self.sim is not None else self.finder)
         self.receipts = ReceiptSender(
             self.writer, self.link, self.clock,
             receipts.Settings(rc["min_interval_s"], rc["ttl_s"], rc["ack_timeout_s"], rc["max_attempts"],
@@ -159,6 +175,31 @@ class Station:
                           len(others), configured_key_path(self.cfg))
         self.writer.submit(job, name="pin-keys")
         return key
+
+    def _real_radio_seen(self) -> str | None:
+        """Where this database last heard a real radio (its handshake), or None."""
+        conn = dbmod.connect(self.cfg.database_path)
+        try:
+            got = conn.execute("SELECT value FROM station_state WHERE key='real_radio_seen'").fetchone()
+        except Exception:
+            return None
+        finally:
+            conn.conn.close()
+        return json.loads(got[0]).get("port") if got else None
+
+    def _look_for_radio(self) -> None:
+        """On the virtual radio with `auto`: a real radio plugged in now is taken at once, and the
+        virtual one (and its drills) stopped."""
+        if self.sim is None or self.finder is None:
+            return
+        found = self.finder.find()
+        if found is None or found == "auto":
+            return
+        event(log, "radio.plugged_in", logging.WARNING, f"a radio at {found}: leaving the virtual radio", port=found)
+        sim, self.sim = self.sim, None
+        self.ingest.drill = False
+        self.link.retarget(found, self.finder)
+        sim.stop()
 
     def _held_alert(self, packet, at: float) -> None:
         """An alert the database cannot take now (disk full, locked): the room hears it at once,
@@ -274,9 +315,13 @@ class Station:
         at = self.clock.now()
         snapshot = info.to_state()
 
+        real = self.sim is None
+
         def job(db):
             before = records.get_state(db, "radio_info")
             records.set_state(db, "radio_info", snapshot, at)
+            if real and records.get_state(db, "real_radio_seen") is None:
+                records.set_state(db, "real_radio_seen", {"port": self.link.port, "node": snapshot.get("node")}, at)
             old = before[0] if before else {}
             changed = [k for k in ("firmware", "hw_model", "region", "preset", "key_fingerprint")
                        if old.get(k) != snapshot.get(k)]
@@ -366,6 +411,7 @@ class Station:
         keys_checked = time.monotonic()
         # Monotonic: a wall clock that jumps at boot (no RTC) must not skip or repeat the purge.
         next_purge = time.monotonic() + self.retention_first_s
+        next_look = time.monotonic()
         while not self._stop.is_set():
             try:
                 self._update_alarm()
@@ -375,6 +421,9 @@ class Station:
                     self._check_radio_keys()
                 if self.writer.unavailable is not None:
                     self.ingest.hold_waiting()
+                if self.sim is not None and time.monotonic() >= next_look:
+                    next_look = time.monotonic() + self.look_for_radio_every_s
+                    self._look_for_radio()
                 if self.ingest.spool_hold and self.writer.unavailable is None and not self.writer.pending():
                     self.ingest.replay_spool()       # what waited only in the spool while it was out
                 if time.monotonic() >= next_purge:

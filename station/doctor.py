@@ -143,14 +143,33 @@ def daemon(status: dict | None) -> Check:
 
 def radio(cfg, status: dict | None) -> Check:
     port = cfg.radio["port"]
-    if port in ("sim", "auto") and not os.path.exists("/dev/meshtastic"):
+    running = bool(status and status.get("daemon_running"))
+    # A dead daemon's last word is history, not the radio's state now.
+    st = ((status or {}).get("radio") or {}) if running else {}
+    if st.get("virtual"):
+        from station.radio.finder import RadioFinder
+        found = RadioFinder(port).find() if port == "auto" else None
+        if found and found != "auto":
+            return Check("radio", WARN, f"the VIRTUAL radio is used although a radio is at {found}: it is taken "
+                         "within seconds", "if it stays so, journalctl -u station says why")
         return Check("radio", WARN, f"port {port!r}: the VIRTUAL radio is used (alerts are drills only)",
-                     'plug in the radio and set [radio] port = "/dev/meshtastic"')
+                     'plug in the radio (it is taken at once) or set [radio] port')
+    if port == "sim":
+        return Check("radio", WARN, "port 'sim': the VIRTUAL radio is configured (alerts are drills only)",
+                     'set [radio] port = "auto"')
     if parse_tcp(port):
-        st = (status or {}).get("radio") or {}
+        if not running:
+            return Check("radio", UNKNOWN, f"{port}: not known while the daemon is not running")
         return Check("radio", OK if st.get("status") == "connected" else WARN,
                      f"{port}: {st.get('status', 'unknown')} {st.get('error', '')}".strip())
-    path = "/dev/meshtastic" if port == "auto" else port
+    if port == "auto":
+        from station.radio.finder import RadioFinder
+        path = RadioFinder("auto").find()
+        if path is None:
+            return Check("radio", FAIL, "no radio plugged in (no /dev/meshtastic, no USB serial port of a known "
+                         "radio)", "plug the radio in; `ls /dev/serial/by-id/` lists serial devices; see hardware/bom.md")
+    else:
+        path = st.get("port") or port
     if not os.path.exists(path):
         return Check("radio", FAIL, f"radio port {path} is not present",
                      "plug the radio in; `ls /dev/serial/by-id/` lists serial devices; see hardware/bom.md")
@@ -159,11 +178,13 @@ def radio(cfg, status: dict | None) -> Check:
     if holders:
         return Check("radio", FAIL, f"radio port {path} is held by {', '.join(holders)}",
                      "close that program (another station, the meshtastic CLI, a flasher)")
-    st = (status or {}).get("radio") or {}
-    if st and st.get("status") != "connected":
+    if not running:
+        return Check("radio", WARN, f"{path} present; the link is not known while the daemon is not running",
+                     "sudo systemctl start station")
+    if st.get("status") != "connected":
         return Check("radio", WARN, f"{path} present, link {st.get('status')}: {st.get('error', '')}",
                      "check the cable and the radio's power; journalctl -u station")
-    return Check("radio", OK, f"{path} present" + (", link connected" if st.get("status") == "connected" else ""))
+    return Check("radio", OK, f"{path} present, link connected")
 
 
 def radio_setup(status: dict | None) -> list[Check]:

@@ -190,8 +190,10 @@ class RadioLink:
     def __init__(self, port: str, sink: PacketSink, settings: LinkSettings = LinkSettings(),
                  on_state: Callable[[LinkState], None] | None = None,
                  on_radio_info: Callable[[RadioInfo], None] | None = None,
-                 on_refusal: Callable[[int, str, str], None] | None = None):
+                 on_refusal: Callable[[int, str, str], None] | None = None, finder=None):
         self.port = port
+        # Where a USB radio is now (radio/finder.py): followed when it comes back elsewhere.
+        self.finder = finder
         self.sink = sink
         self.settings = settings
         self.on_state = on_state or (lambda s: None)
@@ -502,6 +504,13 @@ class RadioLink:
     def take_back(self) -> None:
         self._lent_until = 0.0
 
+    def retarget(self, port: str, finder=None) -> None:
+        """Leave the current port for `port` (a real radio plugged in while the station ran on
+        the virtual one): the supervisor closes the link and opens the new port."""
+        self.port, self.finder = port, finder
+        self._set_state(port=port)
+        self._lost.set()
+
     def _lend_wait(self) -> None:
         event(log, "radio.lent", logging.WARNING, "radio port lent to a technician's command", port=self.port)
         self._set_state(status="lent", error="lent to a technician's command")
@@ -522,6 +531,18 @@ class RadioLink:
         self._notes.reset()
         tcp = parse_tcp(self.port)
         cls = StationTCPInterface if tcp else StationSerialInterface
+        if not tcp and self.finder is not None:
+            found = self.finder.find()
+            if found is None:
+                raise RadioUnavailable("no radio found: plug it in (`ls /dev/serial/by-id/` lists serial devices)"
+                                       if self.finder.auto else
+                                       f"radio port {self.finder.configured} is not present, and the radio is "
+                                       "not on another port: is it plugged in?")
+            if found != self.port:
+                event(log, "radio.port_changed", logging.WARNING, f"the radio is now at {found} (was {self.port})",
+                      port=found, was=self.port)
+                self.port = found
+                self._set_state(port=found)
         if not tcp:
             check_serial_path(self.port)
         iface = cls.__new__(cls)
@@ -544,6 +565,8 @@ class RadioLink:
             what = f"radio at {self.port}"
             raise RadioUnavailable(f"{what}: {e.strerror or e}") from e
         self._iface = iface
+        if self.finder is not None and not tcp:
+            self.finder.remember(self.port)
         node = iface.myInfo.my_node_num if iface.myInfo else None
         event(log, "radio.connected", logging.INFO, f"radio connected on {self.port}", port=self.port,
               node=f"!{node or 0:08x}")

@@ -11,9 +11,11 @@ AUTO_RADIO_PATH = "/dev/meshtastic"   # the udev rule's stable name
 
 
 def resolve_port(port: str) -> str:
-    """`auto`: the radio the udev rule names, else the virtual radio."""
+    """`auto`: the radio the udev rule names, else a serial port with a known radio's USB ids
+    (radio/finder.py), else the virtual radio."""
     if port == "auto":
-        return AUTO_RADIO_PATH if os.path.exists(AUTO_RADIO_PATH) else "sim"
+        from station.radio.finder import RadioFinder     # finder builds on this module
+        return RadioFinder("auto").find() or "sim"
     return port
 
 

@@ -41,7 +41,7 @@ def _connected(port: str, sink, settings: LinkSettings, what: str, made=lambda l
 def radio_session(cfg) -> Iterator[RadioLink]:
     port = resolve_port(cfg.radio["port"])
     if port == "sim":
-        raise RadioUnavailable("no radio is plugged in (nothing at /dev/meshtastic) and [radio] port is "
+        raise RadioUnavailable("no radio is plugged in (nothing at /dev/meshtastic, no USB serial port of a known radio) and [radio] port is "
                                f"{cfg.radio['port']!r}: plug the radio in, or set [radio] port")
     writer = Writer(cfg.database_path, cfg.storage["batch_max"], cfg.storage["commit_window_ms"] / 1000).start()
     own: list[RadioLink] = []
