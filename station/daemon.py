@@ -220,8 +220,9 @@ class Station:
         info = self.link.radio_info
         proof = trust.proof_of(packet, pinned.get(num), info is not None and info.office_channel(packet.channel))
         if num in pinned and proof.ok:
-            self.receipts.send_from_memory(num, rc["received_text"], lambda receipt_id, when:
-                                           self.ingest.sent_from_memory.__setitem__((num, pid), (receipt_id, when)))
+            memory = receipts.MemoryReceipt(num, rc["received_text"])
+            self.ingest.sent_from_memory[(num, pid)] = memory
+            self.receipts.send_from_memory(memory)
 
     def stop(self) -> None:
         self._stop.set()

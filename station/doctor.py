@@ -104,14 +104,17 @@ def database(cfg) -> list[Check]:
     else:
         try:
             db = dbmod.connect(path, create=False)
-            result = dbmod.quick_check(db)
-            db.conn.close()
+            try:
+                result = dbmod.quick_check(db)
+            except sqlite3.DatabaseError as e:
+                raise dbmod.unusable(path, e) from None
+            finally:
+                db.conn.close()
             out.append(Check("database", OK if result == "ok" else FAIL, f"{path}: quick_check {result}",
-                             "" if result == "ok" else "restore the newest backup: station restore FILE"))
+                             "" if result == "ok" else bk.restore_hint(cfg.backup["dir"])))
         except dbmod.StorageError as e:
-            damaged = "not a usable SQLite file" in str(e)
-            out.append(Check("database", FAIL, str(e), "restore the newest backup: station restore FILE" if damaged
-                             else "check the path and its owner (the station user)"))
+            out.append(Check("database", FAIL, str(e), bk.restore_hint(cfg.backup["dir"]) if e.damaged
+                             else "check the path, its owner (the station user) and the medium (dmesg)"))
         if not os.access(path, os.W_OK):
             out.append(Check("database permissions", WARN, f"{path} is not writable by this user",
                              "run the doctor as the station user to check its access (sudo -u station station doctor)"))

@@ -17,7 +17,7 @@ import logging
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import sqlite_utils
 from meshtastic.protobuf import mesh_pb2
@@ -29,6 +29,9 @@ from station.radio import firmware
 from station.storage import records
 from station.storage.spool import Spool
 from station.storage.writer import Writer
+
+if TYPE_CHECKING:
+    from station.receipts import MemoryReceipt
 
 log = logging.getLogger(__name__)
 BROADCAST = 0xFFFFFFFF
@@ -91,8 +94,8 @@ class Ingest:
         # An alert that arrived while the database takes nothing: the room must hear it now.
         self.on_held_alert = on_held_alert or (lambda packet, at: None)
         # Receipts sent from memory while the database was out: (sender, packet id) of the alert
-        # -> (receipt's packet id, when); its receipt row is written as sent when the alert is.
-        self.sent_from_memory: dict[tuple[int, int], tuple[int, float]] = {}
+        # -> receipts.MemoryReceipt; its receipt row is written as sent when the alert is.
+        self.sent_from_memory: dict[tuple[int, int], MemoryReceipt] = {}
         # Every alert queued and not yet committed, and those of them already handed to the daemon
         # as held: a batch can fail with alerts in it that arrived while all was well.
         self.awaiting: dict[tuple[int, int], tuple[mesh_pb2.MeshPacket, float]] = {}
@@ -309,11 +312,17 @@ class Ingest:
             text = self.receipt_for.get(e.kind)
             if not text or e.trust in (trust.IMPOSTOR, trust.UNVERIFIED):
                 continue        # a claim never reaches the real bracelet, nor an impostor
-            sent = self.sent_from_memory.pop((num, packet_id), None) if e.kind == "opened" else None
-            if sent is not None:
-                # Sent while the database was out: the row records it, and its ACK finds it.
-                records.queue_receipt(db, e.incident_id, num, e.kind, text, at, priority=0,
-                                      sent=(sent[0], sent[1]))
+            memory = self.sent_from_memory.pop((num, packet_id), None) if e.kind == "opened" else None
+            if memory is not None:
+                # Sent (or being sent) while the database was out: the row records it, and its ACK
+                # finds it.
+                with memory.lock:
+                    if memory.packet_id is not None:
+                        records.queue_receipt(db, e.incident_id, num, e.kind, text, at, priority=0,
+                                              sent=(memory.packet_id, memory.sent_at))
+                    else:
+                        memory.row = records.queue_receipt(db, e.incident_id, num, e.kind, text, at, priority=0,
+                                                           sending=True)
                 continue
             if e.trust == trust.UNREGISTERED and records.receipts_to_strangers(db, at - 3600) >= \
                     STRANGER_RECEIPTS_PER_HOUR:

@@ -23,7 +23,7 @@ import collections
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import sqlite_utils
@@ -36,6 +36,20 @@ from station.storage import db as dbmod
 from station.storage.writer import Writer
 
 log = logging.getLogger(__name__)
+
+@dataclass
+class MemoryReceipt:
+    """A receipt sent while the database is out. The library returns from a send only after a
+    fixed sleep, so the database can come back, and the alert's row be written, while the text is
+    on its way: that row then waits as `sending` (`row`) and takes the packet id when the send
+    returns, instead of being queued and sent a second time."""
+    num: int
+    text: str
+    packet_id: int | None = None
+    sent_at: float | None = None
+    row: int | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
 
 TEXT_SPACING_S = 2.5          # the firmware's 2 s text limit, plus the serial transit
 Err = mesh_pb2.Routing.Error
@@ -149,6 +163,11 @@ class ReceiptSender:
         self._thread = threading.Thread(target=self._run, name="receipts", daemon=True)
 
     def start(self) -> "ReceiptSender":
+        # A receipt from memory whose send a stop cut short: whether it left is unknown, and a
+        # second "alert received" is better than none.
+        self.writer.call(lambda db: db.execute(
+            "UPDATE receipts SET state='queued', reason='the station stopped while sending it from memory' "
+            "WHERE state='sending'"))
         self._thread.start()
         return self
 
@@ -160,27 +179,31 @@ class ReceiptSender:
     def wake(self) -> None:
         self._wake.set()
 
-    def send_from_memory(self, num: int, text: str, on_sent: Callable[[int, float], None]) -> None:
+    def send_from_memory(self, receipt: MemoryReceipt) -> None:
         """A receipt for an alert held in memory while the database is out: sent before anything
         else, once; its row is written when the alert's is (ingest.py), with this packet id."""
-        self._from_memory.append((num, text, on_sent))
+        self._from_memory.append(receipt)
         self._wake.set()
 
     def _send_from_memory(self) -> None:
         while self._from_memory and self.link.connected and not self._stop.is_set():
-            num, text, on_sent = self._from_memory[0]
+            m = self._from_memory[0]
             wait = TEXT_SPACING_S - (time.monotonic() - self._last_text)
             if wait > 0 and self._stop.wait(wait):
                 return
             try:
-                packet_id = self.link.send_text(num, text)
+                packet_id = self.link.send_text(m.num, m.text)
             except LinkDown as e:
                 log.info("a receipt from memory waits for the radio: %s", e)
                 return
             self._from_memory.popleft()
             self._last_text = time.monotonic()
-            self._last_sent[(num, "opened")] = self._last_text
-            on_sent(packet_id, self.clock.now())
+            self._last_sent[(m.num, "opened")] = self._last_text
+            with m.lock:
+                m.packet_id, m.sent_at = packet_id, self.clock.now()
+                row = m.row
+            if row is not None:      # the alert was stored meanwhile: its row waits as `sending`
+                self._mark(row, "sent", None, packet_id, attempt=True)
 
     # -- answers (called inside writer jobs, or they submit one) ---------------------------------
     def answer_in_tx(self, db: sqlite_utils.Database, packet_id: int, sender: int, error: str, at: float,

@@ -64,7 +64,7 @@ def test_invalid_config_is_the_only_check_and_fails(tmp_path):
 def test_database_damage_and_backups_are_reported(tmp_path):
     (tmp_path / "s.db").write_bytes(b"not a database" * 100)
     checks = by_name(doctor.run(write_config(tmp_path, f'[backup]\ndir = "{tmp_path / "usb"}"\nplaintext = true\n')))
-    assert checks["database"].status == doctor.FAIL and "station restore" in checks["database"].remedy
+    assert checks["database"].status == doctor.FAIL and "no backup in" in checks["database"].remedy
     assert checks["backups"].status == doctor.FAIL and "no backup" in checks["backups"].message
 
 

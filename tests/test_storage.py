@@ -37,7 +37,7 @@ def test_migrations_apply_once_and_refuse_a_newer_schema(tmp_path):
 def test_a_file_that_is_not_a_database_gives_a_clear_error(tmp_path):
     f = tmp_path / "s.db"
     f.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(dbmod.StorageError, match="not a usable SQLite file"):
+    with pytest.raises(dbmod.StorageError, match="is not an SQLite database .*right path"):
         dbmod.connect(f)
 
 

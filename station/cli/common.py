@@ -68,11 +68,17 @@ def open_db(ctx: click.Context, *, migrate_schema: bool = True):
     try:
         db = dbmod.connect(cfg.database_path)
         if migrate_schema:
-            migrate(db)
+            try:
+                migrate(db)
+            except sqlite3.OperationalError as e:     # locked, read-only medium
+                raise dbmod.StorageError(dbmod.explain(cfg.database_path, e)) from None
+            except sqlite3.DatabaseError as e:
+                raise dbmod.unusable(cfg.database_path, e) from None
         return db
     except dbmod.StorageError as e:
-        raise click.ClickException(str(e)) from None
-    except Exception as e:  # sqlite3.OperationalError: locked, read-only medium
+        from station.storage.backup import restore_hint
+        raise click.ClickException(f"{e}: {restore_hint(cfg.backup['dir'])}" if e.damaged else str(e)) from None
+    except Exception as e:  # a schema newer than this software
         raise click.ClickException(f"database {cfg.database_path}: {e}") from None
 
 

@@ -13,6 +13,7 @@ import click
 from station import at_rest, daemon, logs
 from station.cli.common import load_config, safe, when, write
 from station.radio.ports import resolve_port
+from station.storage import backup as bk
 from station.radio.virtual import scenarios
 from station.pins import PinKey, PinPolicy, configured_key_path
 from station.radio.virtual.bracelets import register_cast
@@ -71,7 +72,7 @@ def register(cli: click.Group) -> None:
         try:
             raise SystemExit(daemon.run(cfg))
         except dbmod.StorageError as e:
-            raise click.ClickException(str(e)) from None
+            raise click.ClickException(f"{e}: {bk.restore_hint(cfg.backup['dir'])}" if e.damaged else str(e)) from None
 
     @cli.command("demo")
     @click.option("--scenario", default="demo", show_default=True, type=click.Choice(sorted(scenarios.SCENARIOS)),

@@ -127,6 +127,36 @@ def backups(dest_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.name.removesuffix(".age"), reverse=True)
 
 
+def restore_hint(dest_dir: str | Path | None) -> str:
+    """What to do about a damaged database: which backup to restore (a backup that exists passed
+    its check before it was renamed into place), with the command."""
+    if not dest_dir:
+        return "no [backup] dir is configured, so there is no backup to restore; keep the damaged file for a technician"
+    found = backups(Path(dest_dir)) if Path(dest_dir).is_dir() else []
+    if not found:
+        return f"no backup in {dest_dir} (is the USB stick mounted?); keep the damaged file for a technician"
+    newest = found[0]
+    made = dt.datetime.fromtimestamp(newest.stat().st_mtime, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    key = " --identity KEYFILE" if newest.name.endswith(".age") else ""
+    return (f"restore the newest backup (verified when made, {made}): station restore {newest}{key} "
+            "(the damaged database is kept beside it)")
+
+
+def _keep_aside(db_path: Path, kept: Path) -> None:
+    """The current database, kept before a restore: through SQLite when it can read it, else (a
+    damaged file) its bytes, moved aside so that the restore writes a fresh file."""
+    try:
+        with contextlib.closing(sqlite3.connect(db_path)) as src, contextlib.closing(sqlite3.connect(kept)) as k:
+            src.backup(k)
+        return
+    except sqlite3.DatabaseError:
+        kept.unlink(missing_ok=True)
+    for suffix in ("", "-wal"):
+        if Path(f"{db_path}{suffix}").exists():
+            os.replace(f"{db_path}{suffix}", f"{kept}{suffix}")
+    Path(f"{db_path}-shm").unlink(missing_ok=True)
+
+
 def restore(backup_file: Path, db_path: Path, identity: Path | None = None) -> Path | None:
     """Replace the database with a backup; the current one is kept beside it first. A sealed
     backup needs the identity that was kept off the station."""
@@ -151,8 +181,7 @@ def restore(backup_file: Path, db_path: Path, identity: Path | None = None) -> P
         if db_path.exists():
             kept = db_path.with_name(db_path.name + ".before-restore-" +
                                      dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
-            with contextlib.closing(sqlite3.connect(db_path)) as src, contextlib.closing(sqlite3.connect(kept)) as k:
-                src.backup(k)
+            _keep_aside(db_path, kept)
         with contextlib.closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True)) as src, \
                 contextlib.closing(sqlite3.connect(db_path)) as dst:
             src.backup(dst)   # writes through SQLite, so the WAL and its readers stay consistent

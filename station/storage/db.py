@@ -14,7 +14,30 @@ BUSY_TIMEOUT_MS = 5000
 
 
 class StorageError(Exception):
-    """The database cannot be used; the message is meant for the operator."""
+    """The database cannot be used; the message is meant for the operator. `damaged`: the file
+    itself is bad (a restore is the remedy), not its folder, lock or medium."""
+
+    def __init__(self, message: str, *, damaged: bool = False):
+        super().__init__(message)
+        self.damaged = damaged
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def unusable(path: Path | str, e: BaseException) -> StorageError:
+    """A file SQLite refuses, in the operator's words: another kind of file at the configured
+    path (a wrong [storage] database), or a station database with damaged pages."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(SQLITE_HEADER))
+    except OSError:
+        head = b""
+    if head and head != SQLITE_HEADER:
+        return StorageError(f"{path} is not an SQLite database ({e}): is [storage] database the right path?",
+                            damaged=True)
+    return StorageError(f"database {path} is damaged ({e})", damaged=True)
 
 
 def connect(path: Path | str, *, create: bool = True) -> sqlite_utils.Database:
@@ -38,26 +61,37 @@ def connect(path: Path | str, *, create: bool = True) -> sqlite_utils.Database:
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
     except sqlite3.OperationalError as e:
-        raise StorageError(_explain(path, e)) from None
+        raise StorageError(explain(path, e)) from None
     except sqlite3.DatabaseError as e:
-        raise StorageError(f"database {path} is not a usable SQLite file: {e}") from None
+        raise unusable(path, e) from None
     if mode.lower() != "wal":
         raise StorageError(f"database {path} could not be switched to WAL mode (got {mode})")
     return sqlite_utils.Database(conn)
 
 
-def _explain(path: Path, e: sqlite3.OperationalError) -> str:
+def explain(path: Path, e: sqlite3.OperationalError) -> str:
     msg = str(e)
     if "locked" in msg or "busy" in msg:
         holder = write_lock_holder(path)
         return (f"database {path} is locked by {holder or 'another process'} (another `station run`, a backup, "
                 f"a command left waiting?): {msg}")
     if read_only_medium(path):
-        return (f"database {path} is on a medium mounted read-only (an SD card with errors remounts itself so): "
-                "check it (dmesg), then restore the newest backup onto a sound card: station restore FILE")
+        return _read_only(path)
     if "unable to open" in msg or "readonly" in msg:
         return f"database {path} cannot be opened for writing by this user: {msg}"
     return f"database {path}: {msg}"
+
+
+def _read_only(path: Path) -> str:
+    return (f"database {path} is on a medium mounted read-only (an SD card with errors remounts itself so): "
+            "check it (dmesg), then restore the newest backup onto a sound card: station restore FILE")
+
+
+def file_error(path: Path, beside: Path, e: OSError) -> str:
+    """A file the station keeps beside its database (its lock, its spool) that cannot be made."""
+    if read_only_medium(path):
+        return _read_only(path)
+    return f"cannot open {beside}: {e.strerror or e} (the folder must belong to the station user)"
 
 
 def read_only_medium(path: Path) -> bool:

@@ -8,7 +8,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from station.storage.db import StorageError
+from station.storage.db import StorageError, file_error
 
 
 class DaemonLock:
@@ -18,8 +18,11 @@ class DaemonLock:
         self._fd: int | None = None
 
     def acquire(self) -> "DaemonLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
+        except OSError as e:
+            raise StorageError(file_error(self.database, self.path, e)) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

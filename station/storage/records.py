@@ -119,17 +119,22 @@ def get_state(db: sqlite_utils.Database, key: str) -> tuple[Any, float] | None:
 
 
 def queue_receipt(db: sqlite_utils.Database, incident_id: int, node_num: int, kind: str, text: str,
-                  at: float, *, priority: int = 0, sent: tuple[int, float] | None = None) -> None:
+                  at: float, *, priority: int = 0, sent: tuple[int, float] | None = None,
+                  sending: bool = False) -> int:
     """`priority` 0: a verified wearer's, sent before any other; `sent`: (packet id, when) of one
-    already sent from memory while the database was out."""
+    already sent from memory while the database was out; `sending`: one on its way from memory
+    (receipts.MemoryReceipt). The row's id."""
     if sent is None:
-        db.execute("INSERT INTO receipts (incident_id, node_num, kind, text, state, created_at, updated_at, priority) "
-                   "VALUES (?,?,?,?,'queued',?,?,?)", (incident_id, node_num, kind, text, at, at, priority))
-        return
-    db.execute("INSERT INTO receipts (incident_id, node_num, kind, text, state, created_at, updated_at, priority, "
+        cur = db.execute("INSERT INTO receipts (incident_id, node_num, kind, text, state, created_at, updated_at, "
+                         "priority, reason) VALUES (?,?,?,?,?,?,?,?,?)",
+                         (incident_id, node_num, kind, text, "sending" if sending else "queued", at, at, priority,
+                          "being sent from memory while the database was unavailable" if sending else None))
+        return cur.lastrowid
+    cur = db.execute("INSERT INTO receipts (incident_id, node_num, kind, text, state, created_at, updated_at, priority, "
                "packet_id, sent_at, attempts, reason) VALUES (?,?,?,?,'sent',?,?,?,?,?,1,?)",
                (incident_id, node_num, kind, text, sent[1], at, priority, sent[0], sent[1],
                 "sent from memory while the database was unavailable"))
+    return cur.lastrowid
 
 
 def receipts_to_strangers(db: sqlite_utils.Database, since: float) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -69,8 +70,18 @@ class Writer:
         # What this connection deletes or overwrites (a purge, an edited name) is zeroed in the
         # file, not left in free space for whoever seizes the card (station/retention.py).
         self.db.execute("PRAGMA secure_delete=ON")
-        migrate(self.db)
-        self.db_check = dbmod.quick_check(self.db)
+        try:
+            migrate(self.db)
+            self.db_check = dbmod.quick_check(self.db)
+        except sqlite3.OperationalError as e:
+            self.db.conn.close()
+            raise dbmod.StorageError(dbmod.explain(self.path, e)) from None
+        except sqlite3.DatabaseError as e:
+            self.db.conn.close()
+            raise dbmod.unusable(self.path, e) from None
+        except RuntimeError as e:        # a schema newer than this software
+            self.db.conn.close()
+            raise dbmod.StorageError(f"database {self.path}: {e}") from None
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="station-writer", daemon=True)
         self.stats = WriterStats()

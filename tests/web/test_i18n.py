@@ -79,7 +79,7 @@ TERMS = {
     "system", "gps", "ok",                                                   # clock source, database check
     "position_app", "nmea", "station_gps",                                   # where a fix came from
     "bell", "keyword", "alert_app", "detection_sensor", "serial", "button",  # how an alert came
-    "queued", "delivered", "expired", "skipped", "relayed",                  # receipts to the wearer
+    "queued", "sending", "delivered", "expired", "skipped", "relayed",       # receipts to the wearer
     "alert", "update", "resolution", "retraction",                           # outbox kinds
     "done", "running", "withdrawn", "failed",                                # radio jobs
 }
