@@ -37,6 +37,7 @@ from station.sdnotify import Notifier
 from station.storage import db as dbmod
 from station.storage import records
 from station.storage.lock import DaemonLock
+from station.storage import timebase
 from station.storage.spool import Spool
 from station.storage.writer import Writer
 
@@ -78,6 +79,7 @@ class Station:
         self.auto_candidates: tuple[str, ...] = (AUTO_RADIO_PATH,)
         self.auto_globs: tuple[str, ...] = ()
         self.look_for_radio_every_s = 2.0
+        self.system_time = time.time      # tests set the wall clock back and forth through this
 
     # -- start and stop ----------------------------------------------------------------------
     def start(self) -> "Station":
@@ -94,7 +96,9 @@ class Station:
                              cfg.storage["commit_window_ms"] / 1000).start()
         if self.writer.db_check != "ok":
             log.error("database quick_check reports problems: %s", self.writer.db_check)
-        self.clock = StationClock(cfg.gps["clock_margin_s"])
+        # A step of the clock wakes the monitor, which moves this run's timers before taking it.
+        self.clock = StationClock(cfg.gps["clock_margin_s"], system_time=self.system_time,
+                                  on_step=lambda step: self._wake_monitor.set())
         self.pin_key = self._pin_key()
         configured = cfg.radio["port"]
         self.finder = None if configured == "sim" or parse_tcp(configured) else \
@@ -200,6 +204,20 @@ class Station:
         self.ingest.drill = False
         self.link.retarget(found, self.finder)
         sim.stop()
+
+    def _take_clock_step(self) -> None:
+        """The clock stepped (NTP or GPS set it, someone ran `date`): every timestamp this run wrote
+        moves by the step, then the clock takes it, so that no timer fires early or late."""
+        self._write_status("running")       # the console and the commands stamp on this clock meanwhile
+        try:
+            taken = timebase.take_step(self.clock, self.writer)
+        except Exception as e:          # the database is out: the clock waits, timers run on
+            log.warning("a clock step waits for the database: %s", e)
+            return
+        self._write_status("running")
+        if taken:
+            event(log, "clock.stepped", logging.WARNING, f"the clock was set {taken[0]:+.0f} s; {taken[1]} times "
+                  "of this run moved with it", step_s=round(taken[0], 1), moved=taken[1])
 
     def _held_alert(self, packet, at: float) -> None:
         """An alert the database cannot take now (disk full, locked): the room hears it at once,
@@ -422,6 +440,8 @@ class Station:
                     self._check_radio_keys()
                 if self.writer.unavailable is not None:
                     self.ingest.hold_waiting()
+                if self.clock.pending_step():
+                    self._take_clock_step()
                 if self.sim is not None and time.monotonic() >= next_look:
                     next_look = time.monotonic() + self.look_for_radio_every_s
                     self._look_for_radio()
@@ -477,7 +497,8 @@ class Station:
                      "error": self.gps.error, **self.gps_tracker.state.summary()}),
             "clock": {"source": clock.source, "offset_s": round(clock.offset_s, 3),
                       "gps_delta_s": None if clock.last_gps_delta_s is None else round(clock.last_gps_delta_s, 3),
-                      "system_plausible": clock.system_plausible},
+                      "system_plausible": clock.system_plausible, "pending_step_s": round(clock.pending_step_s, 1),
+                      "minus_system_s": round(self.clock.minus_system(), 3), "steps": self.clock.steps_taken},
             "ingest": {"packets": c.packets, "duplicates": c.duplicates, "bad_frames": c.bad_frames,
                        "problems": c.problems, "radio_console_lines": c.log_lines,
                        "queue": self.writer.pending(), "commits": self.writer.stats.commits,

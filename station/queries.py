@@ -143,8 +143,9 @@ def status(db: sqlite_utils.Database, profile=None) -> dict[str, Any]:
     info, problems = radio_report(db, profile)
     out["radio_info"] = info
     out["radio_findings"] = [dataclasses.asdict(f) for f in problems]
-    out["daemon_running"] = bool(newest) and phase == "running" and time.time() - newest < RUNNING_IF_FRESHER_THAN_S
-    out["status_age_s"] = round(time.time() - newest, 1) if newest else None
+    age = runtime.age_of(snap, newest) if newest else None
+    out["daemon_running"] = age is not None and phase == "running" and age < RUNNING_IF_FRESHER_THAN_S
+    out["status_age_s"] = round(age, 1) if age is not None else None
     out["counts"] = counts(db)
     kept = records.get_state(db, "retention")
     out["retention"] = kept[0] if kept else None

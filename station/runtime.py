@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ def write_status(database: Path | str, snapshot: dict[str, Any]) -> None:
     path = status_path(database)
     path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(snapshot, default=str))
+    tmp.write_text(json.dumps(written(snapshot), default=str))
     os.replace(tmp, path)
 
 
@@ -59,3 +60,37 @@ def read_status(database: Path | str) -> tuple[dict[str, Any], float] | None:
         return json.loads(path.read_text()), path.stat().st_mtime
     except (OSError, ValueError):      # none yet, or not this user's to read: "not running" is all we know
         return None
+
+
+def boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def written(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """Stamps a snapshot with the boot's monotonic clock, which every process shares and no one
+    sets: its age stays true when the wall clock steps (2 h ahead, a dead daemon would look alive
+    for 2 h; 2 h back, a live one dead)."""
+    return {**snapshot, "written": {"monotonic": time.monotonic(), "boot": boot_id()}}
+
+
+def age_of(snapshot: dict[str, Any], mtime: float) -> float:
+    """Seconds since the snapshot was written."""
+    w = snapshot.get("written") or {}
+    if w.get("boot") and w.get("boot") == boot_id() and isinstance(w.get("monotonic"), (int, float)):
+        return time.monotonic() - w["monotonic"]
+    return time.time() - mtime
+
+
+def station_now(database: Path | str) -> float:
+    """The station's time for the console and the commands: the system clock plus what the
+    running daemon's clock adds (a GPS correction, a step whose timers it is still moving), so
+    that one event log holds one clock. The system clock when no daemon runs."""
+    got = read_status(database)
+    if got:
+        snap, mtime = got
+        if (snap.get("station") or {}).get("phase") == "running" and age_of(snap, mtime) < 30:
+            return time.time() + float((snap.get("clock") or {}).get("minus_system_s") or 0.0)
+    return time.time()

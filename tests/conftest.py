@@ -73,7 +73,7 @@ class Harness:
 
     def __init__(self, tmp_path: Path, scenario: str, transport: str, *, register: bool = True,
                  corpus_dir: Path | None = None, start: bool = True, pin_factory=None,
-                 firmware: str | None = None, radio: dict | None = None, **sections):
+                 firmware: str | None = None, radio: dict | None = None, system_time=None, **sections):
         tmp_path.mkdir(parents=True, exist_ok=True)
         self.cfg = make_config(tmp_path, **sections)
         # Acknowledgements and reboots at test speed; what they mean is the firmware's.
@@ -84,6 +84,7 @@ class Harness:
         if register:
             register_cast(self.cfg.database_path, self.sim.stage.people)
         self.pin_factory = pin_factory
+        self.system_time = system_time        # a wall clock the test can set (tests/test_clock_steps.py)
         self.station: Station | None = None
         if start:
             self.start()
@@ -93,7 +94,10 @@ class Harness:
         # a real radio keeps only 8 or 32 packets for a host that is not there yet.
         self.sim.start(play=False)
         self.cfg = self.cfg.with_overrides(radio={"port": self.sim.port})
-        self.station = Station(self.cfg, pin_factory=self.pin_factory).start()
+        station = Station(self.cfg, pin_factory=self.pin_factory)
+        if self.system_time is not None:
+            station.system_time = self.system_time
+        self.station = station.start()
         assert self.station.link.wait_connected(10), self.station.link.state
         if play:
             self.sim.play()

@@ -58,6 +58,8 @@ def test_station_gps_over_a_pty_sets_position_fix_and_clock(harness, tmp_path):
     wait_until(lambda: h.station.gps_tracker.state.fixes == 2, 5, what="two fixes")
     st = h.station.clock.status()
     assert st.source == "gps" and st.offset_s == pytest.approx(7200, abs=2)
+    # A step of the station's time: taken once this run's timers have moved with it.
+    wait_until(lambda: h.station.clock.steps_taken == 1, 10, what="the station to take the GPS time")
     assert h.station.clock.now() == pytest.approx(wrong, abs=2)
     assert h.station.gps_tracker.state.rejects["bad checksum"] == 1
     assert (h.station.gps_tracker.state.quality, h.station.gps_tracker.state.sats) == (1, 8)
@@ -67,3 +69,16 @@ def test_station_gps_over_a_pty_sets_position_fix_and_clock(harness, tmp_path):
     assert fix_day == dt.datetime.fromtimestamp(wrong, dt.timezone.utc).date()
     os.close(master)
     os.close(slave)
+
+
+def test_a_step_is_held_back_until_the_timers_have_moved_and_drift_is_followed():
+    wall, mono = FakeTime(NOW), FakeTime(100.0)
+    steps = []
+    clock = StationClock(5.0, system_time=wall, monotonic=mono, on_step=steps.append)
+    wall.t, mono.t = NOW + 10.3, 110.0            # 0.3 s of drift (NTP slewing): followed
+    assert clock.now() == pytest.approx(NOW + 10.3)
+    wall.t, mono.t = NOW + 7211.3, 111.0          # `date -s` two hours ahead
+    assert clock.now() == pytest.approx(NOW + 11.3) and steps == [pytest.approx(7200.0)]
+    assert clock.now() == pytest.approx(NOW + 11.3) and len(steps) == 1     # told once
+    clock.adopt(clock.pending_step())
+    assert clock.now() == pytest.approx(NOW + 7211.3) and clock.pending_step() == 0.0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -169,3 +170,28 @@ def test_handshake_that_never_completes_fails_within_our_timeout_not_thirty_seco
         wait_until(lambda: "did not answer the handshake" in link.state.error, 10, what="handshake timeout")
     finally:
         link.stop()
+
+
+@pytest.mark.slow          # two handshake timeouts, as in the field
+def test_a_handshake_answered_with_another_id_is_restarted_and_her_alert_arrives_within_the_bound(harness):
+    """A radio that answers the handshake with a stale id (an earlier want_config's): the library
+    waits for its own id forever. The station starts the handshake again after its handshake
+    timeout, so the alert she sent meanwhile is stored within a few handshake timeouts, not
+    minutes later."""
+    h = harness("idle", "pty")
+    link = h.station.link
+    timeout = h.cfg.radio["handshake_timeout_s"]
+    h.sim.radio.faults.wrong_complete_ids = 2
+    connects = link.state.connects
+    h.sim.transport.unplug()
+    wait_until(lambda: not link.connected, 10, what="the radio gone")
+    h.sim.transport.plug()
+    h.sim.radio.emit_packet(h.sim.stage.amina.alert("SOS"))
+    started = time.monotonic()
+    wait_until(lambda: h.count("SELECT COUNT(*) FROM incidents") == 1, 4 * timeout + 10,
+               what="her alert after the stale handshakes")
+    wait_until(lambda: link.connected, 4 * timeout + 10, what="a handshake with the right id")
+    took = time.monotonic() - started
+    assert h.sim.radio.faults.wrong_complete_ids == 0, "the stale answers were not met"
+    assert link.state.connects == connects + 1
+    assert took < 4 * timeout + 10

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 
@@ -45,7 +44,7 @@ def incident(iid: int):
 def _act(iid: int, fn, done: str):
     actor = f"console:{g.user.name}"
     try:
-        write(current_app.station_db(), lambda d: fn(d, actor, time.time()))
+        write(current_app.station_db(), lambda d: fn(d, actor, current_app.station_now()))
     except (incidents.IncidentError, outbox.OutboxError) as e:
         flash(message(e), "error")
     else:

@@ -11,6 +11,7 @@ from pathlib import Path
 from flask import Flask, g, render_template
 from werkzeug.exceptions import HTTPException
 
+from station import runtime
 from station.config import Config
 from station.storage import db as dbmod
 from station.storage.migrations import migrate
@@ -62,6 +63,9 @@ def create_app(cfg: Config) -> Flask:
             g.db = dbmod.connect(cfg.database_path, create=False)
         return g.db
     app.station_db = station_db
+    # What the console writes is stamped on the daemon's clock (a GPS correction, a step whose
+    # timers it is still moving), as the commands' is: one event log, one clock.
+    app.station_now = lambda: runtime.station_now(cfg.database_path)
 
     @app.teardown_appcontext
     def close_db(exc):

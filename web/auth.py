@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 
@@ -26,13 +25,13 @@ def login():
             guard.admit(request.remote_addr or "?")
             with guard.checking():
                 # The password is checked before, and outside, the short transaction that records it.
-                user = users.authenticate(db, name, password, time.time(), guard.decoy, write)
+                user = users.authenticate(db, name, password, current_app.station_now(), guard.decoy, write)
         except Busy:
             return render_template("login.html", error=_("Too many login attempts: wait a few minutes.")), 429
         if user is not None:
             csrf = session.get("csrf")
             session.clear()            # a new session at login: no fixation
-            session.update(user=user.name, seen=time.time(), csrf=csrf)
+            session.update(user=user.name, seen=current_app.station_now(), csrf=csrf)
             target = request.args.get("next") or ""
             # Only paths on this console: never an open redirect.
             return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("alerts.index"))

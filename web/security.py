@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import hmac
 import secrets
-import time
 
 from flask import abort, current_app, g, jsonify, redirect, request, session, url_for
 
@@ -37,11 +36,15 @@ def load_user() -> None:
     name = session.get("user")
     if name:
         idle = current_app.config["IDLE_SECONDS"]
-        if time.time() - session.get("seen", 0) > idle:
+        now = current_app.station_now()
+        seen = session.get("seen", 0)
+        # A "seen" in the future is a clock set back since: the session ends rather than live on
+        # for as long as the clock went back.
+        if not (-5 <= now - seen <= idle):
             session.clear()
         else:
             g.user = users.get(current_app.station_db(), name)
-            session["seen"] = time.time()
+            session["seen"] = now
     if request.endpoint in PUBLIC_ENDPOINTS:
         if request.method not in SAFE_METHODS and request.endpoint != "static":
             _check_csrf()

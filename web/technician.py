@@ -99,7 +99,7 @@ def overview(db, cfg) -> dict:
         "differences": profile.differences(info) if (profile and info) else [],
         "bracelets": bracelets, "tests": press_tests.latest(db),
         "waiting": {r[0] for r in db.execute("SELECT node_num FROM press_tests WHERE state='waiting' "
-                                              "AND expires_at>?", (time.time(),)).fetchall()},
+                                              "AND expires_at>?", (current_app.station_now(),)).fetchall()},
         "heard": {r[0]: r[1:] for r in db.execute("SELECT num, last_heard, hops, snr FROM nodes").fetchall()},
         "jobs": _jobs(db), "fleet": _fleet(bracelets, profile.min_firmware if profile else "0"),
         "min_firmware": profile.min_firmware if profile else "",
@@ -156,7 +156,7 @@ def backup():
         return redirect(url_for("technician.index"))
     sealed = radio_backup.seal(b, passphrase)
     name = f"station-radio-{info.node.lstrip('!')}-{time.strftime('%Y%m%d-%H%M')}.backup"
-    write(db, lambda d: log_event(d, None, time.time(), _actor(), "radio backed up",
+    write(db, lambda d: log_event(d, None, current_app.station_now(), _actor(), "radio backed up",
                                   f"{info.node}, key {info.key_fingerprint}, downloaded as {name}"))
     return Response(sealed, mimetype="application/octet-stream",
                     headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
@@ -186,7 +186,7 @@ def press_test(num: int):
     db = current_app.station_db()
     b = _registered(db, num)
     _need_daemon(db)
-    write(db, lambda d: press_tests.start(d, num, _actor(), time.time()))
+    write(db, lambda d: press_tests.start(d, num, _actor(), current_app.station_now()))
     flash(_("press the button of {label} now: the station listens for {n} s", label=b.label,
             n=int(press_tests.WINDOW_S)), "ok")
     return redirect(url_for("technician.index"))

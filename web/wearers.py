@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 
@@ -37,7 +36,7 @@ def edit(num: int):
                        approvals=f.get("approvals") or 1,
                        publish_after_min=f.get("publish_after_min") or None)
         try:
-            write(db, lambda d: registry.set_consent(d, num, changes, f"console:{g.user.name}", time.time()))
+            write(db, lambda d: registry.set_consent(d, num, changes, f"console:{g.user.name}", current_app.station_now()))
         except (ValueError, TypeError) as e:
             flash(message(e), "error")
         else:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import getpass
-import time
 
 import click
 
 from station import incidents, queries
 from station.relay import outbox
-from station.cli.common import age, emit_json, open_db, safe, table, when, write
+from station.cli.common import age, emit_json, open_db, safe, table, when, write, station_now
 
 
 def _flags(r: dict) -> str:
@@ -93,7 +92,7 @@ def register(cli: click.Group) -> None:
     @click.pass_context
     def ack_cmd(ctx, alert_id: int, by: str | None) -> None:
         """Acknowledge an alert: someone is on it (the buzzer stops)."""
-        _act(ctx, lambda d: incidents.acknowledge(d, alert_id, _actor(by), time.time()))
+        _act(ctx, lambda d: incidents.acknowledge(d, alert_id, _actor(by), station_now()))
         click.echo(f"alert {alert_id} acknowledged")
 
     @alerts_grp.command("approve")
@@ -102,7 +101,7 @@ def register(cli: click.Group) -> None:
     @click.pass_context
     def approve_cmd(ctx, alert_id: int, by: str | None) -> None:
         """Approve publication of an alert (the wearer's policy says how many approvals it needs)."""
-        n = _act(ctx, lambda d: outbox.approve(d, alert_id, _actor(by), time.time()))
+        n = _act(ctx, lambda d: outbox.approve(d, alert_id, _actor(by), station_now()))
         click.echo(f"alert {alert_id}: {n} approval(s) recorded")
 
     @alerts_grp.command("withhold")
@@ -111,7 +110,7 @@ def register(cli: click.Group) -> None:
     @click.pass_context
     def withhold_cmd(ctx, alert_id: int, by: str | None) -> None:
         """Withhold publication of an alert: nothing not yet posted will be."""
-        n = _act(ctx, lambda d: outbox.withhold(d, alert_id, _actor(by), time.time()))
+        n = _act(ctx, lambda d: outbox.withhold(d, alert_id, _actor(by), station_now()))
         click.echo(f"alert {alert_id}: publication withheld ({n} pending post(s) cancelled)")
 
     @alerts_grp.command("resolve")
@@ -122,5 +121,5 @@ def register(cli: click.Group) -> None:
     @click.pass_context
     def resolve_cmd(ctx, alert_id: int, resolution: str, by: str | None, reason: str | None) -> None:
         """Close an alert: the wearer is safe, it was a false alarm, or a drill."""
-        _act(ctx, lambda d: incidents.resolve(d, alert_id, resolution, _actor(by), time.time(), reason))
+        _act(ctx, lambda d: incidents.resolve(d, alert_id, resolution, _actor(by), station_now(), reason))
         click.echo(f"alert {alert_id} resolved: {resolution}")

@@ -10,7 +10,7 @@ import time
 import click
 
 from station import press_tests, queries, registry
-from station.cli.common import age, emit_json, load_config, open_db, safe
+from station.cli.common import age, emit_json, load_config, open_db, safe, station_now
 from station.incidents import log_event
 from station.nodeids import node_id, parse_node
 from station.radio import bracelet_check, jobs
@@ -31,7 +31,7 @@ def _heard(db, num: int) -> dict:
 def _show(result: dict, label: str, heard: dict, tested) -> None:
     click.echo(f"{result['node']} ({safe(label)})")
     if heard.get("last_heard"):
-        click.echo(f"  last heard {age(time.time() - heard['last_heard'])} ago, "
+        click.echo(f"  last heard {age(station_now() - heard['last_heard'])} ago, "
                    f"{'hops ?' if heard.get('hops') is None else str(heard['hops']) + ' hops'}, "
                    f"SNR {heard.get('snr')} dB" + (f", battery {heard['battery']}%" if heard.get("battery") else ""))
     else:
@@ -111,7 +111,7 @@ def register(grp: click.Group) -> None:
                 with radio_session(cfg) as link:
                     def record(action: str, detail: str) -> None:
                         with db.conn:
-                            log_event(db, None, time.time(), by, action, detail)
+                            log_event(db, None, station_now(), by, action, detail)
                     def store(fn) -> None:
                         with db.conn:
                             fn(db)

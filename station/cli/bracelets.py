@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import getpass
-import time
 
 import click
 
 from station import press_tests, registry
 from station.cli import bracelet_check, press_test, provision
-from station.cli.common import ask_pins, emit_json, open_db, table, when, write
+from station.cli.common import ask_pins, emit_json, open_db, table, when, write, station_now
 from station.nodeids import node_id, parse_node
 
 
@@ -68,7 +67,7 @@ def register(cli: click.Group) -> None:
         pin_hashes = ask_pins(ctx, pins_stdin) if ask or pins_stdin else (None, None)
         db = open_db(ctx)
         try:
-            write(db, lambda d: registry.add(d, num, label, time.time(), public_key=public_key,
+            write(db, lambda d: registry.add(d, num, label, station_now(), public_key=public_key,
                                              pin_hashes=pin_hashes))
         except ValueError as e:
             raise click.ClickException(str(e)) from None
@@ -85,7 +84,7 @@ def register(cli: click.Group) -> None:
         pin_hashes = ask_pins(ctx, pins_stdin)
         try:
             write(open_db(ctx), lambda d: registry.set_pins(d, num, pin_hashes, f"cli:{getpass.getuser()}",
-                                                            time.time()))
+                                                            station_now()))
         except ValueError as e:
             raise click.ClickException(str(e)) from None
         click.echo(f"{node_id(num)}: cancel PIN {'set' if pin_hashes[0] else 'none'}, "
@@ -138,7 +137,7 @@ def register(cli: click.Group) -> None:
             raise click.UsageError("nothing to set: give at least one option (see --help)")
         try:
             stored = write(open_db(ctx), lambda d: registry.set_consent(d, num, changes, f"cli:{getpass.getuser()}",
-                                                                        time.time()))
+                                                                        station_now()))
         except ValueError as e:
             raise click.ClickException(str(e)) from None
         changes = stored

@@ -57,6 +57,12 @@ def load_config(ctx: click.Context) -> configmod.Config:
     return obj["config"]
 
 
+def station_now() -> float:
+    """Now on the station's clock (station/runtime.py), for what a command writes."""
+    from station import runtime
+    return runtime.station_now(load_config(click.get_current_context()).database_path)
+
+
 def open_db(ctx: click.Context, *, migrate_schema: bool = True):
     cfg = load_config(ctx)
     if not cfg.database_path.exists():

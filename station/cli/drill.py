@@ -7,7 +7,7 @@ import time
 import click
 
 from station import incidents, queries
-from station.cli.common import load_config, open_db, write
+from station.cli.common import load_config, open_db, write, station_now
 from station.clock import StationClock
 from station.decode.packets import Alert
 from station.relay.destinations.drill import DrillDestination
@@ -36,7 +36,7 @@ def register(cli: click.Group) -> None:
             raise click.ClickException("no drill destination is configured ([[destinations]] with kind = \"drill\")")
         db = open_db(ctx)
         running = queries.status(db)["daemon_running"]
-        iid = write(db, lambda d: _open_drill_incident(d, time.time()))
+        iid = write(db, lambda d: _open_drill_incident(d, station_now()))
         click.echo(f"drill alert {iid} opened; relaying through {'the running daemon' if running else 'a local relay'}")
         relay = writer = None
         if not running:
@@ -47,8 +47,8 @@ def register(cli: click.Group) -> None:
                                                     if r.get("kind") == "drill"])
             relay = Relay(only, writer, StationClock()).start()
         try:
-            deadline = time.time() + timeout
-            while time.time() < deadline:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
                 rows = db.execute("SELECT destination, state, reason, text FROM outbox WHERE incident_id=?",
                                   (iid,)).fetchall()
                 if rows and all(r[1] in ("sent", "failed", "uncertain") for r in rows):
@@ -57,7 +57,7 @@ def register(cli: click.Group) -> None:
         finally:
             write(db, lambda d: d.execute(
                 "UPDATE incidents SET state='resolved', resolution='drill', resolved_at=?, resolved_by='cli' "
-                "WHERE id=?", (time.time(), iid)))
+                "WHERE id=?", (station_now(), iid)))
             if relay:
                 time.sleep(0.5)   # let the drill's follow-up reach the drill file too
                 relay.stop()

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import getpass
-import time
 
 import click
 
 from station import queries
-from station.cli.common import emit_json, open_db, table, when, write
+from station.cli.common import emit_json, open_db, table, when, write, station_now
 from station.relay import outbox as ob
 
 
@@ -48,7 +47,7 @@ def register(cli: click.Group) -> None:
     @click.pass_context
     def retry_cmd(ctx, row_id: int) -> None:
         """Send a failed, uncertain (after checking it was not posted) or budget-held post again."""
-        _do(ctx, lambda d, r: ob.retry(d, r, f"cli:{getpass.getuser()}", time.time()), row_id,
+        _do(ctx, lambda d, r: ob.retry(d, r, f"cli:{getpass.getuser()}", station_now()), row_id,
             f"outbox row {row_id} will be sent again")
 
     @grp.command("cancel")
@@ -56,7 +55,7 @@ def register(cli: click.Group) -> None:
     @click.pass_context
     def cancel_cmd(ctx, row_id: int) -> None:
         """Never send this post."""
-        _do(ctx, lambda d, r: ob.cancel(d, r, f"cli:{getpass.getuser()}", time.time()), row_id,
+        _do(ctx, lambda d, r: ob.cancel(d, r, f"cli:{getpass.getuser()}", station_now()), row_id,
             f"outbox row {row_id} cancelled")
 
     @grp.command("confirm")
@@ -67,6 +66,6 @@ def register(cli: click.Group) -> None:
     @click.pass_context
     def confirm_cmd(ctx, row_id: int, not_posted: bool, remote_id: str | None, url: str | None) -> None:
         """Settle an uncertain post after checking the platform: it is there (default) or not."""
-        _do(ctx, lambda d, r: ob.confirm(d, r, f"cli:{getpass.getuser()}", time.time(), remote_id, url,
+        _do(ctx, lambda d, r: ob.confirm(d, r, f"cli:{getpass.getuser()}", station_now(), remote_id, url,
                                          posted=not not_posted), row_id,
             f"outbox row {row_id} marked {'not posted (retry it to send)' if not_posted else 'posted'}")

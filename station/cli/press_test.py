@@ -11,7 +11,7 @@ import time
 import click
 
 from station import press_tests, queries, registry
-from station.cli.common import load_config, open_db, write
+from station.cli.common import load_config, open_db, write, station_now
 from station.nodeids import node_id, parse_node
 from station.radio.ports import RadioUnavailable
 from station.radio.session import radio_session
@@ -26,20 +26,20 @@ def run_press_test(ctx: click.Context, num: int, by: str, window_s: float) -> pr
     listening = contextlib.nullcontext() if running else radio_session(load_config(ctx))
     try:
         with listening:
-            test = write(db, lambda d: press_tests.start(d, num, by, time.time(), window_s))
+            test = write(db, lambda d: press_tests.start(d, num, by, station_now(), window_s))
             click.echo(f"press the button of {node_id(num)} ({label}) now: the station listens for "
                        f"{window_s:.0f} s" + ("" if running else " (the daemon is not running: this command "
                                                                "listens on the radio itself)"))
             t = press_tests.get(db, test)
             # The press is committed by whoever holds the radio; a little grace past the window
             # for a press heard at its very end to be written.
-            while t.state == "waiting" and time.time() < t.expires_at + 2.0:
+            while t.state == "waiting" and station_now() < t.expires_at + 2.0:
                 time.sleep(0.2)
                 t = press_tests.get(db, test)
     except RadioUnavailable as e:
         raise click.ClickException(str(e)) from None
     if t.state == "waiting":
-        write(db, lambda d: press_tests.expire(d, test, time.time()))
+        write(db, lambda d: press_tests.expire(d, test, station_now()))
         raise click.ClickException(
             f"no press from {node_id(num)} heard within {window_s:.0f} s. Check that the bracelet is on and "
             f"in range, that it took the office channel (station bracelets provision read it back), and the "

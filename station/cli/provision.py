@@ -9,7 +9,7 @@ import time
 import click
 
 from station import press_tests, registry
-from station.cli.common import ask_pins, load_config, open_db, write
+from station.cli.common import ask_pins, load_config, open_db, write, station_now
 from station.cli.press_test import run_press_test
 from station.incidents import log_event
 from station.radio import configure, provision
@@ -76,9 +76,9 @@ def register(grp: click.Group) -> None:
         num = int(after.node[1:], 16)
 
         def store(d):
-            registry.add(d, num, label, time.time(), public_key=after.public_key, pin_hashes=pin_hashes)
-            registry.note_device(d, num, after.hw_model, after.firmware, time.time())
-            log_event(d, None, time.time(), by, "bracelet provisioned",
+            registry.add(d, num, label, station_now(), public_key=after.public_key, pin_hashes=pin_hashes)
+            registry.note_device(d, num, after.hw_model, after.firmware, station_now())
+            log_event(d, None, station_now(), by, "bracelet provisioned",
                       f"{after.node} ({after.hw_model}, firmware {after.firmware}) as {label}, "
                       f"key {after.key_fingerprint}, {method.kind}")
         try:

@@ -21,7 +21,7 @@ import click
 from meshtastic.protobuf import channel_pb2, config_pb2
 
 from station import queries
-from station.cli.common import emit_json, load_config, open_db, safe, when
+from station.cli.common import emit_json, load_config, open_db, safe, when, station_now
 from station.incidents import log_event
 from station.radio import backup as radio_backup
 from station.radio import configure, jobs, lending
@@ -240,7 +240,7 @@ def _passphrase(from_stdin: bool, confirm: bool) -> str:
 def record_event(ctx: click.Context, by: str, action: str, detail: str) -> None:
     db = open_db(ctx)
     with db.conn:
-        log_event(db, None, time.time(), by, action, detail)
+        log_event(db, None, station_now(), by, action, detail)
 
 
 def register_backup(grp: click.Group) -> None:

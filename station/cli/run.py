@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 
 import click
 
 from station import at_rest, daemon, logs
-from station.cli.common import load_config, safe, when, write
+from station.cli.common import load_config, safe, when, write, station_now
 from station.radio.ports import resolve_port
 from station.storage import backup as bk
 from station.radio.virtual import scenarios
@@ -46,7 +45,7 @@ def _start_local_console(cfg) -> None:
     note = ""
     if db.execute("SELECT COUNT(*) FROM users").fetchone()[0] == 0:
         password = secrets.token_urlsafe(9)
-        write(db, lambda d: users.add(d, "demo", "coordinator", password, time.time(), "station demo"))
+        write(db, lambda d: users.add(d, "demo", "coordinator", password, station_now(), "station demo"))
         note = f" — log in as demo / {password}"
     db.conn.close()
     threading.Thread(target=server.run, name="local-console", daemon=True).start()

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import getpass
 import sys
-import time
 
 import click
 
 from station import users
-from station.cli.common import emit_json, open_db, table, when, write
+from station.cli.common import emit_json, open_db, table, when, write, station_now
 
 
 def register(cli: click.Group) -> None:
@@ -29,7 +28,7 @@ def register(cli: click.Group) -> None:
         else:
             password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
         try:
-            write(open_db(ctx), lambda d: users.add(d, name, role, password, time.time(), f"cli:{getpass.getuser()}"))
+            write(open_db(ctx), lambda d: users.add(d, name, role, password, station_now(), f"cli:{getpass.getuser()}"))
         except users.UserError as e:
             raise click.ClickException(str(e)) from None
         click.echo(f"user {name} added ({role})")

@@ -143,7 +143,8 @@ class RelayWorker:
         # Values are copied out of the exception first: Python unbinds `e` when the except block ends,
         # and a writer job must never depend on when it runs.
         except RateLimited as e:
-            until, reason = e.reset_at or (self.clock.now() + RATE_LIMIT_DEFAULT_S), e.reason
+            until = self.clock.now() + (RATE_LIMIT_DEFAULT_S if e.wait_s is None else e.wait_s)
+            reason = e.reason
             self.writer.call(lambda db: (ob.block(db, dest.name, until, reason, self.clock.now()), ob.transition(
                 db, row["id"], (ob.SENDING,), ob.READY, self.clock.now(), reason=f"{reason}; waiting until the reset",
                 next_attempt_at=until, attempts=row["attempts"], sent_at=None, cost=0.0)))

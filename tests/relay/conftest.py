@@ -60,7 +60,7 @@ api_base_url = "{mastodon_url}"
 
 class RelayHarness:
     def __init__(self, tmp: Path, *, dest_overrides: dict | None = None, kinds=("x", "mastodon"),
-                 max_attempts: int = 4, timeout_s: float = 1.0):
+                 max_attempts: int = 4, timeout_s: float = 1.0, clock: StationClock | None = None):
         self.tmp = tmp
         self.x, self.mastodon = FakeX().up(), FakeMastodon().up()
         self.webhook = FakeWebhook(secret="value-of-secret_file").up()
@@ -84,13 +84,14 @@ class RelayHarness:
         self.worker: RelayWorker | None = None
         self.connectivity: Connectivity | None = None
         self.next_incident = 1
+        self.clock = clock or StationClock()
 
     def start(self) -> "RelayHarness":
         clients = {d.name: make(d) for d in self.dests}
         self.connectivity = Connectivity({n: c.probe_url() for n, c in clients.items()}, interval_s=0.2,
                                          offline_interval_s=0.05, online_after=1, offline_after=1, timeout_s=0.5,
                                          on_change=lambda online: self.worker and self.worker.wake()).start()
-        self.worker = RelayWorker(self.writer, self.plan, clients, self.connectivity, StationClock(),
+        self.worker = RelayWorker(self.writer, self.plan, clients, self.connectivity, self.clock,
                                   max_attempts=self.max_attempts, backoff_max_s=0.5, backoff_base_s=0.05,
                                   rng=random.Random(1), idle_s=0.05).start()
         return self

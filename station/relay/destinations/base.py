@@ -7,6 +7,8 @@ or a connection cut before the answer, might have (`Uncertain`: never retried au
 
 from __future__ import annotations
 
+import time
+
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -41,9 +43,28 @@ class Transient(Outcome):
 
 
 class RateLimited(Outcome):
-    def __init__(self, reason: str, reset_at: float | None):
+    """`wait_s`: how long the platform asks us to wait, a duration taken on receipt (a reset time
+    is the platform's clock; ours may be hours off at boot, or jump)."""
+
+    def __init__(self, reason: str, wait_s: float | None):
         super().__init__(reason)
-        self.reset_at = reset_at
+        self.wait_s = None if wait_s is None else max(0.0, wait_s)
+
+
+def wait_until_reset(reset_epoch: float | None, response=None) -> float | None:
+    """A platform's reset time as a duration: against the Date of its own answer when it gives
+    one (both are its clock), else against ours."""
+    if reset_epoch is None:
+        return None
+    now = None
+    date = getattr(response, "headers", {}).get("Date") if response is not None else None
+    if date:
+        import email.utils
+        try:
+            now = email.utils.parsedate_to_datetime(date).timestamp()
+        except (TypeError, ValueError):
+            now = None
+    return float(reset_epoch) - (time.time() if now is None else now)
 
 
 class Uncertain(Outcome):

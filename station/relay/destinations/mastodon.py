@@ -7,7 +7,7 @@ from mastodon import (Mastodon, MastodonAPIError, MastodonNetworkError, Mastodon
                       MastodonRatelimitError, MastodonServerError, MastodonUnauthorizedError)
 
 from station.relay.destinations.base import (Permanent, Posted, RateLimited, TimeoutAdapter, Transient, Uncertain,
-                                             network_outcome)
+                                             network_outcome, wait_until_reset)
 
 
 class MastodonDestination:
@@ -46,7 +46,8 @@ class MastodonDestination:
 
     def _outcome(self, e: Exception):
         if isinstance(e, MastodonRatelimitError):
-            return RateLimited("Mastodon rate limit (429)", self.api.ratelimit_reset)
+            # Mastodon.py has already turned the reset into our clock's terms (its server time diff).
+            return RateLimited("Mastodon rate limit (429)", wait_until_reset(self.api.ratelimit_reset))
         if isinstance(e, MastodonUnauthorizedError):
             return Permanent("Mastodon rejected the access token (401): check the token file")
         if isinstance(e, MastodonServerError):

@@ -45,8 +45,7 @@ class WebhookDestination:
             raise network_outcome(e) from None
         if r.status_code == 429:
             retry = r.headers.get("Retry-After")
-            raise RateLimited("webhook rate limit (429)", time.time() + float(retry) if retry and
-                              retry.isdigit() else None)
+            raise RateLimited("webhook rate limit (429)", float(retry) if retry and retry.isdigit() else None)
         if r.status_code >= 500:
             raise Transient(f"webhook answered {r.status_code}")
         if r.status_code >= 400:

@@ -6,7 +6,7 @@ import requests
 import tweepy
 
 from station.relay.destinations.base import (Permanent, Posted, RateLimited, TimeoutAdapter, Transient, Uncertain,
-                                             network_outcome)
+                                             network_outcome, wait_until_reset)
 
 OFFICIAL = "https://api.twitter.com"
 
@@ -54,7 +54,7 @@ def _outcome(e: Exception):
     if isinstance(e, requests.RequestException):
         return network_outcome(e)
     if isinstance(e, tweepy.TooManyRequests):
-        return RateLimited("X rate limit (429)", e.reset_time)
+        return RateLimited("X rate limit (429)", wait_until_reset(e.reset_time, e.response))
     if isinstance(e, tweepy.Unauthorized):
         return Permanent("X rejected the credentials (401): check the key files")
     if isinstance(e, tweepy.TwitterServerError):

@@ -1,0 +1,96 @@
+"""Moving this run's timestamps by a step of the clock (station/clock.py).
+
+Every timer is a stored timestamp compared with the station's now(): a retry's due time, an
+alert's verification delay, the last press that a second one folds into, the posts counted in a
+rate window, a receipt's age, a lockout's end. When the clock steps, moving every timestamp this
+run wrote by the same step keeps each of those durations what it was, and puts this run's events
+at the time the corrected clock says they happened. Earlier runs' rows are left as written.
+
+Times a device wrote (a packet's rx_time, a GPS fix's time) are the device's, never moved.
+"""
+
+from __future__ import annotations
+
+import sqlite_utils
+
+# Stamps of what has happened: moved when they fall in this run (up to the moment of the step).
+PAST = {
+    "packets": ("received_at", "last_seen_at"),
+    "rejects": ("at",),
+    "nodes": ("spoofed_at",),
+    "positions": ("received_at",),
+    "telemetry": ("received_at",),
+    "bracelets": ("pinned_at", "added_at", "firmware_seen_at", "pin_failed_at"),
+    "incidents": ("opened_at", "last_press_at", "acknowledged_at", "resolved_at", "fix_at"),
+    "receipts": ("created_at", "updated_at", "sent_at"),
+    "station_state": ("updated_at",),
+    "approvals": ("at",),
+    "outbox": ("first_attempt_at", "created_at", "updated_at", "sent_at"),
+    "destination_limits": ("updated_at",),
+    "users": ("created_at", "last_login"),
+    "radio_jobs": ("requested_at", "started_at", "finished_at"),
+    "press_tests": ("started_at", "passed_at"),
+}
+# Deadlines this run set: in the future when set, so moved whenever they are this run's.
+DUE = {
+    "bracelets": ("pin_locked_until",),
+    "receipts": ("next_attempt_at",),
+    "outbox": ("next_attempt_at",),
+    "destination_limits": ("blocked_until",),
+    "users": ("locked_until",),
+    "press_tests": ("expires_at",),
+}
+# The devices' own times, never moved (tests/test_clock_steps.py checks that every stamp column is in one list).
+DEVICE = {
+    "packets": ("rx_time",),
+    "nodes": ("fix_at",),
+    "positions": ("fix_at",),
+}
+# Append-only records (a trigger refuses any change): the log as it was written. The "clock
+# stepped" event they hold says from where on, and by how much, the clock moved.
+APPEND_ONLY = {
+    "events": ("at",),
+    "audit": ("at",),
+}
+# A little past the step, for stamps written while it was being seen.
+MARGIN_S = 5.0
+
+
+def rebase(db: sqlite_utils.Database, step: float, since: float, upto: float) -> int:
+    """Move by `step` every stamp this run wrote: past ones in [since, upto], deadlines from
+    `since` on. Returns how many values moved."""
+    tables = set(db.table_names())
+    moved = 0
+    for table, columns in PAST.items():
+        if table not in tables:
+            continue
+        for col in columns:
+            moved += db.execute(f"UPDATE {table} SET {col} = {col} + ? WHERE {col} BETWEEN ? AND ?",
+                                (step, since, upto + MARGIN_S)).rowcount
+    for table, columns in DUE.items():
+        if table not in tables:
+            continue
+        for col in columns:
+            moved += db.execute(f"UPDATE {table} SET {col} = {col} + ? WHERE {col} >= ?", (step, since)).rowcount
+    return moved
+
+
+def take_step(clock, writer, timeout: float = 120.0) -> tuple[float, int] | None:
+    """Move this run's timestamps by the clock's pending step, then let the clock take it:
+    (step, values moved), or None when there is no step. Raises when the database cannot take
+    it (the clock then keeps running without the step, and timers stay right)."""
+    from station.incidents import log_event
+    step = clock.pending_step()
+    if not step:
+        return None
+    since, upto = clock.run_started, clock.now()
+
+    def job(db):
+        moved = rebase(db, step, since, upto)
+        log_event(db, None, upto + step, "station", "clock stepped",
+                  f"the clock was set {step:+.0f} s; this run's {moved} times were moved with it, "
+                  "so that no timer fired early or late")
+        return moved
+    moved = writer.call(job, timeout=timeout)
+    clock.adopt(step)
+    return step, moved
