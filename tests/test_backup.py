@@ -217,3 +217,53 @@ def test_a_cut_short_backup_leaves_no_plain_copy_behind_for_the_next_one_to_find
     (work / "snapshot.db").write_bytes(b"a plain copy left by a power cut")
     bk.backup(tmp_path / "s.db", tmp_path / "usb", keep=3, encrypt_to=[])
     assert [p.name for p in work.iterdir()] == ["lock"]
+
+
+@pytest.mark.slow           # a 200 MB database, as a station has after months on a busy mesh
+def test_a_200_mb_backup_finishes_while_the_daemon_stores_twenty_frames_a_second(harness, tmp_path, age_key):
+    """The online backup API starts again after every outside write and never finished on such a
+    station; one read transaction (VACUUM INTO) does, and what the mesh sends meanwhile is stored."""
+    import subprocess
+    import sys
+    import time
+
+    from .conftest import wait_until
+    h = harness("idle", "pty", start=False)
+    with sqlite3.connect(h.cfg.database_path) as c:          # months of packets, 1 kB each
+        c.execute("""WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000)
+                     INSERT INTO packets (received_at, from_num, to_num, packet_id, portnum, port, channel, raw)
+                     SELECT 1.7e9 + i, 1, 2, 0, 3, 'POSITION_APP', 0, randomblob(1000) FROM n""")
+    assert h.cfg.database_path.stat().st_size > 200 * 2**20
+    h.start()
+    stop = threading.Event()
+    amina = h.sim.stage.amina
+
+    def mesh():                     # 20 frames a second from her bracelet, each one stored
+        k = 0
+        while not stop.is_set():
+            k += 1
+            h.sim.radio.emit_packet(amina.position(14.69 + k * 1e-6, -17.44))
+            stop.wait(0.05)
+    before = h.count("SELECT COUNT(*) FROM positions")
+    t = threading.Thread(target=mesh)
+    t.start()
+    cfg = tmp_path / "backup.toml"
+    cfg.write_text(f'[storage]\ndatabase = "{h.cfg.database_path}"\n[gpio]\nenabled = false\n'
+                   f'[backup]\ndir = "{tmp_path / "stick"}"\nrecipients = ["{age_key[1]}"]\n')
+    cfg.chmod(0o640)
+    try:
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "station", "--config", str(cfg), "backup"],
+                              capture_output=True, text=True, timeout=600)
+        took = time.monotonic() - started
+        during = h.count("SELECT COUNT(*) FROM positions") - before
+    finally:
+        stop.set()
+        t.join()
+    assert done.returncode == 0, done.stderr
+    assert "backup written and verified" in done.stdout
+    assert during >= 10 * took * 0.5, f"only {during} positions stored in {took:.0f} s of backup"
+    [made] = bk.backups(tmp_path / "stick")
+    assert made.stat().st_size > 100 * 2**20
+    wait_until(lambda: not (h.cfg.database_path.parent / bk.WORK / "snapshot.db").exists(), 10,
+               what="the plain snapshot removed")
