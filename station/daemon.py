@@ -100,6 +100,11 @@ class Station:
         self.clock = StationClock(cfg.gps["clock_margin_s"], system_time=self.system_time,
                                   on_step=lambda step: self._wake_monitor.set())
         self.pin_key = self._pin_key()
+        behind = self.writer.call(lambda db: timebase.reanchor_after_downtime(db, self.clock.now()))
+        if behind:
+            event(log, "clock.behind_database", logging.ERROR, f"the clock reads {-behind[0]:.0f} s before the "
+                  f"database's last record; {behind[1]} pending deadlines moved with it", step_s=round(behind[0]),
+                  moved=behind[1])
         configured = cfg.radio["port"]
         self.finder = None if configured == "sim" or parse_tcp(configured) else \
             RadioFinder(configured, candidates=self.auto_candidates, globs=self.auto_globs)

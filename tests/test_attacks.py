@@ -284,6 +284,7 @@ def test_a_look_alike_name_on_another_number_is_an_impostor(harness, look_alike)
 
 
 # -- floods -----------------------------------------------------------------------------------------
+@pytest.mark.slow          # seconds of real timing; the quick loop leaves it to the full run
 def test_a_flood_of_fake_sos_never_delays_her_receipt_nor_hides_her_alert(harness):
     """250 SOS from made-up numbers on the public channel, then hers: her receipt goes first and
     her alert is on the first page of the console."""

@@ -51,6 +51,7 @@ def test_alarm_level_table(open_n, duress_n, ack_n, silenced, level):
     assert alarm_level(open_n, duress_n, ack_n, silenced) == level
 
 
+@pytest.mark.slow          # seconds of real timing; the quick loop leaves it to the full run
 def test_outputs_follow_the_alarm_level(factory):
     ind = GpioIndicators(PINS, lambda: None, lambda: None, factory)
     buzzer, alert = factory.pin(PINS["buzzer"]), factory.pin(PINS["alert_led"])
@@ -129,6 +130,7 @@ def test_acknowledging_from_the_command_line_stops_the_buzzer(harness, factory):
     wait_until(lambda: h.station.indicators.level == "acknowledged", 3, what="alarm to follow the database")
 
 
+@pytest.mark.slow          # seconds of real timing; the quick loop leaves it to the full run
 def test_duress_cancel_rings_the_duress_pattern(harness, factory):
     h = harness("duress", "pty", pin_factory=factory, gpio={"enabled": True})
     h.settle()

@@ -44,6 +44,7 @@ def provision(config: str, port: str, pins: str = "246813\n135792\n"):
                                     "--label", "Fatou S.", "--pins-stdin", "--by", "tech-ana"], input=pins)
 
 
+@pytest.mark.slow          # seconds of real timing; the quick loop leaves it to the full run
 def test_a_rak4631_is_set_to_the_office_profile_and_registered_with_its_own_key(office):
     h, bracelet, config = office
     b = bracelet("rak4631")

@@ -181,6 +181,7 @@ def test_a_radio_that_ignores_admin_messages_fails_with_a_reason_instead_of_hang
     assert sim.radio.counters.boots == boots
 
 
+@pytest.mark.slow          # seconds of real timing; the quick loop leaves it to the full run
 def test_configure_goes_through_the_running_daemon_which_keeps_the_port(tmp_path, harness):
     h = harness("idle", "pty", mesh=PROFILE)
     wait_until(lambda: h.count("SELECT COUNT(*) FROM station_state WHERE key='radio_info'") == 1,

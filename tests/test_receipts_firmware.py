@@ -76,6 +76,7 @@ def test_a_receipt_only_relayed_and_never_acknowledged_fails_instead_of_staying_
     assert h.sim.stage.amina.texts_received() == []
 
 
+@pytest.mark.slow          # seconds of real timing; the quick loop leaves it to the full run
 def test_a_radio_that_lost_the_bracelets_key_is_given_it_and_the_receipt_goes_through(harness):
     # Firmware 2.7.19+ refuses a DM without the key (Router.cpp:659-664): PKI_SEND_FAIL_PUBLIC_KEY.
     h = harness("idle", "pty", firmware="2.7.26")

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from station import queries, runtime
 from station.storage import db as dbmod
 
 from .conftest import wait_until
 
 
+@pytest.mark.slow          # seconds of real timing; the quick loop leaves it to the full run
 def test_an_idle_station_keeps_its_status_fresh_without_a_single_commit(harness):
     h = harness("idle", "pty")
     station = h.station

@@ -94,3 +94,28 @@ def take_step(clock, writer, timeout: float = 120.0) -> tuple[float, int] | None
     moved = writer.call(job, timeout=timeout)
     clock.adopt(step)
     return step, moved
+
+
+def reanchor_after_downtime(db: sqlite_utils.Database, now: float) -> tuple[float, int] | None:
+    """At start: a clock that reads earlier than the last thing the station wrote was set back
+    while it was off (a Pi's saved time restored at boot). The deadlines the last run set move by
+    as much, so that each still has the time it had left at the stop instead of waiting hours
+    more; the rest of the record stays as written (late, never early, is the safe side for
+    everything else). A clock ahead cannot be told from time that really passed. (step, moved)
+    or None."""
+    got = db.execute("SELECT at FROM events ORDER BY id DESC LIMIT 1").fetchone()
+    if not got or got[0] is None or now >= got[0] - 60:
+        return None
+    step = now - got[0]
+    tables = set(db.table_names())
+    moved = 0
+    for table, columns in DUE.items():
+        if table not in tables:
+            continue
+        for col in columns:
+            moved += db.execute(f"UPDATE {table} SET {col} = {col} + ? WHERE {col} > ?", (step, now)).rowcount
+    from station.incidents import log_event
+    log_event(db, None, now, "station", "clock behind the database",
+              f"the clock reads {-step:.0f} s before the last record: set back while the station was off; "
+              f"{moved} pending deadlines keep the time they had left")
+    return step, moved

@@ -300,6 +300,7 @@ def test_destination_offline_waits_without_using_attempts(relay):
     h.wait_states({("x", "alert"): "sent"}, timeout=10)
 
 
+@pytest.mark.slow          # seconds of real timing; the quick loop leaves it to the full run
 def test_internet_flapping_a_hundred_times_loses_nothing_and_posts_nothing_twice(relay):
     h = relay(kinds=("x", "mastodon")).start()
     h.bracelet(publish="at-once")

@@ -60,6 +60,7 @@ def test_only_technicians_and_admins_reach_the_radio_tools(station, role):
     assert h.count("SELECT COUNT(*) FROM press_tests") == 0
 
 
+@pytest.mark.slow          # seconds of real timing; the quick loop leaves it to the full run
 def test_the_radio_is_configured_only_after_the_difference_is_shown_and_confirmed(station):
     h, app = station
     c = app.test_client()
