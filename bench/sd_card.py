@@ -43,11 +43,17 @@ def write_bytes(pid: int) -> int:
 
 
 def child_of(pid: int, timeout: float = 30) -> int:
+    """The station under strace: its child running `station ... run`. strace also forks short-lived
+    children of its own at start (to probe ptrace features), which must not be taken for it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        if kids:
-            return int(kids[0])
+        for kid in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            try:
+                argv = Path(f"/proc/{kid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if argv[:3] == [PY.encode(), b"-m", b"station"]:      # not strace's own copy of its argv
+                return int(kid)
         time.sleep(0.05)
     raise RuntimeError("strace did not start the station")
 
@@ -100,9 +106,9 @@ def measure(tmp: Path, scenario: str, seconds: float, settle_s: float) -> dict:
             t0, b0 = time.time(), write_bytes(pid)
             time.sleep(seconds)
             t1, b1 = time.time(), write_bytes(pid)
-        except OSError:
-            raise RuntimeError(f"the station (pid {pid}) stopped during the measurement; it said:\n"
-                               + "\n".join(said)) from None
+        except OSError as e:
+            raise RuntimeError(f"the station (pid {pid}) could not be measured ({e}; strace exit status "
+                               f"{tracer.poll()}); it said:\n" + "\n".join(said)) from None
         with sqlite3.connect(db) as conn:
             packets = conn.execute("SELECT COUNT(*) FROM packets WHERE received_at >= ?", (t0,)).fetchone()[0]
     finally:

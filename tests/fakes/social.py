@@ -250,6 +250,9 @@ class FakeWebhook(FakePlatform):
 
     kind = "webhook"
 
+    def _reset_headers(self, reset_in_s: float) -> dict:
+        return {"Retry-After": str(int(reset_in_s))}
+
     def route(self, h, method, raw, body):
         ts = h.headers.get("X-Station-Timestamp", "")
         expected = "sha256=" + hmac.new(self.secret.encode(), ts.encode() + b"." + raw, hashlib.sha256).hexdigest()
