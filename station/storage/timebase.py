@@ -56,22 +56,19 @@ APPEND_ONLY = {
 MARGIN_S = 5.0
 
 
+def _move(db: sqlite_utils.Database, group: dict[str, tuple[str, ...]], step: float, where: str,
+          params: tuple) -> int:
+    """Add `step` to each column of `group` whose value matches `where`; how many values moved."""
+    tables = set(db.table_names())
+    return sum(db.execute(f"UPDATE {table} SET {col} = {col} + ? WHERE {col} {where}", (step, *params)).rowcount
+               for table, columns in group.items() if table in tables for col in columns)
+
+
 def rebase(db: sqlite_utils.Database, step: float, since: float, upto: float) -> int:
     """Move by `step` every stamp this run wrote: past ones in [since, upto], deadlines from
     `since` on. Returns how many values moved."""
-    tables = set(db.table_names())
-    moved = 0
-    for table, columns in PAST.items():
-        if table not in tables:
-            continue
-        for col in columns:
-            moved += db.execute(f"UPDATE {table} SET {col} = {col} + ? WHERE {col} BETWEEN ? AND ?",
-                                (step, since, upto + MARGIN_S)).rowcount
-    for table, columns in DUE.items():
-        if table not in tables:
-            continue
-        for col in columns:
-            moved += db.execute(f"UPDATE {table} SET {col} = {col} + ? WHERE {col} >= ?", (step, since)).rowcount
+    moved = _move(db, PAST, step, "BETWEEN ? AND ?", (since, upto + MARGIN_S))
+    moved += _move(db, DUE, step, ">= ?", (since,))
     return moved
 
 
@@ -107,13 +104,7 @@ def reanchor_after_downtime(db: sqlite_utils.Database, now: float) -> tuple[floa
     if not got or got[0] is None or now >= got[0] - 60:
         return None
     step = now - got[0]
-    tables = set(db.table_names())
-    moved = 0
-    for table, columns in DUE.items():
-        if table not in tables:
-            continue
-        for col in columns:
-            moved += db.execute(f"UPDATE {table} SET {col} = {col} + ? WHERE {col} > ?", (step, now)).rowcount
+    moved = _move(db, DUE, step, "> ?", (now,))
     from station.incidents import log_event
     log_event(db, None, now, "station", "clock behind the database",
               f"the clock reads {-step:.0f} s before the last record: set back while the station was off; "

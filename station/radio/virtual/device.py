@@ -60,8 +60,11 @@ class Faults:
     bytes_per_s: float = 0.0           # 0: full speed
     drop: float = 0.0
     garbage: float = 0.0
-    # The next N handshakes end with another id than the host asked for (as an answer to an earlier
-    # want_config would): the library then waits for its own id forever.
+    # The next N handshakes end with another id than the host asked for. The firmware ends the
+    # stream with whatever config_nonce holds then (PhoneAPI.cpp:626, v2.7.26), and every
+    # want_config_id overwrites it (:186): a host that asked again mid-stream, or a stream begun
+    # for an earlier host, ends on an id this host is not waiting for, and the library waits for
+    # its own forever.
     wrong_complete_ids: int = 0
 
 
