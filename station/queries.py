@@ -21,10 +21,23 @@ def _rows(db: sqlite_utils.Database, sql: str, params: tuple = ()) -> list[dict]
 
 
 def alerts(db: sqlite_utils.Database, *, include_resolved: bool = False, limit: int = 200,
-           offset: int = 0) -> list[dict]:
+           offset: int = 0, state: str | None = None, trust: str | None = None, node_num: int | None = None,
+           since: float | None = None, until: float | None = None) -> list[dict]:
     """Duress first, then the verified wearers' alerts, then the rest: a flood of alerts from
-    made-up or borrowed numbers never pushes a wearer's alert off the first page."""
-    where = "" if include_resolved else "WHERE i.state IN ('open', 'acknowledged')"
+    made-up or borrowed numbers never pushes a wearer's alert off the first page. `state`
+    ("open", "acknowledged", "resolved") overrides `include_resolved`; the other filters narrow."""
+    terms, params = [], []
+    if state:
+        terms.append("i.state = ?")
+        params.append(state)
+    elif not include_resolved:
+        terms.append("i.state IN ('open', 'acknowledged')")
+    for sql, value in (("i.trust = ?", trust), ("i.node_num = ?", node_num), ("i.opened_at >= ?", since),
+                       ("i.opened_at < ?", until)):
+        if value is not None:
+            terms.append(sql)
+            params.append(value)
+    where = ("WHERE " + " AND ".join(terms)) if terms else ""
     rows = _rows(db, f"""
         SELECT i.id, i.node_num, printf('!%08x', i.node_num) AS node_id,
                COALESCE(b.label, n.long_name) AS name, i.state, i.resolution, i.trust, i.duress, i.drill,
@@ -32,7 +45,7 @@ def alerts(db: sqlite_utils.Database, *, include_resolved: bool = False, limit: 
                i.acknowledged_by, i.acknowledged_at, i.resolved_by, i.resolved_at
         FROM incidents i LEFT JOIN bracelets b ON b.node_num=i.node_num LEFT JOIN nodes n ON n.num=i.node_num
         {where} ORDER BY i.duress DESC, i.trust='registered' DESC, i.state='open' DESC, i.opened_at DESC
-        LIMIT ? OFFSET ?""", (limit, offset))
+        LIMIT ? OFFSET ?""", (*params, limit, offset))
     now = time.time()
     for r in rows:
         r["fix_age_s"] = None if r["fix_at"] is None else round(now - r["fix_at"], 1)

@@ -31,6 +31,7 @@ import sqlite_utils
 from meshtastic.protobuf import mesh_pb2
 
 REGISTERED, UNVERIFIED, UNREGISTERED, IMPOSTOR = "registered", "unverified", "unregistered", "impostor"
+LEVELS = (REGISTERED, UNVERIFIED, UNREGISTERED, IMPOSTOR)
 KEY, CHANNEL, NONE = "key", "channel", "none"
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 
-from station import incidents, queries
+import datetime
+
+from station import incidents, nodeids, queries, trust
 from station.cli.common import write
 from station.relay import outbox
 from web.i18n import gettext as _, message
@@ -16,17 +18,45 @@ bp = Blueprint("alerts", __name__)
 PAGE = 50      # alerts a page: duress and verified wearers' first (queries.alerts)
 
 
+STATES = ("open", "acknowledged", "resolved")
+
+
+def _day(text: str | None, end: bool = False) -> float | None:
+    """A date from the filter form (YYYY-MM-DD) as the start of that day in the station's time zone."""
+    if not text:
+        return None
+    try:
+        day = datetime.date.fromisoformat(text)
+    except ValueError:
+        return None
+    start = datetime.datetime.combine(day + datetime.timedelta(days=int(end)), datetime.time())
+    return start.astimezone().timestamp()
+
+
+def _filters(args) -> dict:
+    wearer = (args.get("wearer") or "").strip()
+    try:
+        node = nodeids.parse_node(wearer) if wearer else None
+    except ValueError:
+        node = None
+    return {"state": args.get("state") if args.get("state") in STATES else None,
+            "include_resolved": args.get("all") == "1" or args.get("state") == "all",
+            "trust": args.get("trust") if args.get("trust") in trust.LEVELS else None,
+            "node_num": node, "since": _day(args.get("since")), "until": _day(args.get("until"), end=True)}
+
+
 @bp.route("/")
 @require("read")
 def index():
     db = current_app.station_db()
     page = max(1, request.args.get("page", 1, type=int) or 1)
-    rows = queries.alerts(db, include_resolved=request.args.get("all") == "1", limit=PAGE + 1,
-                          offset=(page - 1) * PAGE)
+    rows = queries.alerts(db, limit=PAGE + 1, offset=(page - 1) * PAGE, **_filters(request.args))
     more, rows = len(rows) > PAGE, rows[:PAGE]
     unacked = sum(1 for r in rows if r["state"] == "open")
-    return render_template("alerts.html", alerts=rows, unacked=unacked, status=queries.status(db), page=page,
-                           more=more)
+    wearers = db.execute("SELECT printf('!%08x', node_num), label FROM bracelets ORDER BY label").fetchall()
+    args = {k: v for k, v in request.args.items() if k != "page"}
+    return render_template("alerts.html", alerts=rows, unacked=unacked, page=page, more=more, args=args,
+                           states=STATES, trusts=trust.LEVELS, wearers=wearers)
 
 
 @bp.route("/alerts/<int:iid>")
@@ -37,8 +67,10 @@ def incident(iid: int):
     if row is None:
         abort(404)
     posts = queries.outbox(db, include_done=True, incident=iid)
+    held = [p for p in posts if p["state"] == "held"]
+    pending = [p for p in posts if p["kind"] == "alert" and p["state"] in ("held", "ready")]
     return render_template("incident.html", a=row, posts=posts, resolutions=incidents.RESOLUTIONS,
-                           **incident_map(db, row))
+                           held=held, pending=pending, **incident_map(db, row))
 
 
 def _act(iid: int, fn, done: str):
@@ -63,6 +95,11 @@ def ack(iid: int):
 def resolve(iid: int):
     resolution = request.form.get("resolution", "")
     reason = request.form.get("reason", "")[:2000]
+    duress = current_app.station_db().execute("SELECT duress FROM incidents WHERE id=?", (iid,)).fetchone()
+    if duress and duress[0] and request.form.get("confirm") != "duress":
+        # A duress closed by a stray click tells whoever holds the wearer that the office stood down.
+        flash(_("A DURESS alert closes only with the confirmation box ticked and a reason."), "error")
+        return redirect(url_for("alerts.incident", iid=iid))
     return _act(iid, lambda d, a, t: incidents.resolve(d, iid, resolution, a, t, reason),
                 _("resolved: {resolution}", resolution=_(resolution)))
 
@@ -77,7 +114,11 @@ def note(iid: int):
 @bp.route("/alerts/<int:iid>/approve", methods=["POST"])
 @require("publish")
 def approve(iid: int):
-    return _act(iid, lambda d, a, t: outbox.approve(d, iid, a, t), _("publication approved"))
+    held = current_app.station_db().execute("SELECT COUNT(*) FROM outbox WHERE incident_id=? AND state='held'",
+                                            (iid,)).fetchone()[0]
+    done = (_("publication approved: {n} post(s) leave as shown", n=held) if held else
+            _("approval recorded; nothing is waiting to be published for this alert"))
+    return _act(iid, lambda d, a, t: outbox.approve(d, iid, a, t), done)
 
 
 @bp.route("/alerts/<int:iid>/withhold", methods=["POST"])

@@ -8,6 +8,7 @@ from flask import Blueprint, abort, current_app, jsonify, request
 
 from station import queries
 from station.radio.profile import MeshProfile
+from web import banner
 from web.security import require
 from web.technician import overview
 
@@ -69,3 +70,18 @@ def radio():
 @require("read")
 def status():
     return jsonify(queries.status(current_app.station_db(), MeshProfile.from_config(current_app.station_config)))
+
+
+@bp.route("/state")
+@require("read")
+def state():
+    """What every page polls: the alerts the alarm rings for and the station-state banner."""
+    return jsonify(page_state())
+
+
+def page_state() -> dict:
+    db = current_app.station_db()
+    rows = db.execute("SELECT id, duress FROM incidents WHERE state='open' ORDER BY id").fetchall()
+    last = db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+    return {"open": [r[0] for r in rows], "duress": [r[0] for r in rows if r[1]], "last_event": last,
+            "banner": banner.as_json(banner.problems(current_app.station_config.database_path, db))}

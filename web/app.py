@@ -20,6 +20,7 @@ from station.decode import precision
 from web import i18n, security
 from web.throttle import LoginGuard
 from web.i18n import N_
+from web.i18n import gettext as _
 
 
 ERRORS = {
@@ -86,8 +87,23 @@ def create_app(cfg: Config) -> Flask:
         if "started" in g:
             response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - g.started) * 1000:.2f}"
         return response
+    @app.context_processor
+    def station_state():
+        # Every page carries the banner and the open alerts, so the alarm and the warning are
+        # there from the first paint, before the page's first poll.
+        if g.get("user") is None:
+            return {}
+        from web.api import page_state
+        try:
+            return {"station_state": page_state()}
+        except sqlite3.Error as e:
+            return {"station_state": {"banner": [{"level": "critical", "key": "console-database", "remedy": "",
+                                                  "text": _("The console cannot read the database: {error}",
+                                                            error=str(e))}]}}
     app.jinja_env.globals["csrf_token"] = security.csrf_token
     app.jinja_env.globals["_"] = i18n.gettext
+    app.jinja_env.globals["station_time"] = app.station_now
+    app.jinja_env.globals["station_tz"] = i18n.station_zone
     app.jinja_env.globals["lang"] = i18n.current
     app.jinja_env.filters["term"] = i18n.term
     app.jinja_env.filters["uncertainty"] = precision.describe

@@ -10,6 +10,7 @@ tests/web/test_i18n.py fails until every wrapped string is in every catalog.
 from __future__ import annotations
 
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -43,6 +44,18 @@ def current() -> str:
         else:
             g.lang = request.accept_languages.best_match(languages()) or "en"
     return g.lang
+
+
+@lru_cache(maxsize=1)
+def station_zone() -> str:
+    """The station's IANA time zone (Raspberry Pi OS links /etc/localtime into zoneinfo), in
+    which pages show times whatever the browser's own zone: a coordinator's phone set to
+    another zone must not shift the time of an alert."""
+    try:
+        target = os.readlink("/etc/localtime")
+    except OSError:
+        return "UTC"
+    return target.split("zoneinfo/", 1)[1] if "zoneinfo/" in target else "UTC"
 
 
 def gettext(text: str, **values) -> str:

@@ -42,3 +42,24 @@ def station_console(db: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def open_alert(db: Path, num: int, *, duress: bool = False, drill: bool = False) -> int:
+    """What the daemon stores when a registered bracelet's SOS arrives (and, with `duress`, when
+    its cancel came with the duress PIN), written into the database the console reads."""
+    from station import incidents, trust
+    from station.decode.packets import Alert
+    w = Writer(db).start()
+
+    def run(d):
+        verdict = trust.Verdict(trust.REGISTERED, trust.Proof(trust.KEY), True)
+        iid = incidents.raise_alert(d, num, Alert("button", "SOS"), time.time(), packet_row=None, fold_window_s=0,
+                                    drill=drill, verdict=verdict).incident_id
+        if duress:
+            check = incidents.cancel_request(d, num, time.time())
+            incidents.apply_cancel(d, check, "duress", time.time())
+        return iid
+    try:
+        return w.call(run)
+    finally:
+        w.stop()

@@ -155,7 +155,11 @@ def test_a_technician_starts_a_press_test_and_a_check_from_a_phone(browser, stat
     page.fill("input[name=name]", "ana")
     page.fill("input[name=password]", "a long enough secret")
     page.click("button[type=submit]")
+    page.wait_for_selector("nav a[href='/technician/']")
+    # The console moves between its pages without reloading (the alarm lives on): wait for the
+    # page to change rather than for a browser navigation.
     page.click("nav a[href='/technician/']")
+    page.wait_for_url(base + "/technician/")
     wait_until(lambda: page.reload() or "Firmware" in page.inner_text("main"), 30, 0.5,
                what="the radio's handshake on the technician page")
     row = "tr[data-node='!b5a1e001']"
@@ -242,6 +246,9 @@ def test_the_incident_map_draws_local_tiles_and_the_track_with_no_internet(brows
     page.fill("input[name=name]", "maria")
     page.fill("input[name=password]", "a long enough secret")
     page.click("button[type=submit]")
+    page.wait_for_selector("nav")
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(base + "/alerts/1")
     page.wait_for_selector("#map .leaflet-tile-loaded", timeout=15_000)
     page.wait_for_load_state("networkidle")
@@ -259,5 +266,6 @@ def test_the_incident_map_draws_local_tiles_and_the_track_with_no_internet(brows
     # No tile asked outside a map's bounds or zooms (each would be a 404); the alerts page's event
     # stream is cut when the browser leaves it, which is no failure.
     assert [u for u in failed if not u.endswith("/api/stream")] == []
+    assert errors == []
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "incident-map.png"), full_page=True)

@@ -90,7 +90,7 @@ def needed() -> set[str]:
 
 
 def test_extraction_finds_every_kind_of_string():
-    assert {"Acknowledge", "publication approved", "your role may not do this ({permission})"} <= wrapped()
+    assert {"Acknowledge", "note added", "your role may not do this ({permission})"} <= wrapped()
     assert {"there is no alert {iid}", "a label is 1 to 64 characters", "user {name} exists already",
             "there is no outbox row {row}"} <= refusals()[0]
     assert {"alert opened", "acknowledged", "publication approved", "radio configured", "radio restored",
