@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 
+import os
+
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from meshtastic.protobuf import mesh_pb2
@@ -149,3 +151,25 @@ def check_ingest(w: Writer, items) -> None:
     w.call(lambda db: None)
     assert w.db.execute("SELECT COUNT(*) FROM packets").fetchone()[0] == len(keys) + zero_ids
     assert w.stats.failed_jobs == 0
+
+
+def _locks_held_by_me(shm) -> int:
+    st = os.stat(shm)
+    me = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    return sum(1 for line in open("/proc/locks") if f" {os.getpid()} {me} " in line and "->" not in line)
+
+
+def test_asking_who_holds_the_lock_leaves_the_stations_own_locks_in_place(tmp_path):
+    """The daemon names the process blocking its writes; asking must not drop the POSIX locks its
+    own SQLite connections hold on the -shm (closing any descriptor of a file drops them all,
+    and a second process could then rebuild the WAL index under the daemon's feet)."""
+    path = tmp_path / "s.db"
+    db = dbmod.connect(path)
+    db.execute("CREATE TABLE t (x)")
+    db.execute("BEGIN")
+    db.execute("SELECT COUNT(*) FROM t").fetchone()     # a read transaction: a read lock on the -shm
+    held = _locks_held_by_me(f"{path}-shm")
+    assert held >= 1
+    assert dbmod.write_lock_holder(path) is None
+    assert _locks_held_by_me(f"{path}-shm") == held
+    db.execute("COMMIT")

@@ -8,7 +8,7 @@ from flask import Blueprint, abort, current_app, flash, g, redirect, render_temp
 import datetime
 
 from station import incidents, nodeids, queries, trust
-from station.cli.common import write
+from web.transactions import write
 from station.relay import outbox
 from web.i18n import gettext as _, message
 from web.maps import incident_map

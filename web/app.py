@@ -26,6 +26,7 @@ from web.i18n import gettext as _
 ERRORS = {
     400: (N_("Bad request"), N_("This request is missing something the page needs.")),
     403: (N_("Not allowed"), N_("Your role may not do this.")),
+    503: (N_("Station busy"), N_("The station cannot answer this now: try again in a moment.")),
     404: (N_("Not found"), N_("There is nothing at this address.")),
     405: (N_("Not allowed"), N_("This address does not take that kind of request.")),
 }
@@ -109,8 +110,9 @@ def create_app(cfg: Config) -> Flask:
     app.jinja_env.filters["uncertainty"] = precision.describe
     app.jinja_env.filters["receipt_reason"] = reasons.plain
 
-    from web import alerts, api, auth, exports, maps, pages, stream, technician, wearers
+    from web import accounts, alerts, api, auth, exports, maps, pages, stream, technician, wearers
     app.register_blueprint(auth.bp)
+    app.register_blueprint(accounts.bp)
     app.register_blueprint(exports.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(wearers.bp)
@@ -134,7 +136,9 @@ def create_app(cfg: Config) -> Flask:
 
     @app.errorhandler(sqlite3.OperationalError)
     def database_busy(e):
-        return {"error": f"database: {e}"}, 503
+        # A read that waited out busy_timeout: the same 503 page as a refused write.
+        from web.transactions import busy
+        return refused(busy(e))
     return app
 
 

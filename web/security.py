@@ -10,13 +10,14 @@ from __future__ import annotations
 import functools
 import hmac
 import secrets
+import urllib.parse
 
 from flask import abort, current_app, g, jsonify, redirect, request, session, url_for
 
 from station import users
 from web.i18n import gettext as _
 
-PUBLIC_ENDPOINTS = {"auth.login", "static"}
+PUBLIC_ENDPOINTS = {"auth.login", "auth.setup", "static"}
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
@@ -43,8 +44,14 @@ def load_user() -> None:
         if not (-5 <= now - seen <= idle):
             session.clear()
         else:
-            g.user = users.get(current_app.station_db(), name)
-            session["seen"] = now
+            # The cookie alone proves nothing: its session must still be live in the database
+            # (it ends at logout, on a password change, when an administrator revokes it).
+            g.user = users.session_user(current_app.station_db(), session.get("sid"))
+            if g.user is None or g.user.name != name:
+                g.user = None
+                session.clear()
+            else:
+                session["seen"] = now
     if request.endpoint in PUBLIC_ENDPOINTS:
         if request.method not in SAFE_METHODS and request.endpoint != "static":
             _check_csrf()
@@ -88,3 +95,15 @@ def headers(response):
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def local_target(target: str | None) -> str | None:
+    """`target` if it is a path on this console, else None: no open redirect. Browsers drop tabs
+    and newlines from URLs and read a backslash as a slash, so "/%09/evil.example" and
+    "/%5Cevil.example" lead to other sites; anything but a plain absolute path is refused."""
+    if not target or any(ord(c) < 0x21 or c in "\\\x7f" for c in target):
+        return None
+    parts = urllib.parse.urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target

@@ -15,7 +15,7 @@ import time
 from flask import Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, url_for
 
 from station import press_tests, queries, registry
-from station.cli.common import write
+from web.transactions import write
 from station.incidents import log_event
 from station.radio import backup as radio_backup
 from station.radio import firmware, jobs, lending

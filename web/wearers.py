@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 
 from station import queries, registry
-from station.cli.common import write
+from web.transactions import write
 from web.i18n import gettext as _, message
 from web.security import require
 

@@ -30,10 +30,23 @@ def register(cli: click.Group) -> None:
             # Usually another console (or `station demo`) already on the port: one line, not a traceback.
             raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e}; is another console "
                                        "running? (systemctl status station-console) or choose --port") from None
-        click.echo(f"console on http://{host}:{port}/ (create accounts with `station users add`)")
+        click.echo(f"console on http://{host}:{port}/")
+        _announce_first_run(cfg)
 
         def hangup(signum, frame):
             # The SSH session that started it ended, or someone sent a reload: it keeps serving.
             click.echo("SIGHUP ignored: the console keeps serving; restart it to apply [console] settings", err=True)
         signal.signal(signal.SIGHUP, hangup)
         server.run()
+
+
+def _announce_first_run(cfg) -> None:
+    from station.storage import db as dbmod
+    from web import first_run
+    conn = dbmod.connect(cfg.database_path, create=False)
+    try:
+        if first_run.needed(conn):
+            click.echo(f"no account yet: open the console and create the administrator with setup code "
+                       f"{first_run.code(cfg)} (kept in {first_run.code_path(cfg)})", err=True)
+    finally:
+        conn.conn.close()

@@ -1,4 +1,5 @@
-"""`station users add|list`: console accounts (there is no default account)."""
+"""`station users`: console accounts (there is no default account; the console's first-run page
+creates the first administrator with a setup code)."""
 
 from __future__ import annotations
 
@@ -23,24 +24,96 @@ def register(cli: click.Group) -> None:
     @click.pass_context
     def add_cmd(ctx, name: str, role: str, password_stdin: bool) -> None:
         """Create a console account (asks for the password twice)."""
-        if password_stdin:
-            password = sys.stdin.readline().rstrip("\n")
-        else:
-            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-        try:
-            write(open_db(ctx), lambda d: users.add(d, name, role, password, station_now(), f"cli:{getpass.getuser()}"))
-        except users.UserError as e:
-            raise click.ClickException(str(e)) from None
+        password = _password(password_stdin)
+        _change(ctx, lambda d, at, actor: users.add(d, name, role, password, at, actor))
         click.echo(f"user {name} added ({role})")
+
+    @grp.command("passwd")
+    @click.argument("name")
+    @click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
+    @click.pass_context
+    def passwd_cmd(ctx, name: str, password_stdin: bool) -> None:
+        """Set a new password; every console session of the account ends."""
+        password = _password(password_stdin)
+        _change(ctx, lambda d, at, actor: users.set_password(d, name, password, at, actor))
+        click.echo(f"password of {name} changed; its sessions ended")
+
+    @grp.command("role")
+    @click.argument("name")
+    @click.argument("role", type=click.Choice(users.ROLES))
+    @click.pass_context
+    def role_cmd(ctx, name: str, role: str) -> None:
+        """Change an account's role (the last administrator keeps hers)."""
+        _change(ctx, lambda d, at, actor: users.set_role(d, name, role, at, actor))
+        click.echo(f"{name} is now {role}")
+
+    @grp.command("disable")
+    @click.argument("name")
+    @click.pass_context
+    def disable_cmd(ctx, name: str) -> None:
+        """Stop an account logging in; its sessions end at once."""
+        _change(ctx, lambda d, at, actor: users.set_disabled(d, name, True, at, actor))
+        click.echo(f"{name} disabled")
+
+    @grp.command("enable")
+    @click.argument("name")
+    @click.pass_context
+    def enable_cmd(ctx, name: str) -> None:
+        """Let a disabled account log in again."""
+        _change(ctx, lambda d, at, actor: users.set_disabled(d, name, False, at, actor))
+        click.echo(f"{name} enabled")
+
+    @grp.command("unlock")
+    @click.argument("name")
+    @click.pass_context
+    def unlock_cmd(ctx, name: str) -> None:
+        """Lift the login locks that wrong passwords put on an account."""
+        n = _change(ctx, lambda d, at, actor: users.unlock(d, name, at, actor))
+        click.echo(f"{name} unlocked ({n} client(s) were locked out)")
+
+    @grp.command("revoke")
+    @click.argument("name")
+    @click.pass_context
+    def revoke_cmd(ctx, name: str) -> None:
+        """End every console session of an account (a lost phone, a stolen laptop)."""
+        n = _change(ctx, lambda d, at, actor: users.revoke(d, name, at, actor))
+        click.echo(f"{n} session(s) of {name} ended")
+
+    @grp.command("setup-code")
+    @click.pass_context
+    def setup_code_cmd(ctx) -> None:
+        """The one-time code the console's first-run page asks for (only while no account exists)."""
+        from station.cli.common import load_config
+        from web import first_run
+        cfg = load_config(ctx)
+        if not first_run.needed(open_db(ctx)):
+            raise click.ClickException("accounts exist already: the first-run page is closed")
+        click.echo(first_run.code(cfg))
 
     @grp.command("list")
     @click.option("--json", "as_json", is_flag=True)
     @click.pass_context
     def list_cmd(ctx, as_json: bool) -> None:
         """Accounts, roles and last logins (never passwords)."""
-        rows = open_db(ctx).execute("SELECT name, role, created_at, last_login, disabled FROM users ORDER BY name").fetchall()
+        rows = users.accounts(open_db(ctx), station_now())
         if as_json:
-            emit_json([dict(zip(("name", "role", "created_at", "last_login", "disabled"), r)) for r in rows])
+            emit_json(rows)
             return
-        table([[r[0], r[1], when(r[2]), when(r[3]), "disabled" if r[4] else ""] for r in rows],
-              ["NAME", "ROLE", "CREATED", "LAST LOGIN", ""])
+        table([[r["name"], r["role"], when(r["created_at"]), when(r["last_login"]), r["sessions"],
+                ", ".join(x for x in ("disabled" if r["disabled"] else "",
+                                      f"locked for {r['locked_clients']} client(s)" if r["locked_clients"] else "") if x)]
+               for r in rows], ["NAME", "ROLE", "CREATED", "LAST LOGIN", "SESSIONS", ""])
+
+
+def _password(from_stdin: bool) -> str:
+    # Never an argument: a password on the command line ends up in the shell's history and ps.
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+def _change(ctx, fn):
+    try:
+        return write(open_db(ctx), lambda d: fn(d, station_now(), f"cli:{getpass.getuser()}"))
+    except users.UserError as e:
+        raise click.ClickException(str(e)) from None

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
-import struct
 from pathlib import Path
 
 import sqlite_utils
@@ -102,31 +100,34 @@ def read_only_medium(path: Path) -> bool:
         return False
 
 
-def write_lock_holder(path: Path | str) -> str | None:
+def write_lock_holder(path: Path | str, locks: Path = Path("/proc/locks")) -> str | None:
     """Which process holds the database's write lock: in WAL mode SQLite takes it as a POSIX lock
-    on byte 120 of the -shm file (WAL_WRITE_LOCK, sqlite3.c unixShmLock), which F_GETLK names.
-    None when nobody holds it or it cannot be told."""
-    shm = Path(f"{path}-shm")
+    on byte 120 of the -shm file (WAL_WRITE_LOCK, sqlite3.c unixShmLock). It is read from
+    /proc/locks, never by opening the -shm: closing any descriptor of a file drops every POSIX
+    lock this process holds on it (fcntl(2)), which would pull the locks from under this
+    process's own SQLite connections. None when nobody holds it or it cannot be told."""
     try:
-        fd = os.open(shm, os.O_RDWR)
+        st = os.stat(f"{path}-shm")
+        table = locks.read_text()
     except OSError:
         return None
-    try:
-        # struct flock on Linux: short l_type, short l_whence, off_t l_start, off_t l_len, pid_t l_pid
-        query = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, 120, 1, 0)
-        got = fcntl.fcntl(fd, fcntl.F_GETLK, query)
-        kind, _, _, _, pid = struct.unpack("hhqqi4x", got)
-    except (OSError, struct.error):
-        return None
-    finally:
-        os.close(fd)
-    if kind == fcntl.F_UNLCK or pid <= 0:
-        return None
-    try:
-        name = Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        name = "a process"
-    return f"{name} (pid {pid})"
+    file_id = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in table.splitlines():
+        fields = line.split()
+        if "->" in fields:          # a process waiting for the lock, not holding it
+            continue
+        try:
+            kind, access, pid, where, start, end = fields[1], fields[3], int(fields[4]), fields[5], fields[6], fields[7]
+        except (IndexError, ValueError):
+            continue
+        if kind in ("POSIX", "OFDLCK") and access == "WRITE" and where == file_id and pid > 0 and \
+                int(start) <= 120 and (end == "EOF" or int(end) >= 120):
+            try:
+                name = Path(f"/proc/{pid}/comm").read_text().strip()
+            except OSError:
+                name = "a process"
+            return f"{name} (pid {pid})"
+    return None
 
 
 def why_unavailable(path: Path | str, e: BaseException) -> str:

@@ -200,7 +200,20 @@ def _v8(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX receipts_queued ON receipts(priority, id) WHERE state = 'queued'")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8]
+def _v9(db: sqlite_utils.Database) -> None:
+    """Console accounts that hold under attack: sessions the station can revoke (at logout, on a
+    password change, by an administrator), and failed logins counted per account AND client, so
+    that someone on the LAN typing wrong passwords locks out only themselves."""
+    # The cookie carries a random token; only its SHA-256 is kept, so the database (or a
+    # backup of it) gives nobody a session.
+    db["console_sessions"].create({"token_hash": str, "user": str, "client": str, "created_at": float,
+                                   "revoked_at": float}, pk="token_hash")
+    db["console_sessions"].create_index(["user"])
+    db["login_failures"].create({"user": str, "client": str, "failed": int, "failed_at": float,
+                                 "locked_until": float}, pk=("user", "client"), defaults={"failed": 0})
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9]
 
 
 def schema_version(db: sqlite_utils.Database) -> int:

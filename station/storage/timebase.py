@@ -30,6 +30,8 @@ PAST = {
     "users": ("created_at", "last_login"),
     "radio_jobs": ("requested_at", "started_at", "finished_at"),
     "press_tests": ("started_at", "passed_at"),
+    "console_sessions": ("created_at", "revoked_at"),
+    "login_failures": ("failed_at",),
 }
 # Deadlines this run set: in the future when set, so moved whenever they are this run's.
 DUE = {
@@ -39,6 +41,7 @@ DUE = {
     "destination_limits": ("blocked_until",),
     "users": ("locked_until",),
     "press_tests": ("expires_at",),
+    "login_failures": ("locked_until",),
 }
 # The devices' own times, never moved (tests/test_clock_steps.py checks that every stamp column is in one list).
 DEVICE = {

@@ -40,10 +40,11 @@ def served(app) -> dict[tuple[str, str], str]:   # noqa: F811
     out = {}
     for rule in app.url_map.iter_rules():
         path = re.sub(r"<int:iid>", "ID", re.sub(r"<int:num>", "NODE", rule.rule))
+        path = path.replace("<name>", "NAME").replace("<action>", "ACTION")
         view = app.view_functions[rule.endpoint]
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             if path.startswith(("/api/", "/exports/")) or (method == "POST" and rule.endpoint.startswith(
-                    ("alerts.", "wearers.", "technician."))):
+                    ("alerts.", "wearers.", "technician.", "accounts."))):
                 # The wearer page reads with "read" and checks "wearers" itself before a change.
                 out[(method, path)] = "wearers" if (method, rule.endpoint) == ("POST", "wearers.edit") \
                     else view.required_permission

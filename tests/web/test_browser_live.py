@@ -166,3 +166,37 @@ def test_the_banner_says_the_daemon_stopped_within_10_s(browser, station):  # no
     # Full width on a phone, above the page.
     box = page.evaluate("document.querySelector('#banner .critical').getBoundingClientRect().width")
     assert box >= 389
+
+
+def test_a_fresh_station_gets_its_administrator_and_a_coordinator_entirely_in_the_browser(browser, tmp_path):  # noqa: F811
+    from station.config import validate
+    from tests.web.consoles import station_console
+    from web import first_run
+    db = tmp_path / "station.db"
+    with station_console(db) as base:
+        page = browser.new_page(viewport={"width": 390, "height": 844})
+        page.goto(base + "/")
+        page.wait_for_url(base + "/setup")
+        code = first_run.code_path(validate({"storage": {"database": str(db)}}, None, tmp_path)).read_text().strip()
+        page.fill("input[name=code]", code)
+        page.fill("input[name=name]", "amadou")
+        page.fill("input[name=password]", "the first administrator")
+        page.fill("input[name=again]", "the first administrator")
+        page.click("#create-admin")
+        page.wait_for_selector("nav a[href='/users/']")
+        page.click("nav a[href='/users/']")
+        page.wait_for_selector("#add-user")
+        page.fill("#add-user input[name=name]", "maria")
+        page.select_option("#add-user select[name=role]", "coordinator")
+        page.fill("#add-user input[name=password]", PASSWORD)
+        page.fill("#add-user input[name=again]", PASSWORD)
+        page.click("#add-user button[type=submit]")
+        page.wait_for_selector("tr[data-user=maria]")
+        assert "coordinator" in page.inner_text("tr[data-user=maria]")
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+        other = _login(browser, base, "maria")
+        assert "maria (coordinator)" in other.inner_text("header")
+        page.click("tr[data-user=maria] button.revoke")
+        page.wait_for_selector("p.flash.ok")
+        other.reload()
+        assert "/login" in other.url
