@@ -197,6 +197,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "secret_file": Key("", str),
         "idle_minutes": Key(30.0, (int, float), _positive),
         "secure_cookies": Key(False, bool),
+        "threads": Key(96, int, _positive),
     },
     "backup": {
         "dir": Key("", str),

@@ -32,6 +32,9 @@ ERRORS = {
 }
 
 
+RESERVED_THREADS = 16
+
+
 def _secret_key(cfg: Config) -> bytes:
     path = Path(cfg.console["secret_file"]) if cfg.console["secret_file"] else cfg.database_path.with_name("console.key")
     if not path.exists():
@@ -55,6 +58,9 @@ def create_app(cfg: Config) -> Flask:
     )
     app.station_config = cfg
     app.extensions["login_guard"] = LoginGuard()
+    from web.stream import EventHub
+    # Streams may take all but a reserve of waitress's threads: pages and actions always get one.
+    app.extensions["event_hub"] = EventHub(cfg.database_path, max_streams=max(1, cfg.console["threads"] - RESERVED_THREADS))
     db = dbmod.connect(cfg.database_path)
     migrate(db)
     db.conn.close()

@@ -25,7 +25,7 @@ def register(cli: click.Group) -> None:
         host = host or cfg.console["host"]
         port = port or cfg.console["port"]
         try:
-            server = waitress.create_server(app, host=host, port=port, threads=8, channel_timeout=330)
+            server = waitress.create_server(app, host=host, port=port, threads=cfg.console["threads"], channel_timeout=150)
         except OSError as e:
             # Usually another console (or `station demo`) already on the port: one line, not a traceback.
             raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e}; is another console "

@@ -29,11 +29,11 @@ def seed(db: Path, *statements: tuple[str, tuple]) -> None:
 
 
 @contextmanager
-def station_console(db: Path) -> Iterator[str]:
-    """Yields the console's base URL while it runs."""
+def station_console(db: Path, console: str = "") -> Iterator[str]:
+    """Yields the console's base URL while it runs; `console` adds lines to its [console] section."""
     port = free_port()
     cfg = db.with_name("console.toml")
-    cfg.write_text(f'[storage]\ndatabase = "{db}"\n[gpio]\nenabled = false\n[console]\nport = {port}\n')
+    cfg.write_text(f'[storage]\ndatabase = "{db}"\n[gpio]\nenabled = false\n[console]\nport = {port}\n{console}\n')
     proc = subprocess.Popen([sys.executable, "-m", "station", "--config", str(cfg), "console"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
