@@ -91,9 +91,11 @@ def nodes(db: sqlite_utils.Database) -> list[dict]:
     return rows
 
 
-def wearers(db: sqlite_utils.Database, num: int | None = None) -> list[dict]:
+def wearers(db: sqlite_utils.Database, num: int | None = None, *, real_names: bool = False) -> list[dict]:
     """Registered bracelets with consent, policy, last heard and battery; whether PINs are set,
-    never their hashes (these rows go to every reader of the console and its API)."""
+    never their hashes (these rows go to every reader of the console and its API). A wearer's
+    real name only with `real_names`, for the roles that handle consent: a viewer's screen or a
+    technician's laptop seized with the station must not name the people it protects."""
     rows = _rows(db, "SELECT b.*, printf('!%08x', b.node_num) AS node_id, n.last_heard, n.battery_level, "
                      "n.key_mismatch FROM bracelets b LEFT JOIN nodes n ON n.num=b.node_num"
                      + (" WHERE b.node_num=?" if num is not None else "") + " ORDER BY b.label",
@@ -101,6 +103,8 @@ def wearers(db: sqlite_utils.Database, num: int | None = None) -> list[dict]:
     for r in rows:
         r["has_cancel_pin"] = r.pop("cancel_pin_hash") is not None
         r["has_duress_pin"] = r.pop("duress_pin_hash") is not None
+        if not real_names:
+            r.pop("real_name", None)
     return rows
 
 

@@ -10,7 +10,7 @@ import datetime
 from station import incidents, nodeids, queries, trust
 from web.transactions import write
 from station.relay import outbox
-from web.i18n import gettext as _, message
+from web.i18n import N_, gettext as _, message
 from web.maps import incident_map
 from web.security import require
 
@@ -125,3 +125,41 @@ def approve(iid: int):
 @require("publish")
 def withhold(iid: int):
     return _act(iid, lambda d, a, t: outbox.withhold(d, iid, a, t), _("publication withheld"))
+
+
+POST_ACTIONS = {
+    # What a coordinator found on the platform about a post that may have gone out, or decides
+    # about one that failed.
+    "posted": N_("marked as posted"),
+    "resend": N_("marked as not posted: sent again"),
+    "not-posted": N_("marked as not posted"),
+    "retry": N_("sent again"),
+    "cancel": N_("cancelled"),
+}
+
+
+@bp.route("/alerts/<int:iid>/posts/<int:row>/<action>", methods=["POST"])
+@require("publish")
+def settle(iid: int, row: int, action: str):
+    if action not in POST_ACTIONS:
+        abort(404)
+    url = request.form.get("url", "").strip()[:500] or None
+    if url and not url.startswith(("https://", "http://")):
+        flash(_("A post's address starts with https://"), "error")
+        return redirect(url_for("alerts.incident", iid=iid))
+    found = current_app.station_db().execute("SELECT 1 FROM outbox WHERE id=? AND incident_id=?", (row, iid)).fetchone()
+    if found is None:
+        abort(404)
+
+    def do(d, actor, at):
+        if action == "posted":
+            outbox.confirm(d, row, actor, at, url=url, posted=True)
+        elif action in ("resend", "not-posted"):
+            outbox.confirm(d, row, actor, at, posted=False)
+            if action == "resend":
+                outbox.retry(d, row, actor, at)
+        elif action == "retry":
+            outbox.retry(d, row, actor, at)
+        else:
+            outbox.cancel(d, row, actor, at)
+    return _act(iid, do, _(POST_ACTIONS[action]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, abort, current_app, g, jsonify, request
 
 from station import queries
 from station.radio.profile import MeshProfile
@@ -39,7 +39,7 @@ def nodes():
 @bp.route("/bracelets")
 @require("read")
 def bracelets():
-    return jsonify(queries.wearers(current_app.station_db()))
+    return jsonify(queries.wearers(current_app.station_db(), real_names=g.user.can("wearers")))
 
 
 @bp.route("/outbox")

@@ -28,6 +28,12 @@ class Problem:
 
 
 def problems(database, db) -> list[Problem]:
+    """The daemon first; what its snapshot says only while it is fresh; what the database says always."""
+    out = _daemon(database)
+    return out + _uncertain(db)
+
+
+def _daemon(database) -> list[Problem]:
     got = runtime.read_status(database)
     if got is None:
         return [Problem(CRITICAL, "daemon", _("The station daemon is not running: alerts are NOT being received."),
@@ -67,7 +73,7 @@ def problems(database, db) -> list[Problem]:
     if check not in (None, "ok"):
         out.append(Problem(WARNING, "database-check", _("The database check found problems: {detail}", detail=check),
                            _("Run station doctor, and station backup now.")))
-    out.extend(_relay(snap.get("relay") or {}, db))
+    out.extend(_relay(snap.get("relay") or {}))
     gps = snap.get("gps") or {}
     if gps.get("enabled") and not gps.get("connected"):
         out.append(Problem(WARNING, "gps", _("The station's GPS is not connected ({detail}).",
@@ -76,15 +82,18 @@ def problems(database, db) -> list[Problem]:
     return out
 
 
-def _relay(relay: dict, db) -> list[Problem]:
+def _uncertain(db) -> list[Problem]:
+    uncertain = db.execute("SELECT COUNT(*) FROM outbox WHERE state='uncertain'").fetchone()[0]
+    if not uncertain:
+        return []
+    return [Problem(WARNING, "uncertain-posts", _("{n} post(s) may have been published: nobody knows yet.", n=uncertain),
+                    _("Open the alert, check the destination and settle each post."))]
+
+
+def _relay(relay: dict) -> list[Problem]:
     if not relay.get("enabled", True):
         return []
     out = []
-    uncertain = db.execute("SELECT COUNT(*) FROM outbox WHERE state='uncertain'").fetchone()[0]
-    if uncertain:
-        out.append(Problem(WARNING, "uncertain-posts",
-                           _("{n} post(s) may have been published: nobody knows yet.", n=uncertain),
-                           _("Open the alert, check the destination and settle each post.")))
     waiting = (relay.get("outbox") or {}).get("ready", 0)
     if relay.get("online") is False and waiting:
         out.append(Problem(WARNING, "offline",

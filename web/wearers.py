@@ -15,7 +15,8 @@ bp = Blueprint("wearers", __name__, url_prefix="/wearers")
 @bp.route("/")
 @require("read")
 def index():
-    return render_template("wearers.html", wearers=queries.wearers(current_app.station_db()))
+    return render_template("wearers.html", wearers=queries.wearers(current_app.station_db(),
+                                                                  real_names=g.user.can("wearers")))
 
 
 @bp.route("/<int:num>", methods=["GET", "POST"])
@@ -25,7 +26,7 @@ def edit(num: int):
     if request.method == "POST" and not g.user.can("wearers"):
         abort(403, description=_("your role may not change consent (wearers)"))
     db = current_app.station_db()
-    found = queries.wearers(db, num)
+    found = queries.wearers(db, num, real_names=g.user.can("wearers"))
     if not found:
         abort(404)
     if request.method == "POST":

@@ -40,7 +40,7 @@ def served(app) -> dict[tuple[str, str], str]:   # noqa: F811
     out = {}
     for rule in app.url_map.iter_rules():
         path = re.sub(r"<int:iid>", "ID", re.sub(r"<int:num>", "NODE", rule.rule))
-        path = path.replace("<name>", "NAME").replace("<action>", "ACTION")
+        path = path.replace("<name>", "NAME").replace("<action>", "ACTION").replace("<int:row>", "ROW")
         view = app.view_functions[rule.endpoint]
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             if path.startswith(("/api/", "/exports/")) or (method == "POST" and rule.endpoint.startswith(

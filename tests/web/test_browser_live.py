@@ -200,3 +200,23 @@ def test_a_fresh_station_gets_its_administrator_and_a_coordinator_entirely_in_th
         page.wait_for_selector("p.flash.ok")
         other.reload()
         assert "/login" in other.url
+
+
+def test_a_coordinator_settles_a_post_that_may_have_gone_out_in_the_browser(browser, console):  # noqa: F811
+    base, db = console
+    iid = open_alert(db, AMINA)
+    w = Writer(db).start()
+    w.call(lambda d: d.execute(
+        "INSERT INTO outbox (incident_id, destination, kind, seq, priority, state, reason, text, has_link, "
+        "idempotency_key, created_at, updated_at) VALUES (?, 'x', 'alert', 0, 0, 'uncertain', 'timeout after sending', "
+        "'ALERT near Medina', 0, 'k1', 0, 0)", (iid,)))
+    w.stop()
+    page = _login(browser, base, width=390)
+    page.wait_for_selector("#banner [data-key=uncertain-posts]")
+    page.goto(f"{base}/alerts/{iid}")
+    page.fill(".settle-posted input[name=url]", "https://x.example/status/42")
+    page.click(".settle-posted button")
+    page.wait_for_selector("p.flash.ok")
+    assert "https://x.example/status/42" in page.inner_text("#publication")
+    wait_until(lambda: page.locator("#banner [data-key=uncertain-posts]").count() == 0, 10, 0.3,
+               what="the banner to drop the settled post")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import time
 
 import pytest
@@ -83,6 +84,8 @@ def test_a_post_that_may_have_gone_out_is_on_the_banner_until_settled(app):   # 
                 "idempotency_key, created_at, updated_at) VALUES (1, 'x', 'alert', 0, 0, 'uncertain', 'ALERT', 0, "
                 "'k', 0, 0)")
     assert _banner(c) == {"uncertain-posts": "warning"}
+    runtime.status_path(app.station_config.database_path).unlink()
+    assert _banner(c) == {"daemon": "critical", "uncertain-posts": "warning"}      # with the daemon down too
 
 
 def test_resolved_alerts_and_filters_are_reachable_from_the_list(app):   # noqa: F811
@@ -167,3 +170,54 @@ def test_the_state_poll_lists_the_alerts_the_alarm_rings_for(app):   # noqa: F81
     # The page computes ages on the station's clock, not the browser's (which may be wrong).
     stamped = float(re.search(r'data-now="([0-9.]+)"', c.get("/").get_data(as_text=True)).group(1))
     assert abs(stamped - time.time()) < 60
+
+
+def _uncertain_post(app, state="uncertain"):   # noqa: F811
+    _write(app, "INSERT INTO outbox (incident_id, destination, kind, seq, priority, state, reason, text, has_link, "
+                "idempotency_key, created_at, updated_at) VALUES (1, 'x', 'alert', 0, 0, ?, 'timeout after sending', "
+                "'ALERT near Medina', 0, 'k9', 0, 0)", (state,))
+    return sqlite3.connect(app.station_config.database_path).execute("SELECT MAX(id) FROM outbox").fetchone()[0]
+
+
+@pytest.mark.parametrize("action, form, state", [
+    ("posted", {"url": "https://x.example/status/1"}, "sent"),
+    ("resend", {}, "ready"),
+    ("not-posted", {}, "failed"),
+])
+def test_a_coordinator_settles_a_post_that_may_have_gone_out(app, action, form, state):   # noqa: F811
+    row = _uncertain_post(app)
+    c = app.test_client()
+    token = login(c, "coordinator")
+    assert "Look at x: is this text there?" in c.get("/alerts/1").get_data(as_text=True)
+    c.post(f"/alerts/1/posts/{row}/{action}", data={"csrf_token": token, **form})
+    got = sqlite3.connect(app.station_config.database_path).execute("SELECT state, url FROM outbox WHERE id=?",
+                                                                     (row,)).fetchone()
+    assert got[0] == state
+    if action == "posted":
+        assert got[1] == "https://x.example/status/1"
+    assert f"/alerts/1/posts/{row}/" not in c.get("/alerts/1").get_data(as_text=True) or state == "failed"
+
+
+def test_a_settled_post_address_cannot_smuggle_a_script_and_a_viewer_cannot_settle(app):   # noqa: F811
+    row = _uncertain_post(app)
+    c = app.test_client()
+    token = login(c, "coordinator")
+    c.post(f"/alerts/1/posts/{row}/posted", data={"csrf_token": token, "url": "javascript:alert(1)"})
+    assert sqlite3.connect(app.station_config.database_path).execute(
+        "SELECT state FROM outbox WHERE id=?", (row,)).fetchone()[0] == "uncertain"
+    v = app.test_client()
+    t = login(v, "viewer")
+    assert v.post(f"/alerts/1/posts/{row}/posted", data={"csrf_token": t}).status_code == 403
+    assert "/posts/" not in v.get("/alerts/1").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("role, sees", [("viewer", False), ("technician", False), ("coordinator", True),
+                                        ("admin", True)])
+def test_only_the_roles_that_handle_consent_see_a_wearers_real_name(app, role, sees):   # noqa: F811
+    _write(app, "INSERT INTO bracelets (node_num, label, added_at, real_name) VALUES (1, 'Amina D.', 0, 'Amina Diallo')")
+    c = app.test_client()
+    login(c, role)
+    pages = [c.get("/api/bracelets").get_data(as_text=True), c.get("/wearers/").get_data(as_text=True),
+             c.get("/wearers/1").get_data(as_text=True)]
+    assert all(("Amina Diallo" in p) == sees for p in pages[:1] + pages[2:])
+    assert "Amina Diallo" not in pages[1] or sees
