@@ -109,7 +109,7 @@ check_system() {
 
 apt_packages() {
     [ -z "$root" ] || return 0   # a --root install uses what the image already has
-    local want=(python3 python3-venv sqlite3 libjs-leaflet age)
+    local want=(python3 python3-venv sqlite3 libjs-leaflet age nginx-light openssl)
     local missing=()
     for p in "${want[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -158,6 +158,8 @@ files() {
         if [ "$dry" -eq 0 ]; then
             sed -e 's|^port = "auto"|port = "/dev/meshtastic"|' \
                 -e 's|^database = "station-data/station.db"|database = "/var/lib/station/station.db"|' \
+                -e 's|^certificate = ""|certificate = "/etc/station/tls/console.crt"|' \
+                -e 's|^secure_cookies = false|secure_cookies = true|' \
                 "$here/station.example.toml" > "$cfg.new"
             chmod 0640 "$cfg.new"
             chroot_chown root:station "$cfg.new"
@@ -171,6 +173,23 @@ files() {
         run install -m 0644 "$unit" "$(units)/$(basename "$unit")"
     done
     run install -m 0644 "$here/hardware/udev/99-station.rules" "$(rules)/99-station.rules"
+    tls
+}
+
+# The console on the office network: nginx serves it over HTTPS with a certificate made here
+# (the console itself listens on loopback only, in plain HTTP).
+tls() {
+    local sites="$root/etc/nginx"
+    run install -d -m 0755 "$sites/sites-available" "$sites/sites-enabled"
+    run install -m 0644 "$here/systemd/nginx/station-console.conf" "$sites/sites-available/station-console"
+    run ln -sfn ../sites-available/station-console "$sites/sites-enabled/station-console"
+    # Debian's welcome page would answer on port 80 instead of the move to HTTPS.
+    if [ -L "$sites/sites-enabled/default" ]; then run rm -f "$sites/sites-enabled/default"; fi
+    if [ "$dry" -eq 0 ]; then
+        "$here/systemd/nginx/make-certificate.sh" "$(etc)/tls" "$(hostname)"
+    else
+        printf '+ %s %s %s\n' "$here/systemd/nginx/make-certificate.sh" "$(etc)/tls" "$(hostname)"
+    fi
 }
 
 # chown by name inside --root uses the image's user database, not this machine's.
@@ -206,6 +225,9 @@ services() {
     run systemctl enable station.service station-console.service station-backup.timer
     run systemctl restart station.service station-console.service
     run systemctl start station-backup.timer
+    run nginx -t
+    run systemctl enable nginx.service
+    run systemctl reload-or-restart nginx.service
 }
 
 system_install() {
@@ -227,9 +249,11 @@ Next:
   2. Check it:            sudo -u station $(printf '%s' /opt/station/venv/bin/station) doctor
   3. Register bracelets:  sudo -u station /opt/station/venv/bin/station bracelets add NODE --label NAME
   4. Edit /etc/station/station.toml for backups ([backup] dir) and publishing ([[destinations]]).
-  5. Create the first console account, then open http://THIS-PI:8080/ (set [console] host
-     to "0.0.0.0" to serve the office network):
-       sudo -u station /opt/station/venv/bin/station users add NAME --role admin
+  5. Open https://THIS-PI/ from the office network (or http://127.0.0.1:8080/ on the Pi).
+     Your browser warns once about the station's own certificate: accept it only if the
+     SHA-256 fingerprint it shows is the one station doctor prints. The first page creates the
+     administrator with the setup code the console printed:
+       sudo /opt/station/venv/bin/station --config /etc/station/station.toml users setup-code
 TXT
 }
 
@@ -242,9 +266,11 @@ uninstall() {
     fi
     for f in "$(units)"/station.service "$(units)"/station-console.service "$(units)"/station-backup.service \
              "$(units)"/station-backup.timer \
-             "$(rules)/99-station.rules"; do
-        [ -e "$f" ] && run rm -f "$f"
+             "$(rules)/99-station.rules" "$root/etc/nginx/sites-enabled/station-console" \
+             "$root/etc/nginx/sites-available/station-console"; do
+        if [ -e "$f" ] || [ -L "$f" ]; then run rm -f "$f"; fi
     done
+    if [ -z "$root" ] && command -v nginx >/dev/null 2>&1; then run systemctl reload nginx.service || true; fi
     [ -d "$(opt)" ] && run rm -rf "$(opt)"
     if [ "$purge" -eq 1 ]; then
         [ -d "$(etc)" ] && run rm -rf "$(etc)"

@@ -198,6 +198,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "idle_minutes": Key(30.0, (int, float), _positive),
         "secure_cookies": Key(False, bool),
         "threads": Key(96, int, _positive),
+        "certificate": Key("", str),
+        "plain_http_on_lan": Key(False, bool),
     },
     "backup": {
         "dir": Key("", str),

@@ -64,8 +64,27 @@ def run(config_path: str | None, *, service_user: str = "station", systemctl: st
     checks.append(retention_check(cfg, status))
     checks.append(relay_credentials(cfg))
     checks.append(services(systemctl))
+    checks.append(console_tls(cfg))
     checks.append(undervoltage())
     return checks
+
+
+def console_tls(cfg) -> Check:
+    from station import certificate
+    c = cfg.console
+    if not c["certificate"]:
+        if certificate.loopback(c["host"]):
+            return Check("console HTTPS", WARN, f"no certificate configured: the console is only on this machine "
+                                                f"(http://{c['host']}:{c['port']}/)",
+                         "sudo ./install.sh sets up HTTPS for the office network ([console] certificate)")
+        return Check("console HTTPS", FAIL, f"the console is served in plain HTTP on {c['host']}: passwords and alerts "
+                                            "cross the office network in clear",
+                     "keep [console] host = \"127.0.0.1\" and serve the LAN through nginx (sudo ./install.sh)")
+    try:
+        return Check("console HTTPS", OK, f"certificate {c['certificate']}, SHA-256 {certificate.fingerprint(c['certificate'])} "
+                                          "(coordinators compare this with what their browser shows)")
+    except certificate.CertificateError as e:
+        return Check("console HTTPS", FAIL, str(e), "sudo ./install.sh makes it again")
 
 
 def _status(cfg) -> dict | None:

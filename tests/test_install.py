@@ -89,6 +89,11 @@ def test_system_install_upgrade_doctor_uninstall_and_purge(tmp_root):
     assert (root / "etc/systemd/system/timers.target.wants/station-backup.timer").is_symlink()
     assert (root / "etc/systemd/system/multi-user.target.wants/station-console.service").is_symlink()
     assert (root / "etc/udev/rules.d/99-station.rules").exists()
+    # HTTPS for the office network: nginx's site, a certificate with a private key, the config pointing at it.
+    assert (root / "etc/nginx/sites-enabled/station-console").resolve() == \
+        (root / "etc/nginx/sites-available/station-console").resolve()
+    assert oct((root / "etc/station/tls/console.key").stat().st_mode & 0o777) == "0o600"
+    assert 'certificate = "/etc/station/tls/console.crt"' in text and "secure_cookies = true" in text
     station_line = next(line for line in (root / "etc/passwd").read_text().splitlines() if line.startswith("station:"))
     groups = (root / "etc/group").read_text()
     assert [g for g in groups.splitlines() if g.startswith(("dialout:", "gpio:")) and "station" in g.split(":")[3]]
@@ -111,6 +116,8 @@ def test_system_install_upgrade_doctor_uninstall_and_purge(tmp_root):
 
     gone = install(root, "--uninstall")
     assert gone.returncode == 0 and not (root / "opt/station").exists()
+    assert not (root / "etc/nginx/sites-enabled/station-console").exists()
+    assert (root / "etc/station/tls/console.key").exists()      # kept: a re-install keeps the fingerprint
     assert (root / "var/lib/station/station.db").exists() and cfg.exists()
     assert not (root / "etc/systemd/system/station.service").exists()
     purged = install(root, "--uninstall", "--purge")

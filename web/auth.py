@@ -45,12 +45,18 @@ def login():
                 user = users.authenticate(db, name, password, current_app.station_now(), guard.decoy, write,
                                           client=_client())
         except Busy:
-            return render_template("login.html", error=_("Too many login attempts: wait a few minutes.")), 429
+            return render_template("login.html", error=_("Too many login attempts: wait a few minutes."),
+                                   fingerprint=_fingerprint()), 429
         if user is not None:
             _begin(user)
             return redirect(local_target(request.args.get("next")) or url_for("alerts.index"))
         error = _("Wrong name or password, or too many attempts: wait a few minutes.")
-    return render_template("login.html", error=error), 200 if error is None else 401
+    return render_template("login.html", error=error, fingerprint=_fingerprint()), 200 if error is None else 401
+
+
+def _fingerprint() -> str | None:
+    from web.pages import certificate_fingerprint
+    return certificate_fingerprint(current_app.station_config) if request.scheme == "https" else None
 
 
 @bp.route("/setup", methods=["GET", "POST"])

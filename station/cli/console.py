@@ -20,12 +20,23 @@ def register(cli: click.Group) -> None:
         import waitress
 
         from web import create_app
+        from station import certificate
         cfg = load_config(ctx)
-        app = create_app(cfg)
         host = host or cfg.console["host"]
         port = port or cfg.console["port"]
+        if not certificate.loopback(host) and not cfg.console["plain_http_on_lan"]:
+            raise click.ClickException(
+                f"will not serve the console in plain HTTP on {host}: anyone on the network would read passwords and "
+                "alerts. Keep [console] host = \"127.0.0.1\" and let nginx serve HTTPS to the office (sudo ./install.sh "
+                "sets it up; see the README), or set [console] plain_http_on_lan = true for a closed lab")
+        app = create_app(cfg)
         try:
-            server = waitress.create_server(app, host=host, port=port, threads=cfg.console["threads"], channel_timeout=150)
+            # Behind nginx on this machine: the client's address and scheme come from its headers,
+            # trusted from loopback only, so the login throttle counts each LAN device apart.
+            server = waitress.create_server(app, host=host, port=port, threads=cfg.console["threads"], channel_timeout=150,
+                                            trusted_proxy="127.0.0.1", trusted_proxy_count=1,
+                                            trusted_proxy_headers={"x-forwarded-for", "x-forwarded-proto"},
+                                            clear_untrusted_proxy_headers=True)
         except OSError as e:
             # Usually another console (or `station demo`) already on the port: one line, not a traceback.
             raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e}; is another console "
