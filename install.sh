@@ -83,6 +83,11 @@ dev_install() {
     fi
     say "installing the station and its test tools into $here/.venv"
     pip_install "$here/.venv" -e "${here}[test]"
+    # axe-core, the accessibility checker the browser tests run on every console page (npm's
+    # registry; pinned). Without npm those tests skip on a developer's machine and fail in CI.
+    if command -v npm >/dev/null 2>&1 && [ ! -e "$here/.venv/node/node_modules/axe-core/package.json" ]; then
+        run npm install --prefix "$here/.venv/node" --no-save --no-audit --no-fund --silent axe-core@4.10.2
+    fi
     say "ready: .venv/bin/station run   |   .venv/bin/python -m pytest"
 }
 

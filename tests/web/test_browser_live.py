@@ -27,12 +27,13 @@ def _register(d, *nums):
 
 @pytest.fixture
 def console(tmp_path):
-    """`station console` alone over a database with three registered wearers and two coordinators."""
+    """`station console` alone over a database with three registered wearers, two coordinators and an admin."""
     db = tmp_path / "station.db"
     seed(db)
     w = Writer(db).start()
     w.call(lambda d: (_register(d, (AMINA, "Amina D."), (BASHIR, "Bashir K."), (CHEN, "Chen L.")),
-                      users.add(d, "ana", "coordinator", PASSWORD, time.time(), "test")))
+                      users.add(d, "ana", "coordinator", PASSWORD, time.time(), "test"),
+                      users.add(d, "admin", "admin", PASSWORD, time.time(), "test")))
     w.stop()
     with station_console(db) as base:
         yield base, db
