@@ -94,6 +94,29 @@ def remove(db: sqlite_utils.Database, num: int) -> bool:
     return db.execute("DELETE FROM bracelets WHERE node_num=?", (num,)).rowcount == 1
 
 
+def set_label(db: sqlite_utils.Database, num: int, label: str, actor: str, at: float) -> None:
+    label = label.strip()
+    if not label or len(label) > 64:
+        raise RegistryError("a label is 1 to 64 characters")
+    old = db.execute("SELECT label FROM bracelets WHERE node_num=?", (num,)).fetchone()
+    if old is None:
+        raise RegistryError("{node} is not registered (station bracelets add first)", node=f"!{num:08x}")
+    db.execute("UPDATE bracelets SET label=? WHERE node_num=?", (label, num))
+    from station.incidents import log_event
+    log_event(db, None, at, actor, "bracelet renamed", f"!{num:08x}: {old[0]} -> {label}")
+
+
+def retire(db: sqlite_utils.Database, num: int, actor: str, at: float) -> None:
+    """The bracelet leaves the registry (returned, lost, given to someone else): from now on what
+    comes from its number proves nothing. Its past alerts stay, with the event that says so."""
+    old = db.execute("SELECT label FROM bracelets WHERE node_num=?", (num,)).fetchone()
+    if old is None:
+        raise RegistryError("{node} is not registered (station bracelets add first)", node=f"!{num:08x}")
+    remove(db, num)
+    from station.incidents import log_event
+    log_event(db, None, at, actor, "bracelet retired", f"!{num:08x} ({old[0]})")
+
+
 def list_all(db: sqlite_utils.Database) -> list[Bracelet]:
     rows = db.execute(
         "SELECT node_num, label, public_key, pinned_at, cancel_pin_hash IS NOT NULL, "

@@ -116,11 +116,12 @@ def create_app(cfg: Config) -> Flask:
     app.jinja_env.filters["uncertainty"] = precision.describe
     app.jinja_env.filters["receipt_reason"] = reasons.plain
 
-    from web import accounts, alerts, api, auth, exports, maps, pages, stream, technician, wearers
+    from web import accounts, alerts, api, auth, exports, maps, pages, register, stream, technician, wearers
     app.register_blueprint(auth.bp)
     app.register_blueprint(accounts.bp)
     app.register_blueprint(exports.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(register.bp)
     app.register_blueprint(wearers.bp)
     app.register_blueprint(technician.bp)
     app.register_blueprint(maps.bp)

@@ -221,3 +221,30 @@ def test_a_coordinator_settles_a_post_that_may_have_gone_out_in_the_browser(brow
     assert "https://x.example/status/42" in page.inner_text("#publication")
     wait_until(lambda: page.locator("#banner [data-key=uncertain-posts]").count() == 0, 10, 0.3,
                what="the banner to drop the settled post")
+
+
+def test_a_coordinator_registers_a_heard_bracelet_and_retires_it_entirely_in_the_browser(browser, console):  # noqa: F811
+    import base64
+    base, db = console
+    w = Writer(db).start()
+    w.call(lambda d: d.execute("INSERT INTO nodes (num, node_id, long_name, short_name, first_heard, last_heard) "
+                               "VALUES (?, '!b5a1e00a', 'Fatou S.', 'FAT', 0, ?)", (0xB5A1E00A, time.time())))
+    w.stop()
+    page = _login(browser, base, width=390)
+    page.click("nav a[href='/nodes']")
+    page.click("a.register[href*='b5a1e00a']")
+    page.wait_for_selector("#register")
+    assert page.input_value("input[name=label]") == "Fatou S."
+    page.fill("input[name=public_key]", base64.b64encode(bytes(range(32))).decode())
+    for field, pin in (("cancel_pin", "246813"), ("cancel_pin_again", "246813"), ("duress_pin", "135792"),
+                       ("duress_pin_again", "135792")):
+        page.fill(f"input[name={field}]", pin)
+    page.click("#register-bracelet")
+    page.wait_for_selector("p.flash.ok")
+    assert "cancel PIN: set" in page.inner_text("main") and "duress PIN: set" in page.inner_text("main")
+    assert page.is_disabled("#retire button")
+    page.check("#confirm-retire")
+    page.click("#retire button")
+    page.wait_for_selector("p.flash.ok")
+    assert "Amina D." in page.inner_text("main table") and "Fatou S." not in page.inner_text("main table")
+    assert page.errors == []
