@@ -4,6 +4,7 @@ incident or a date range. Spreadsheet formulas in mesh-supplied text are neutral
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import json
 from xml.sax.saxutils import escape
@@ -35,6 +36,24 @@ def _number(text: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+def iso(at: float | None) -> str | None:
+    """ISO 8601 with the station's UTC offset: a court or a partner reads the same instant
+    whatever their own time zone, and a spreadsheet sorts it."""
+    if at is None:
+        return None
+    return datetime.datetime.fromtimestamp(at).astimezone().isoformat(timespec="seconds")
+
+
+def _filename(kind: str, ext: str) -> str:
+    """Named after what it holds: alert-12-positions.csv, not a sixth positions.csv in Downloads."""
+    iid = request.args.get("incident", type=int)
+    if iid is not None:
+        return f"alert-{iid}-{kind}.{ext}"
+    start, end = request.args.get("from", type=float), request.args.get("to", type=float)
+    day = lambda t: datetime.datetime.fromtimestamp(t).astimezone().strftime("%Y-%m-%d")  # noqa: E731
+    return f"{kind}-{day(start) if start else 'start'}-to-{day(end) if end else 'now'}.{ext}"
 
 
 def _scope() -> tuple[str, tuple]:
@@ -73,9 +92,9 @@ def _csv(header: list[str], rows, name: str) -> Response:
 @bp.route("/positions.csv")
 @require("incidents")
 def positions_csv():
-    rows = [(*r[:8], _uncertainty(r[8]), r[9]) for r in _positions()]
+    rows = [(iso(r[0]), *r[1:8], _uncertainty(r[8]), r[9]) for r in _positions()]
     return _csv(["received_at", "node", "name", "lat", "lon", "alt", "source", "sats", "uncertainty_m", "replayed"],
-                rows, "positions.csv")
+                rows, _filename("positions", "csv"))
 
 
 def _uncertainty(bits) -> int | None:
@@ -89,16 +108,16 @@ def _uncertainty(bits) -> int | None:
 @require("incidents")
 def positions_geojson():
     features = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]},
-                 "properties": {"received_at": at, "node": node, "name": name, "alt": alt, "source": src,
+                 "properties": {"received_at": iso(at), "node": node, "name": name, "alt": alt, "source": src,
                                 "uncertainty_m": _uncertainty(bits), "replayed": bool(cached)}}
                 for at, node, name, lat, lon, alt, src, _, bits, cached in _positions()]
     return Response(json.dumps({"type": "FeatureCollection", "features": features}), mimetype="application/geo+json",
-                    headers={"Content-Disposition": "attachment; filename=positions.geojson"})
+                    headers={"Content-Disposition": f"attachment; filename={_filename('positions', 'geojson')}"})
 
 
 def _kml_note(src, at, bits) -> str:
     m = _uncertainty(bits)
-    return f"{src} at {at}" + (f", within {m} m of this point" if m is not None else "")
+    return f"{src} at {iso(at)}" + (f", within {m} m of this point" if m is not None else "")
 
 
 @bp.route("/positions.kml")
@@ -106,12 +125,13 @@ def _kml_note(src, at, bits) -> str:
 def positions_kml():
     marks = "".join(
         f"<Placemark><name>{escape(str(name or node))}</name><description>{escape(_kml_note(src, at, bits))}"
-        f"</description><Point><coordinates>{lon},{lat}</coordinates></Point></Placemark>"
+        f"</description><TimeStamp><when>{iso(at)}</when></TimeStamp>"
+        f"<Point><coordinates>{lon},{lat}</coordinates></Point></Placemark>"
         for at, node, name, lat, lon, alt, src, _, bits, cached in _positions())
     kml = ('<?xml version="1.0" encoding="UTF-8"?><kml xmlns="http://www.opengis.net/kml/2.2"><Document>'
            f"{marks}</Document></kml>")
     return Response(kml, mimetype="application/vnd.google-earth.kml+xml",
-                    headers={"Content-Disposition": "attachment; filename=positions.kml"})
+                    headers={"Content-Disposition": f"attachment; filename={_filename('positions', 'kml')}"})
 
 
 @bp.route("/events.csv")
@@ -120,6 +140,6 @@ def events_csv():
     iid = request.args.get("incident", type=int)
     if iid is None:
         abort(400, description=_("give ?incident=ID"))
-    rows = current_app.station_db().execute("SELECT at, actor, action, detail FROM events WHERE incident_id=? "
-                                            "ORDER BY id", (iid,)).fetchall()
+    rows = [(iso(at), *rest) for at, *rest in current_app.station_db().execute(
+        "SELECT at, actor, action, detail FROM events WHERE incident_id=? ORDER BY id", (iid,)).fetchall()]
     return _csv(["at", "actor", "action", "detail"], rows, f"alert-{iid}-events.csv")

@@ -70,9 +70,14 @@ def N_(text: str) -> str:
 
 
 def term(value):
-    """A stored code word (a state, a trust level, an event) in the reader's language; any
-    other value, a name or a number, unchanged."""
-    return gettext(value) if isinstance(value, str) else value
+    """A stored code word (a state, a trust level, an event) in the reader's language, in plain
+    words in English too (web/terms.py); any other value, a name or a number, unchanged."""
+    if not isinstance(value, str):
+        return value
+    if current() == "en":
+        from web.terms import PLAIN_EN
+        return PLAIN_EN.get(value, value)
+    return gettext(value)
 
 
 def message(error: Exception) -> str:

@@ -148,7 +148,7 @@ def test_coordinators_add_notes_to_the_timeline_and_see_each_fix(with_positions)
     assert [(e["actor"], e["action"], e["detail"]) for e in data["events"]][-1] == \
         ("console:coordinator", "note", "Called her brother: no answer")
     page = c.get("/alerts/1").get_data(as_text=True)
-    assert "Called her brother" in page and page.count("<td>position_app</td>") == 3
+    assert "Called her brother" in page and page.count("<td>position from the bracelet</td>") == 3
     c.post("/alerts/1/note", data={"csrf_token": token, "note": "   "})
     assert "a note is 1 to 2000 characters" in c.get("/alerts/1").get_data(as_text=True)
 
@@ -171,3 +171,22 @@ def test_the_bracelets_api_shows_what_the_wearers_page_shows_and_never_a_pin_has
     assert not [k for k in row if "hash" in k] and "scrypt" not in r.get_data(as_text=True)
     page = c.get("/wearers/7").get_data(as_text=True)
     assert "cancel PIN: set · duress PIN: set" in page
+
+
+def test_exports_carry_iso_times_with_the_offset_and_are_named_after_the_alert(with_positions):
+    """A partner or a court reads the same instant whatever their zone; six downloads do not
+    all arrive as positions.csv."""
+    import datetime
+    c = with_positions.test_client()
+    login(c, "coordinator")
+    r = c.get("/exports/positions.csv?incident=1")
+    assert r.headers["Content-Disposition"] == "attachment; filename=alert-1-positions.csv"
+    first = list(csv.reader(io.StringIO(r.get_data(as_text=True))))[1][0]
+    parsed = datetime.datetime.fromisoformat(first)
+    assert parsed.tzinfo is not None and abs(parsed.timestamp() - time.time()) < 3600
+    geo = json.loads(c.get("/exports/positions.geojson?incident=1").get_data(as_text=True))
+    assert datetime.datetime.fromisoformat(geo["features"][0]["properties"]["received_at"]).tzinfo is not None
+    kml = c.get("/exports/positions.kml?incident=1")
+    assert "alert-1-positions.kml" in kml.headers["Content-Disposition"] and "<TimeStamp><when>" in kml.get_data(as_text=True)
+    events = c.get("/exports/events.csv?incident=1")
+    assert datetime.datetime.fromisoformat(list(csv.reader(io.StringIO(events.get_data(as_text=True))))[1][0]).tzinfo

@@ -165,3 +165,11 @@ def test_english_stays_the_default_for_messages(app):   # noqa: F811
     c.post("/alerts/1/ack", data={"csrf_token": token})
     page = c.post("/alerts/1/ack", data={"csrf_token": token}, follow_redirects=True).get_data(as_text=True)
     assert "alert 1 is acknowledged, not open" in page
+
+
+def test_every_code_word_reads_as_plain_english():
+    """A coordinator reading the English pages never meets false_alarm, alert_app or 1km."""
+    from web.terms import PLAIN_EN
+    coded = sorted(t for t in TERMS if re.search(r"[_\d-]", t) and t not in PLAIN_EN)
+    assert coded == []
+    assert all(not re.search(r"_", words) for words in PLAIN_EN.values())
