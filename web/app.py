@@ -116,9 +116,10 @@ def create_app(cfg: Config) -> Flask:
     app.jinja_env.filters["uncertainty"] = precision.describe
     app.jinja_env.filters["receipt_reason"] = reasons.plain
 
-    from web import accounts, alerts, api, auth, exports, maps, pages, register, stream, technician, wearers
+    from web import accounts, alerts, api, auth, backups, exports, maps, pages, register, stream, technician, wearers
     app.register_blueprint(auth.bp)
     app.register_blueprint(accounts.bp)
+    app.register_blueprint(backups.bp)
     app.register_blueprint(exports.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(register.bp)

@@ -24,17 +24,9 @@ def register(cli: click.Group) -> None:
         """Copy the database, online, verified and encrypted to [backup] recipients, into DEST
         (default: [backup] dir)."""
         cfg = load_config(ctx)
-        folder = dest or cfg.backup["dir"]
-        if not folder:
-            raise click.ClickException("no backup folder: give DEST or set [backup] dir in the config")
         recipients = cfg.backup["recipients"]
-        if not recipients and not cfg.backup["plaintext"]:
-            raise click.ClickException(
-                "no [backup] recipients: backups are encrypted to a key kept off the station. Make one with "
-                "`station backup-keygen FILE` on a medium that leaves the station, and add the public key it "
-                "prints to [backup] recipients (or set [backup] plaintext = true to write readable copies)")
         try:
-            made = bk.backup(cfg.database_path, Path(folder), keep or cfg.backup["keep"], encrypt_to=recipients)
+            made = bk.configured(cfg, dest, keep)
         except bk.BackupError as e:
             raise click.ClickException(str(e)) from None
         click.echo(f"backup written and verified: {made}" +

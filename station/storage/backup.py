@@ -121,6 +121,21 @@ def backup(db_path: Path, dest_dir: Path, keep: int, now: dt.datetime | None = N
     return final
 
 
+def configured(cfg, dest: str | None = None, keep: int | None = None) -> Path:
+    """A backup as the config asks for it (`station backup`, the console's Backups page): into
+    [backup] dir (or `dest`), sealed to [backup] recipients unless plaintext is chosen."""
+    folder = dest or cfg.backup["dir"]
+    if not folder:
+        raise BackupError("no backup folder: give DEST or set [backup] dir in the config")
+    recipients = cfg.backup["recipients"]
+    if not recipients and not cfg.backup["plaintext"]:
+        raise BackupError(
+            "no [backup] recipients: backups are encrypted to a key kept off the station. Make one with "
+            "`station backup-keygen FILE` on a medium that leaves the station, and add the public key it "
+            "prints to [backup] recipients (or set [backup] plaintext = true to write readable copies)")
+    return backup(cfg.database_path, Path(folder), keep or cfg.backup["keep"], encrypt_to=recipients)
+
+
 def backups(dest_dir: Path) -> list[Path]:
     """Newest first, sealed or plain."""
     found = [*dest_dir.glob(f"{PREFIX}*{SUFFIX}"), *dest_dir.glob(f"{PREFIX}*{SEALED}")]

@@ -44,7 +44,7 @@ def served(app) -> dict[tuple[str, str], str]:   # noqa: F811
         view = app.view_functions[rule.endpoint]
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             if path.startswith(("/api/", "/exports/")) or (method == "POST" and rule.endpoint.startswith(
-                    ("alerts.", "wearers.", "technician.", "accounts.", "register."))):
+                    ("alerts.", "wearers.", "technician.", "accounts.", "register.", "backups."))):
                 # The wearer page reads with "read" and checks "wearers" itself before a change.
                 out[(method, path)] = "wearers" if (method, rule.endpoint) == ("POST", "wearers.edit") \
                     else view.required_permission
