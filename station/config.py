@@ -200,6 +200,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "threads": Key(96, int, _positive),
         "certificate": Key("", str),
         "plain_http_on_lan": Key(False, bool),
+        "silent_after_min": Key(120.0, (int, float), _positive),
+        "low_battery_percent": Key(20, int, _non_negative),
     },
     "backup": {
         "dir": Key("", str),

@@ -97,7 +97,7 @@ def wearers(db: sqlite_utils.Database, num: int | None = None, *, real_names: bo
     real name only with `real_names`, for the roles that handle consent: a viewer's screen or a
     technician's laptop seized with the station must not name the people it protects."""
     rows = _rows(db, "SELECT b.*, printf('!%08x', b.node_num) AS node_id, n.last_heard, n.battery_level, "
-                     "n.key_mismatch FROM bracelets b LEFT JOIN nodes n ON n.num=b.node_num"
+                     "n.external_power, n.key_mismatch FROM bracelets b LEFT JOIN nodes n ON n.num=b.node_num"
                      + (" WHERE b.node_num=?" if num is not None else "") + " ORDER BY b.label",
                  () if num is None else (num,))
     for r in rows:
@@ -106,6 +106,18 @@ def wearers(db: sqlite_utils.Database, num: int | None = None, *, real_names: bo
         if not real_names:
             r.pop("real_name", None)
     return rows
+
+
+def worries(db: sqlite_utils.Database, now: float, silent_after_s: float, low_battery: int) -> dict:
+    """Registered bracelets the office should look at before an emergency: silent for longer than
+    `silent_after_s` (or never heard), and on battery at `low_battery` percent or less."""
+    rows = db.execute("SELECT b.node_num, b.label, n.last_heard, n.battery_level, n.external_power FROM bracelets b "
+                      "LEFT JOIN nodes n ON n.num=b.node_num ORDER BY b.label").fetchall()
+    silent = [{"node_num": r[0], "label": r[1], "last_heard": r[2]} for r in rows
+              if r[2] is None or now - r[2] > silent_after_s]
+    low = [{"node_num": r[0], "label": r[1], "battery_level": r[3]} for r in rows
+           if r[3] is not None and not r[4] and r[3] <= low_battery]
+    return {"silent": silent, "low_battery": low}
 
 
 def radio_report(db: sqlite_utils.Database, profile=None) -> tuple[dict | None, list]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from station import runtime
+from station import queries, runtime
 from web.i18n import gettext as _
 
 # The daemon writes its snapshot every 2 s (station/daemon.py STATUS_EVERY_S); three missed
@@ -27,10 +27,27 @@ class Problem:
     remedy: str
 
 
-def problems(database, db) -> list[Problem]:
+def problems(database, db, cfg=None) -> list[Problem]:
     """The daemon first; what its snapshot says only while it is fresh; what the database says always."""
     out = _daemon(database)
-    return out + _uncertain(db)
+    return out + _uncertain(db) + (_bracelets(db, cfg) if cfg is not None else [])
+
+
+def _bracelets(db, cfg) -> list[Problem]:
+    import time
+    c = cfg.console
+    w = queries.worries(db, time.time(), c["silent_after_min"] * 60, c["low_battery_percent"])
+    out = []
+    if w["silent"]:
+        out.append(Problem(WARNING, "silent-bracelets",
+                           _("Silent bracelets: {names}", names=", ".join(b["label"] for b in w["silent"][:6])),
+                           _("Call the wearers: a bracelet switched off or taken away sends nothing.")))
+    if w["low_battery"]:
+        out.append(Problem(WARNING, "low-battery",
+                           _("Low battery: {names}", names=", ".join(f"{b['label']} ({b['battery_level']}%)"
+                                                                      for b in w["low_battery"][:6])),
+                           _("Ask the wearers to charge their bracelets.")))
+    return out
 
 
 def _daemon(database) -> list[Problem]:

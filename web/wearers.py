@@ -15,8 +15,12 @@ bp = Blueprint("wearers", __name__, url_prefix="/wearers")
 @bp.route("/")
 @require("read")
 def index():
-    return render_template("wearers.html", wearers=queries.wearers(current_app.station_db(),
-                                                                  real_names=g.user.can("wearers")))
+    c = current_app.station_config.console
+    db = current_app.station_db()
+    worries = queries.worries(db, current_app.station_now(), c["silent_after_min"] * 60, c["low_battery_percent"])
+    return render_template("wearers.html", wearers=queries.wearers(db, real_names=g.user.can("wearers")),
+                           silent={b["node_num"] for b in worries["silent"]},
+                           low={b["node_num"] for b in worries["low_battery"]})
 
 
 @bp.route("/<int:num>", methods=["GET", "POST"])

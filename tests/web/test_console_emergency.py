@@ -221,3 +221,21 @@ def test_only_the_roles_that_handle_consent_see_a_wearers_real_name(app, role, s
              c.get("/wearers/1").get_data(as_text=True)]
     assert all(("Amina Diallo" in p) == sees for p in pages[:1] + pages[2:])
     assert "Amina Diallo" not in pages[1] or sees
+
+
+def test_a_silent_bracelet_and_a_low_battery_are_flagged_before_they_become_an_emergency(app):   # noqa: F811
+    """A bracelet switched off or taken from its wearer sends nothing: the office sees it."""
+    now = time.time()
+    for num, label, heard, level, external in ((11, "Amina D.", now - 60, 80, 0), (12, "Bashir K.", now - 3 * 3600, 90, 0),
+                                               (13, "Chen L.", now - 60, 12, 0), (14, "Dara N.", now - 60, None, 1)):
+        _write(app, "INSERT INTO nodes (num, node_id, long_name, short_name, first_heard, last_heard, battery_level, "
+                    "external_power) VALUES (?, ?, ?, 'X', 0, ?, ?, ?)", (num, f"!{num:08x}", label, heard, level, external))
+        _write(app, "INSERT INTO bracelets (node_num, label, added_at) VALUES (?, ?, 0)", (num, label))
+    c = app.test_client()
+    login(c, "viewer")
+    found = {p["key"]: p["text"] for p in c.get("/api/state").get_json()["banner"]}
+    assert found["silent-bracelets"] == "Silent bracelets: Bashir K."
+    assert found["low-battery"] == "Low battery: Chen L. (12%)"
+    page = c.get("/wearers/").get_data(as_text=True)
+    assert page.count('class="warn silent"') == 1 and page.count('class="warn low-battery"') == 1
+    assert "external power" in page
