@@ -45,14 +45,17 @@ def incident_map(db, row: dict) -> dict:
     if row["lat"] is not None and (not track or track[-1] != (row["lat"], row["lon"])):
         track.append((row["lat"], row["lon"]))
     if not track:
-        return {"map_layers": None, "grid": None, "track_json": "[]", "uncovered": False, "cell_json": "null"}
+        return {"map_layers": None, "grid": None, "track_json": "[]", "uncovered": False, "cell_json": "null",
+                "grid_origin": None}
     station = db.execute("SELECT lat, lon FROM positions WHERE node_num IS NULL ORDER BY id DESC LIMIT 1").fetchone()
     origin, label = ((station[0], station[1]), _("station")) if station else (track[0], _("first fix"))
     grid = maps.grid_svg(origin, label, [(lat, lon, row["name"] or row["node_id"]) for lat, lon in track],
                          caption=_("positions relative to {origin}", origin=label))
     described = maps.describe(current_app.station_config.database_path)
     layers = [_layer(name, info) for name, info in described if _covers(info, track[-1])]
-    return {"map_layers": json.dumps(layers) if layers else None, "grid": Markup(grid),
+    # The notes under the grid name its real centre: without a station fix it is her first fix,
+    # and "from the station" would send someone the wrong distance.
+    return {"map_layers": json.dumps(layers) if layers else None, "grid": Markup(grid), "grid_origin": label,
             "track_json": json.dumps(track), "uncovered": bool(described) and not layers,
             "cell_json": json.dumps(cell_of(row))}
 

@@ -158,7 +158,7 @@ def test_incident_page_shows_the_grid_without_a_map_and_leaflet_with_one(app):  
     login(c, "viewer")
     page = c.get("/alerts/1").get_data(as_text=True)
     assert '<svg xmlns="http://www.w3.org/2000/svg" class="grid"' in page and "station" in page and " km, " in page
-    assert "No map installed" in page and 'id="map"' not in page
+    assert "No map installed" in page and 'id="map"' not in page and "relative to the station" in page
     db_path = app.station_config.database_path
     # A country map (to zoom 1), a town map (to zoom 2) around the track, one elsewhere.
     maps.import_file(make_pmtiles(db_path.parent / "country.pmtiles", pyramid(1)), db_path)
@@ -187,6 +187,8 @@ def test_the_grid_is_drawn_when_no_imported_map_covers_the_position(app):   # no
     login(c, "viewer")
     page = c.get("/alerts/1").get_data(as_text=True)
     assert 'id="map"' not in page and 'class="grid"' in page and "do not cover this position" in page
+    # No station fix: the grid is centred on her first fix, and every note under it says so.
+    assert "relative to the first fix" in page and "relative to the station" not in page
 
 
 def test_leaflet_comes_from_debian_and_paths_stay_inside_its_folder(app):   # noqa: F811
