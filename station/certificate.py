@@ -28,6 +28,17 @@ def fingerprint(path: Path | str) -> str:
     return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
 
 
+def shown(cfg) -> str | None:
+    """What the console shows coordinators to compare with their browser: the configured
+    certificate's fingerprint, why it cannot be read, or None when there is none."""
+    if not cfg.console["certificate"]:
+        return None
+    try:
+        return fingerprint(cfg.console["certificate"])
+    except CertificateError as e:
+        return str(e)
+
+
 def loopback(host: str) -> bool:
     if host == "localhost":
         return True

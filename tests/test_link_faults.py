@@ -174,7 +174,9 @@ def test_handshake_that_never_completes_fails_within_our_timeout_not_thirty_seco
 
 @pytest.mark.slow          # two handshake timeouts, as in the field
 def test_a_handshake_answered_with_another_id_is_restarted_and_her_alert_arrives_within_the_bound(harness):
-    """A radio that answers the handshake with a stale id (an earlier want_config's): the library
+    """A radio that answers the handshake with a stale id (an earlier want_config's: the firmware ends
+    the stream with whatever config_nonce holds, and each want_config_id overwrites it, PhoneAPI.cpp:186
+    and :626 in v2.7.26): the library
     waits for its own id forever. The station starts the handshake again after its handshake
     timeout, so the alert she sent meanwhile is stored within a few handshake timeouts, not
     minutes later."""

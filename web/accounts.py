@@ -3,12 +3,12 @@ or role, and their sessions ended, all in the browser (passwords only ever in pa
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
 from station import users
-from web.i18n import gettext as _, message
+from web.i18n import gettext as _
 from web.security import require
-from web.transactions import write
+from web.transactions import act
 
 bp = Blueprint("accounts", __name__, url_prefix="/users")
 
@@ -22,14 +22,7 @@ def index():
 
 
 def _do(fn, done: str):
-    actor = f"console:{g.user.name}"
-    try:
-        write(current_app.station_db(), lambda d: fn(d, current_app.station_now(), actor))
-    except users.UserError as e:
-        flash(message(e), "error")
-    else:
-        flash(done, "ok")
-    return redirect(url_for("accounts.index"))
+    return act(fn, done, url_for("accounts.index"))
 
 
 @bp.route("/add", methods=["POST"])
@@ -40,7 +33,7 @@ def add():
     if password != f.get("again", ""):
         flash(_("The two passwords differ."), "error")
         return redirect(url_for("accounts.index"))
-    return _do(lambda d, at, actor: users.add(d, name, role, password, at, actor),
+    return _do(lambda d, actor, at: users.add(d, name, role, password, at, actor),
                _("user {name} added ({role})", name=name, role=_(role)))
 
 
@@ -53,15 +46,15 @@ def change(name: str, action: str):
         if password != f.get("again", ""):
             flash(_("The two passwords differ."), "error")
             return redirect(url_for("accounts.index"))
-        return _do(lambda d, at, actor: users.set_password(d, name, password, at, actor),
+        return _do(lambda d, actor, at: users.set_password(d, name, password, at, actor),
                    _("password of {name} changed; its sessions ended", name=name))
     actions = {
-        "role": (lambda d, at, actor: users.set_role(d, name, f.get("role", ""), at, actor),
+        "role": (lambda d, actor, at: users.set_role(d, name, f.get("role", ""), at, actor),
                  _("{name} is now {role}", name=name, role=_(f.get("role", "")))),
-        "disable": (lambda d, at, actor: users.set_disabled(d, name, True, at, actor), _("{name} disabled", name=name)),
-        "enable": (lambda d, at, actor: users.set_disabled(d, name, False, at, actor), _("{name} enabled", name=name)),
-        "unlock": (lambda d, at, actor: users.unlock(d, name, at, actor), _("{name} unlocked", name=name)),
-        "revoke": (lambda d, at, actor: users.revoke(d, name, at, actor), _("sessions of {name} ended", name=name)),
+        "disable": (lambda d, actor, at: users.set_disabled(d, name, True, at, actor), _("{name} disabled", name=name)),
+        "enable": (lambda d, actor, at: users.set_disabled(d, name, False, at, actor), _("{name} enabled", name=name)),
+        "unlock": (lambda d, actor, at: users.unlock(d, name, at, actor), _("{name} unlocked", name=name)),
+        "revoke": (lambda d, actor, at: users.revoke(d, name, at, actor), _("sessions of {name} ended", name=name)),
     }
     if action not in actions:
         return redirect(url_for("accounts.index"))

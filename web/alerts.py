@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
-
 import datetime
 
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+
 from station import incidents, nodeids, queries, trust
-from web.transactions import write
 from station.relay import outbox
-from web.i18n import N_, gettext as _, message
+from web.i18n import N_, gettext as _
 from web.maps import incident_map
 from web.security import require
+from web.transactions import act
 
 bp = Blueprint("alerts", __name__)
 PAGE = 50      # alerts a page: duress and verified wearers' first (queries.alerts)
@@ -74,14 +73,7 @@ def incident(iid: int):
 
 
 def _act(iid: int, fn, done: str):
-    actor = f"console:{g.user.name}"
-    try:
-        write(current_app.station_db(), lambda d: fn(d, actor, current_app.station_now()))
-    except (incidents.IncidentError, outbox.OutboxError) as e:
-        flash(message(e), "error")
-    else:
-        flash(done, "ok")
-    return redirect(url_for("alerts.incident", iid=iid))
+    return act(fn, done, url_for("alerts.incident", iid=iid))
 
 
 @bp.route("/alerts/<int:iid>/ack", methods=["POST"])

@@ -85,4 +85,4 @@ def page_state() -> dict:
     last = db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
     return {"open": [r[0] for r in rows], "duress": [r[0] for r in rows if r[1]], "last_event": last,
             "banner": banner.as_json(banner.problems(current_app.station_config.database_path, db,
-                                                     current_app.station_config))}
+                                                     current_app.station_config, current_app.station_now()))}

@@ -6,7 +6,7 @@ import hmac
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 
-from station import users
+from station import certificate, users
 from web import first_run
 from web.i18n import gettext as _, message
 from web.security import local_target
@@ -55,8 +55,7 @@ def login():
 
 
 def _fingerprint() -> str | None:
-    from web.pages import certificate_fingerprint
-    return certificate_fingerprint(current_app.station_config) if request.scheme == "https" else None
+    return certificate.shown(current_app.station_config) if request.scheme == "https" else None
 
 
 @bp.route("/setup", methods=["GET", "POST"])
@@ -86,7 +85,8 @@ def setup():
             error = _("The two passwords differ.")
         else:
             try:
-                write(db, lambda d: first_run.create_admin(d, name, password, current_app.station_now(), _client()))
+                write(db, lambda d: users.add_first_admin(d, name, password, current_app.station_now(),
+                                                      f"setup from {_client()}"))
             except users.UserError as e:
                 error = message(e)
             else:

@@ -8,6 +8,7 @@ writes no event the live stream could carry.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 
 from station import queries, runtime
@@ -27,16 +28,16 @@ class Problem:
     remedy: str
 
 
-def problems(database, db, cfg=None) -> list[Problem]:
-    """The daemon first; what its snapshot says only while it is fresh; what the database says always."""
+def problems(database, db, cfg=None, now: float | None = None) -> list[Problem]:
+    """The daemon first; what its snapshot says only while it is fresh; what the database says
+    always. `now` is the station's clock (the wearers page flags on the same one)."""
     out = _daemon(database)
-    return out + _uncertain(db) + (_bracelets(db, cfg) if cfg is not None else [])
+    return out + _uncertain(db) + (_bracelets(db, cfg, now or time.time()) if cfg is not None else [])
 
 
-def _bracelets(db, cfg) -> list[Problem]:
-    import time
+def _bracelets(db, cfg, now: float) -> list[Problem]:
     c = cfg.console
-    w = queries.worries(db, time.time(), c["silent_after_min"] * 60, c["low_battery_percent"])
+    w = queries.worries(db, now, c["silent_after_min"] * 60, c["low_battery_percent"])
     out = []
     if w["silent"]:
         out.append(Problem(WARNING, "silent-bracelets",

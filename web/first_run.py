@@ -9,7 +9,6 @@ import os
 import secrets
 from pathlib import Path
 
-from station import users
 from station.config import Config
 
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"     # no 0/O or 1/I to misread off a screen
@@ -42,7 +41,3 @@ def code(cfg: Config) -> str:
 
 def forget(cfg: Config) -> None:
     code_path(cfg).unlink(missing_ok=True)
-
-
-def create_admin(db, name: str, password: str, at: float, client: str) -> None:
-    users.add_first_admin(db, name, password, at, f"setup from {client}")

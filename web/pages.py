@@ -25,16 +25,6 @@ def nodes():
     return render_template("nodes.html", nodes=queries.nodes(current_app.station_db()))
 
 
-def certificate_fingerprint(cfg) -> str | None:
-    """What coordinators compare with their browser's certificate viewer before they trust it."""
-    if not cfg.console["certificate"]:
-        return None
-    try:
-        return certificate.fingerprint(cfg.console["certificate"])
-    except certificate.CertificateError as e:
-        return str(e)
-
-
 def _read(path: str) -> str | None:
     try:
         return Path(path).read_text().strip()
@@ -125,7 +115,7 @@ def health():
         _("checked at"): time.strftime("%Y-%m-%d %H:%M:%S"),
         _("host"): os.uname().nodename,
         _("Retention"): _retention(status.get("retention"), cfg),
-        _("HTTPS certificate (SHA-256)"): certificate_fingerprint(cfg) or _("none: the console is only on this machine"),
+        _("HTTPS certificate (SHA-256)"): certificate.shown(cfg) or _("none: the console is only on this machine"),
     }
     findings = [_finding(f) for f in status.get("radio_findings") or []]
     return render_template("health.html", s=status, facts=facts, findings=findings)

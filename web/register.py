@@ -12,7 +12,7 @@ from station import nodeids, registry
 from station.pins import PinError, PinPolicy
 from web.i18n import gettext as _, message
 from web.security import require
-from web.transactions import write
+from web.transactions import act, write
 
 bp = Blueprint("register", __name__, url_prefix="/wearers")
 
@@ -60,13 +60,7 @@ def new():
 
 
 def _change(num: int, fn, done: str):
-    try:
-        write(current_app.station_db(), lambda d: fn(d, current_app.station_now()))
-    except (ValueError, PinError) as e:
-        flash(message(e), "error")
-    else:
-        flash(done, "ok")
-    return redirect(url_for("wearers.edit", num=num))
+    return act(fn, done, url_for("wearers.edit", num=num))
 
 
 @bp.route("/<int:num>/pins", methods=["POST"])
@@ -77,13 +71,13 @@ def pins(num: int):
     except ValueError as e:
         flash(message(e), "error")
         return redirect(url_for("wearers.edit", num=num))
-    return _change(num, lambda d, at: registry.set_pins(d, num, hashes, _actor(), at), _("PINs saved"))
+    return _change(num, lambda d, actor, at: registry.set_pins(d, num, hashes, actor, at), _("PINs saved"))
 
 
 @bp.route("/<int:num>/label", methods=["POST"])
 @require("wearers")
 def label(num: int):
-    return _change(num, lambda d, at: registry.set_label(d, num, request.form.get("label", ""), _actor(), at),
+    return _change(num, lambda d, actor, at: registry.set_label(d, num, request.form.get("label", ""), actor, at),
                    _("label saved"))
 
 

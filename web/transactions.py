@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import sqlite3
 
+from flask import current_app, flash, g, redirect
 from werkzeug.exceptions import ServiceUnavailable
 
-from web.i18n import gettext as _
+from station.errors import Refusal
+from web.i18n import gettext as _, message
 
 
 class DatabaseBusy(ServiceUnavailable):
@@ -39,3 +41,16 @@ def write(db, fn):
     except BaseException:
         db.execute("ROLLBACK")
         raise
+
+
+def act(fn, done: str, back: str, refusals: tuple[type[Exception], ...] = (Refusal,)):
+    """One console action: `fn(db, actor, at)` in its own transaction, stamped with the logged-in
+    user and the station's clock; a refusal from the station's core is flashed as an error (in
+    the reader's language), success as `done`; then back to the page at `back`."""
+    try:
+        write(current_app.station_db(), lambda d: fn(d, f"console:{g.user.name}", current_app.station_now()))
+    except refusals as e:
+        flash(message(e), "error")
+    else:
+        flash(done, "ok")
+    return redirect(back)

@@ -47,37 +47,19 @@ def register(cli: click.Group) -> None:
         _change(ctx, lambda d, at, actor: users.set_role(d, name, role, at, actor))
         click.echo(f"{name} is now {role}")
 
-    @grp.command("disable")
-    @click.argument("name")
-    @click.pass_context
-    def disable_cmd(ctx, name: str) -> None:
-        """Stop an account logging in; its sessions end at once."""
-        _change(ctx, lambda d, at, actor: users.set_disabled(d, name, True, at, actor))
-        click.echo(f"{name} disabled")
-
-    @grp.command("enable")
-    @click.argument("name")
-    @click.pass_context
-    def enable_cmd(ctx, name: str) -> None:
-        """Let a disabled account log in again."""
-        _change(ctx, lambda d, at, actor: users.set_disabled(d, name, False, at, actor))
-        click.echo(f"{name} enabled")
-
-    @grp.command("unlock")
-    @click.argument("name")
-    @click.pass_context
-    def unlock_cmd(ctx, name: str) -> None:
-        """Lift the login locks that wrong passwords put on an account."""
-        n = _change(ctx, lambda d, at, actor: users.unlock(d, name, at, actor))
-        click.echo(f"{name} unlocked ({n} client(s) were locked out)")
-
-    @grp.command("revoke")
-    @click.argument("name")
-    @click.pass_context
-    def revoke_cmd(ctx, name: str) -> None:
-        """End every console session of an account (a lost phone, a stolen laptop)."""
-        n = _change(ctx, lambda d, at, actor: users.revoke(d, name, at, actor))
-        click.echo(f"{n} session(s) of {name} ended")
+    # The account actions that take only its name: what each says, does, and prints (n: its count).
+    by_name = {
+        "disable": ("Stop an account logging in; its sessions end at once.",
+                    lambda d, name, at, actor: users.set_disabled(d, name, True, at, actor), "{name} disabled"),
+        "enable": ("Let a disabled account log in again.",
+                   lambda d, name, at, actor: users.set_disabled(d, name, False, at, actor), "{name} enabled"),
+        "unlock": ("Lift the login locks that wrong passwords put on an account.", users.unlock,
+                   "{name} unlocked ({n} client(s) were locked out)"),
+        "revoke": ("End every console session of an account (a lost phone, a stolen laptop).", users.revoke,
+                   "{n} session(s) of {name} ended"),
+    }
+    for command, (help_text, change, said) in by_name.items():
+        _by_name(grp, command, help_text, change, said)
 
     @grp.command("setup-code")
     @click.pass_context
@@ -103,6 +85,15 @@ def register(cli: click.Group) -> None:
                 ", ".join(x for x in ("disabled" if r["disabled"] else "",
                                       f"locked for {r['locked_clients']} client(s)" if r["locked_clients"] else "") if x)]
                for r in rows], ["NAME", "ROLE", "CREATED", "LAST LOGIN", "SESSIONS", ""])
+
+
+def _by_name(grp: click.Group, command: str, help_text: str, change, said: str) -> None:
+    @grp.command(command, help=help_text)
+    @click.argument("name")
+    @click.pass_context
+    def cmd(ctx, name: str) -> None:
+        n = _change(ctx, lambda d, at, actor: change(d, name, at, actor))
+        click.echo(said.format(name=name, n=n))
 
 
 def _password(from_stdin: bool) -> str:
