@@ -40,6 +40,7 @@ from station.storage.lock import DaemonLock
 from station.storage import timebase
 from station.storage.spool import Spool
 from station.storage.writer import Writer
+from station.wording import Wording
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +177,7 @@ class Station:
             keyed = registry.key_pin_hashes(db, key)
             if keyed:
                 incidents.log_event(db, None, at, "station", "PIN hashes keyed",
-                                    f"{keyed} PIN hashes keyed with the station's PIN key")
+                                    Wording("{n} PIN hashes keyed with the station's PIN key", n=keyed))
             others = registry.pins_under_other_keys(db, key)
             if others:
                 log.error("the PINs of %d bracelets were set with another PIN key than %s: their cancels "
@@ -351,8 +352,10 @@ class Station:
                        if old.get(k) != snapshot.get(k)]
             if changed:
                 incidents.log_event(db, None, at, "station", "radio identified",
-                                    f"{snapshot['hw_model']} firmware {snapshot['firmware']}, {snapshot['region']} "
-                                    f"{snapshot['preset']}" + (f" (changed: {', '.join(changed)})" if old else ""))
+                                    Wording("{model} firmware {firmware}, {region} {preset}{changed}", model=snapshot["hw_model"],
+                                            firmware=snapshot["firmware"], region=snapshot["region"],
+                                            preset=snapshot["preset"],
+                                            changed=Wording(" (changed: {what})", what=", ".join(changed)) if old else ""))
         self.writer.submit(job, name="radio-info")
 
     def _job_configure(self, args: dict, by: str) -> dict:

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-from station import pins, press_tests, registry, trust
+from station import pins, press_tests, registry, trust, wording
 from station.decode.packets import Alert, Position
 from station.errors import Refusal
+from station.wording import Wording
 
 OPEN, ACKNOWLEDGED, RESOLVED = "open", "acknowledged", "resolved"
 RESOLUTIONS = ("safe", "false_alarm", "drill")
@@ -30,8 +31,10 @@ class Effect:
 
 def log_event(db: sqlite_utils.Database, incident_id: int | None, at: float, actor: str, action: str,
               detail: str = "") -> None:
-    db.execute("INSERT INTO events (incident_id, at, actor, action, detail) VALUES (?,?,?,?,?)",
-               (incident_id, at, actor, action, detail))
+    """Append to the event log. `action` and `detail` are plain text or `Wording`s; a wording's
+    template and values are kept so the console shows it in the reader's language."""
+    db.execute("INSERT INTO events (incident_id, at, actor, action, detail, wording) VALUES (?,?,?,?,?,?)",
+               (incident_id, at, actor, action, detail, wording.stored(action, detail)))
 
 
 def _open_incident_of(db: sqlite_utils.Database, num: int, *, verified: bool = True) -> tuple | None:
@@ -97,9 +100,12 @@ def raise_alert(db: sqlite_utils.Database, num: int, alert: Alert, at: float, *,
         (num, at, at, alert.source, v.trust, int(drill), lat, lon, fix_at, fix_source, packet_row,
          alert.text[:200], bits, v.proof.how, v.proof.reason or None))
     iid = cur.lastrowid
-    detail = f"{alert.source}; trust {v.trust}" + (f" ({v.proof.reason})" if v.proof.reason and v.registered else "") \
-        + (f"; proven by {'her key' if v.proof.how == trust.KEY else 'the office channel'}" if verified else "") \
-        + ("; drill" if drill else "")
+    # Pieces that may be absent are wordings of their own, so each is translated whole.
+    detail = Wording("{source}; trust {trust}{reason}{proof}{drill}", source=alert.source, trust=v.trust,
+                     reason=Wording(" ({reason})", reason=v.proof.reason) if v.proof.reason and v.registered else "",
+                     proof=(Wording("; proven by her key") if v.proof.how == trust.KEY else
+                            Wording("; proven by the office channel")) if verified else "",
+                     drill=Wording("; drill") if drill else "")
     log_event(db, iid, at, "wearer" if verified else "sender", "alert opened", detail)
     return Effect("opened", iid, num, v.trust)
 
@@ -117,7 +123,7 @@ def _press_test(db: sqlite_utils.Database, test: int, num: int, alert: Alert, at
         (num, at, at, alert.source, at, trust_level, lat, lon, at if fix else None,
          fix.source if fix else None, packet_row, alert.text[:200], bits))
     iid = cur.lastrowid
-    log_event(db, iid, at, "wearer", "alert opened", f"{alert.source}; press test")
+    log_event(db, iid, at, "wearer", "alert opened", Wording("{source}; press test", source=alert.source))
     press_tests.passed(db, test, iid, packet_row, at)
     return Effect("press_test", iid, num, trust_level)
 
@@ -143,13 +149,14 @@ def cancel_request(db: sqlite_utils.Database, num: int, at: float) -> CancelChec
     locked after wrong PINs."""
     current = _open_incident_of(db, num, verified=True)
     if current is None:
-        log_event(db, None, at, "wearer", "cancel without open alert", f"node !{num:08x}")
+        log_event(db, None, at, "wearer", "cancel without open alert", Wording("node {node}", node=f"!{num:08x}"))
         return None
     iid = current[0]
     locked = db.execute("SELECT pin_locked_until FROM bracelets WHERE node_num=?", (num,)).fetchone()
     if locked and locked[0] and locked[0] > at:
         log_event(db, iid, at, "wearer", "cancel ignored",
-                  f"PIN entry locked for {locked[0] - at:.0f} s more after {MAX_WRONG_PINS} wrong PINs")
+                  Wording("PIN entry locked for {n} s more after {wrong} wrong PINs", n=f"{locked[0] - at:.0f}",
+                          wrong=MAX_WRONG_PINS))
         return None
     cancel_hash, duress_hash = registry.pin_hashes(db, num)
     return CancelCheck(iid, num, cancel_hash, duress_hash)
@@ -169,23 +176,23 @@ def apply_cancel(db: sqlite_utils.Database, check: CancelCheck, outcome: str, at
     iid, num = check.incident_id, check.node_num
     row = db.execute("SELECT state, cover FROM incidents WHERE id=?", (iid,)).fetchone()
     if row is None or row[0] == RESOLVED or row[1]:
-        log_event(db, None, at, "wearer", "cancel without open alert", f"node !{num:08x}")
+        log_event(db, None, at, "wearer", "cancel without open alert", Wording("node {node}", node=f"!{num:08x}"))
         return None
     if outcome in ("duress", "cancel"):
         db.execute("UPDATE bracelets SET pin_failures=0, pin_locked_until=NULL WHERE node_num=?", (num,))
     if outcome == "duress":
         db.execute("UPDATE incidents SET duress=1, cover=1, state='open', acknowledged_at=NULL, "
                    "acknowledged_by=NULL WHERE id=?", (iid,))
-        log_event(db, iid, at, "wearer", "DURESS", "cancel sent with the duress PIN: escalated; outside the office "
-                                                   "it looks cancelled")
+        log_event(db, iid, at, "wearer", "DURESS", Wording("cancel sent with the duress PIN: escalated; outside the "
+                                                           "office it looks cancelled"))
         return Effect("duress", iid, num, trust.REGISTERED)
     if outcome == "cancel":
         db.execute("UPDATE incidents SET state='resolved', resolution='safe', resolved_at=?, resolved_by='wearer' "
                    "WHERE id=?", (at, iid))
-        log_event(db, iid, at, "wearer", "resolved", "safe (cancel with PIN)")
+        log_event(db, iid, at, "wearer", "resolved", Wording("safe (cancel with PIN)"))
         return Effect("cancelled", iid, num, trust.REGISTERED)
     if outcome == "no PIN":
-        log_event(db, iid, at, "wearer", "cancel rejected", "no PIN is registered for this bracelet")
+        log_event(db, iid, at, "wearer", "cancel rejected", Wording("no PIN is registered for this bracelet"))
         return Effect("cancel_rejected", iid, num, trust.REGISTERED)
     failures, last = db.execute("SELECT pin_failures, pin_failed_at FROM bracelets WHERE node_num=?",
                                 (num,)).fetchone()
@@ -193,10 +200,12 @@ def apply_cancel(db: sqlite_utils.Database, check: CancelCheck, outcome: str, at
     locked = failures >= MAX_WRONG_PINS
     db.execute("UPDATE bracelets SET pin_failures=?, pin_failed_at=?, pin_locked_until=? WHERE node_num=?",
                (0 if locked else failures, at, at + PIN_LOCK_S if locked else None, num))
-    log_event(db, iid, at, "wearer", "cancel rejected", f"wrong PIN ({failures} of {MAX_WRONG_PINS})")
+    log_event(db, iid, at, "wearer", "cancel rejected",
+              Wording("wrong PIN ({n} of {limit})", n=failures, limit=MAX_WRONG_PINS))
     if locked:
         log_event(db, iid, at, "station", "PIN entry locked",
-                  f"{MAX_WRONG_PINS} wrong PINs: cancels from !{num:08x} are ignored for {PIN_LOCK_S / 60:.0f} min")
+                  Wording("{n} wrong PINs: cancels from {node} are ignored for {minutes} min", n=MAX_WRONG_PINS,
+                          node=f"!{num:08x}", minutes=f"{PIN_LOCK_S / 60:.0f}"))
     return Effect("cancel_rejected", iid, num, trust.REGISTERED)
 
 
@@ -248,7 +257,8 @@ def resolve(db: sqlite_utils.Database, iid: int, resolution: str, actor: str, at
     db.execute("UPDATE incidents SET state='resolved', resolution=?, resolved_at=?, resolved_by=?, "
                "drill = CASE WHEN ?='drill' THEN 1 ELSE drill END WHERE id=?",
                (resolution, at, actor, resolution, iid))
-    log_event(db, iid, at, actor, "resolved", resolution + (f": {reason}" if reason else ""))
+    log_event(db, iid, at, actor, "resolved",
+              Wording("{resolution}: {reason}", resolution=resolution, reason=reason) if reason else resolution)
     return Effect("resolved", iid)
 
 

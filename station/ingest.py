@@ -29,6 +29,7 @@ from station.radio import firmware
 from station.storage import records
 from station.storage.spool import Spool
 from station.storage.writer import Writer
+from station.wording import Wording
 
 if TYPE_CHECKING:
     from station.receipts import MemoryReceipt
@@ -273,11 +274,12 @@ class Ingest:
             previous = records.node_info(db, num, info)
             if previous:
                 incidents.log_event(db, None, at, "station", "public key changed",
-                                    f"!{num:08x} announced a different key")
+                                    Wording("{node} announced a different key", node=f"!{num:08x}"))
             if v.trust == trust.IMPOSTOR:
                 db.execute("UPDATE nodes SET key_mismatch=1 WHERE num=?", (num,))
                 incidents.log_event(db, None, at, "station", "impostor suspected",
-                                    f"!{num:08x} announces a name that looks like a registered bracelet's")
+                                    Wording("{node} announces a name that looks like a registered bracelet's",
+                                            node=f"!{num:08x}"))
             return
         _, pinned = trust.pinned_key(db, num)
         if not v.proof.ok:
@@ -298,11 +300,13 @@ class Ingest:
         db.execute("UPDATE nodes SET spoofed = spoofed + 1, spoofed_at=? WHERE num=?", (at, num))
         if not last or not last[0] or at - last[0] > SPOOF_NOTE_EVERY_S:
             incidents.log_event(db, None, at, "station", "impostor suspected",
-                                f"a packet claims registered bracelet !{num:08x} and proves nothing: {reason}")
+                                Wording("a packet claims registered bracelet {node} and proves nothing: {reason}",
+                                        node=f"!{num:08x}", reason=reason))
 
     def _note_unsealed_cancel(self, db, num: int, at: float) -> None:
         incidents.log_event(db, None, at, "wearer", "cancel ignored",
-                            f"!{num:08x}: a cancel counts only as a direct message sealed with the bracelet's key")
+                            Wording("{node}: a cancel counts only as a direct message sealed with the bracelet's key",
+                                    node=f"!{num:08x}"))
 
     def _queue_receipts(self, db, effects: list[incidents.Effect], num: int, at: float,
                         packet_id: int | None = None) -> None:
@@ -327,7 +331,7 @@ class Ingest:
             if e.trust == trust.UNREGISTERED and records.receipts_to_strangers(db, at - 3600) >= \
                     STRANGER_RECEIPTS_PER_HOUR:
                 incidents.log_event(db, e.incident_id, at, "station", "receipt skipped",
-                                    f"more than {STRANGER_RECEIPTS_PER_HOUR} receipts to unregistered senders this hour")
+                                    Wording("more than {n} receipts to unregistered senders this hour", n=STRANGER_RECEIPTS_PER_HOUR))
                 continue
             # A duress's receipt is a cancel's in every respect, its kind included: the same spacing
             # and "sent moments ago" rules then apply to both (receipts.py).

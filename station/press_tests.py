@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from station.nodeids import node_id
+from station.wording import Wording
 
 WINDOW_S = 60.0
 
@@ -53,7 +54,7 @@ def start(db: sqlite_utils.Database, num: int, by: str, at: float, window_s: flo
     cur = db.execute("INSERT INTO press_tests (node_num, requested_by, started_at, expires_at, state) "
                      "VALUES (?,?,?,?, 'waiting')", (num, by, at, at + window_s))
     incidents().log_event(db, None, at, by, "press test started",
-                          f"{node_id(num)}: {window_s:.0f} s to press the button")
+                          Wording("{node}: {n} s to press the button", node=node_id(num), n=f"{window_s:.0f}"))
     return cur.lastrowid
 
 
@@ -72,7 +73,8 @@ def passed(db: sqlite_utils.Database, test_id: int, incident_id: int, packet_row
                (at, incident_id, hops, snr, rssi, test_id))
     t = get(db, test_id)
     incidents().log_event(db, incident_id, at, "wearer", "press-tested",
-         f"{node_id(t.node_num)}: press heard {at - t.started_at:.0f} s after the test began, {t.path()}")
+         Wording("{node}: press heard {n} s after the test began, {path}", node=node_id(t.node_num),
+                 n=f"{at - t.started_at:.0f}", path=t.path()))
 
 
 def expire(db: sqlite_utils.Database, test_id: int, at: float) -> bool:
@@ -80,7 +82,7 @@ def expire(db: sqlite_utils.Database, test_id: int, at: float) -> bool:
     if cur.rowcount:
         t = get(db, test_id)
         incidents().log_event(db, None, at, t.requested_by, "press test failed",
-             f"{node_id(t.node_num)}: no press heard within {t.expires_at - t.started_at:.0f} s")
+             Wording("{node}: no press heard within {n} s", node=node_id(t.node_num), n=f"{t.expires_at - t.started_at:.0f}"))
     return bool(cur.rowcount)
 
 

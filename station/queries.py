@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlite_utils
 
-from station import runtime
+from station import registry, runtime
 from station.storage import records
 
 RUNNING_IF_FRESHER_THAN_S = 10.0
@@ -40,7 +40,7 @@ def alerts(db: sqlite_utils.Database, *, include_resolved: bool = False, limit: 
     where = ("WHERE " + " AND ".join(terms)) if terms else ""
     rows = _rows(db, f"""
         SELECT i.id, i.node_num, printf('!%08x', i.node_num) AS node_id,
-               COALESCE(b.label, n.long_name) AS name, i.state, i.resolution, i.trust, i.duress, i.drill,
+               {registry.INCIDENT_LABEL} AS name, i.state, i.resolution, i.trust, i.duress, i.drill,
                i.source, i.press_count, i.opened_at, i.last_press_at, i.lat, i.lon, i.fix_at, i.fix_source,
                i.acknowledged_by, i.acknowledged_at, i.resolved_by, i.resolved_at
         FROM incidents i LEFT JOIN bracelets b ON b.node_num=i.node_num LEFT JOIN nodes n ON n.num=i.node_num
@@ -56,7 +56,7 @@ def alert(db: sqlite_utils.Database, iid: int) -> dict | None:
     row = _one_alert(db, iid)
     if row is None:
         return None
-    row["events"] = _rows(db, "SELECT at, actor, action, detail FROM events WHERE incident_id=? ORDER BY id", (iid,))
+    row["events"] = _rows(db, "SELECT at, actor, action, detail, wording FROM events WHERE incident_id=? ORDER BY id", (iid,))
     row["positions"] = _rows(db, """SELECT received_at, fix_at, lat, lon, alt, sats, precision_bits, source, cached
         FROM positions WHERE node_num=? AND received_at >= ? ORDER BY id""", (row["node_num"], row["opened_at"] - 3600))
     row["receipts"] = _rows(db, "SELECT kind, text, state, reason, packet_id, attempts, updated_at FROM receipts "
@@ -67,8 +67,8 @@ def alert(db: sqlite_utils.Database, iid: int) -> dict | None:
 
 
 def _one_alert(db: sqlite_utils.Database, iid: int) -> dict | None:
-    found = _rows(db, """
-        SELECT i.*, printf('!%08x', i.node_num) AS node_id, COALESCE(b.label, n.long_name) AS name,
+    found = _rows(db, f"""
+        SELECT i.*, printf('!%08x', i.node_num) AS node_id, {registry.INCIDENT_LABEL} AS name,
                n.short_name, n.hw_model, n.snr, n.rssi, n.hops
         FROM incidents i LEFT JOIN bracelets b ON b.node_num=i.node_num LEFT JOIN nodes n ON n.num=i.node_num
         WHERE i.id=?""", (iid,))

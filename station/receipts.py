@@ -34,6 +34,7 @@ from station.radio.link import LinkDown
 from station.radio.reasons import plain  # noqa: F401  (the console shows receipts' reasons with it)
 from station.storage import db as dbmod
 from station.storage.writer import Writer
+from station.wording import Wording
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ def record_answer(db: sqlite_utils.Database, packet_id: int, sender: int, error:
     rid, node, state, attempts, incident_id = row
     if not proven:
         log_event(db, incident_id, at, "station", "receipt answer ignored",
-                  f"{error} from !{sender:08x}, heard off the office channel")
+                  Wording("{error} from {node}, heard off the office channel", error=error, node=f"!{sender:08x}"))
         return True, None
     if sender == node:
         if error == "NONE":

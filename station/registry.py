@@ -17,6 +17,7 @@ import sqlite_utils
 from station import pins
 from station.errors import Refusal
 from station.trust import IMPOSTOR, REGISTERED, UNREGISTERED, UNVERIFIED
+from station.wording import Wording
 
 TRUST = (REGISTERED, UNVERIFIED, UNREGISTERED, IMPOSTOR)
 
@@ -86,8 +87,9 @@ def set_pins(db: sqlite_utils.Database, num: int, pin_hashes: tuple[str | None, 
                   (*pin_hashes, num)).rowcount != 1:
         raise RegistryError("{node} is not registered (station bracelets add first)", node=f"!{num:08x}")
     from station.incidents import log_event       # incidents imports this module
-    log_event(db, None, at, actor, "PINs set", f"!{num:08x}: cancel {'set' if pin_hashes[0] else 'none'}, "
-                                               f"duress {'set' if pin_hashes[1] else 'none'}")
+    log_event(db, None, at, actor, "PINs set", Wording("{node}: cancel PIN {cancel}, duress PIN {duress}", node=f"!{num:08x}",
+                                                       cancel="set" if pin_hashes[0] else "none",
+                                                       duress="set" if pin_hashes[1] else "none"))
 
 
 def remove(db: sqlite_utils.Database, num: int) -> bool:
@@ -103,18 +105,36 @@ def set_label(db: sqlite_utils.Database, num: int, label: str, actor: str, at: f
         raise RegistryError("{node} is not registered (station bracelets add first)", node=f"!{num:08x}")
     db.execute("UPDATE bracelets SET label=? WHERE node_num=?", (label, num))
     from station.incidents import log_event
-    log_event(db, None, at, actor, "bracelet renamed", f"!{num:08x}: {old[0]} -> {label}")
+    log_event(db, None, at, actor, "bracelet renamed", Wording("{node}: {old} -> {new}", node=f"!{num:08x}", old=old[0], new=label))
 
 
 def retire(db: sqlite_utils.Database, num: int, actor: str, at: float) -> None:
     """The bracelet leaves the registry (returned, lost, given to someone else): from now on what
-    comes from its number proves nothing. Its past alerts stay, with the event that says so."""
-    old = db.execute("SELECT label FROM bracelets WHERE node_num=?", (num,)).fetchone()
+    comes from its number proves nothing. Its past alerts stay, still under the label she was
+    registered with (retired_bracelets), never under the name the node announces, which is
+    whatever its next holder types."""
+    old = db.execute("SELECT label, public_key, added_at FROM bracelets WHERE node_num=?", (num,)).fetchone()
     if old is None:
         raise RegistryError("{node} is not registered (station bracelets add first)", node=f"!{num:08x}")
+    db.execute("INSERT INTO retired_bracelets (node_num, label, public_key, added_at, retired_at, retired_by) "
+               "VALUES (?,?,?,?,?,?)", (num, old[0], old[1], old[2], at, actor))
     remove(db, num)
     from station.incidents import log_event
-    log_event(db, None, at, actor, "bracelet retired", f"!{num:08x} ({old[0]})")
+    log_event(db, None, at, actor, "bracelet retired", Wording("{node} ({label})", node=f"!{num:08x}", label=old[0]))
+
+
+# The label an incident is shown under: that of the registration it happened in when the bracelet
+# has been retired since, else the current one, else what the node announces (unregistered).
+INCIDENT_LABEL = """COALESCE(
+    (SELECT r.label FROM retired_bracelets r WHERE r.node_num = i.node_num AND r.added_at <= i.opened_at
+       AND r.retired_at >= i.opened_at ORDER BY r.id DESC LIMIT 1),
+    b.label, n.long_name)"""
+
+
+def retired(db: sqlite_utils.Database) -> list[dict]:
+    rows = db.execute("SELECT node_num, label, added_at, retired_at, retired_by FROM retired_bracelets "
+                      "ORDER BY retired_at DESC").fetchall()
+    return [dict(zip(("node_num", "label", "added_at", "retired_at", "retired_by"), r)) for r in rows]
 
 
 def list_all(db: sqlite_utils.Database) -> list[Bracelet]:

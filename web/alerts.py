@@ -8,7 +8,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 
 from station import incidents, nodeids, queries, trust
 from station.relay import outbox
-from web.i18n import N_, gettext as _
+from web.i18n import N_, gettext as _, ngettext, term
 from web.maps import incident_map
 from web.security import require
 from web.transactions import act
@@ -93,7 +93,7 @@ def resolve(iid: int):
         flash(_("A DURESS alert closes only with the confirmation box ticked and a reason."), "error")
         return redirect(url_for("alerts.incident", iid=iid))
     return _act(iid, lambda d, a, t: incidents.resolve(d, iid, resolution, a, t, reason),
-                _("resolved: {resolution}", resolution=_(resolution)))
+                _("resolved: {resolution}", resolution=term(resolution)))
 
 
 @bp.route("/alerts/<int:iid>/note", methods=["POST"])
@@ -108,7 +108,8 @@ def note(iid: int):
 def approve(iid: int):
     held = current_app.station_db().execute("SELECT COUNT(*) FROM outbox WHERE incident_id=? AND state='held'",
                                             (iid,)).fetchone()[0]
-    done = (_("publication approved: {n} post(s) leave as shown", n=held) if held else
+    done = (ngettext("publication approved: {n} post leaves as shown",
+                     "publication approved: {n} posts leave as shown", held) if held else
             _("approval recorded; nothing is waiting to be published for this alert"))
     return _act(iid, lambda d, a, t: outbox.approve(d, iid, a, t), done)
 

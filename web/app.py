@@ -108,11 +108,14 @@ def create_app(cfg: Config) -> Flask:
                                                   "text": _("The console cannot read the database: {error}",
                                                             error=str(e))}]}}
     app.jinja_env.globals["csrf_token"] = security.csrf_token
+    i18n.init(app)
     app.jinja_env.globals["_"] = i18n.gettext
+    app.jinja_env.globals["ngettext"] = i18n.ngettext
     app.jinja_env.globals["station_time"] = app.station_now
     app.jinja_env.globals["station_tz"] = i18n.station_zone
     app.jinja_env.globals["lang"] = i18n.current
     app.jinja_env.filters["term"] = i18n.term
+    app.jinja_env.filters["said"] = i18n.said
     app.jinja_env.filters["uncertainty"] = precision.describe
     app.jinja_env.filters["receipt_reason"] = reasons.plain
 

@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from station import queries, runtime
-from web.i18n import gettext as _
+from web.i18n import gettext as _, ngettext
 
 # The daemon writes its snapshot every 2 s (station/daemon.py STATUS_EVERY_S); three missed
 # writes is a dead or hung daemon, not a busy one. The page polls every 3 s: under 10 s in all.
@@ -104,7 +104,8 @@ def _uncertain(db) -> list[Problem]:
     uncertain = db.execute("SELECT COUNT(*) FROM outbox WHERE state='uncertain'").fetchone()[0]
     if not uncertain:
         return []
-    return [Problem(WARNING, "uncertain-posts", _("{n} post(s) may have been published: nobody knows yet.", n=uncertain),
+    return [Problem(WARNING, "uncertain-posts", ngettext("{n} post may have been published: nobody knows yet.",
+                             "{n} posts may have been published: nobody knows yet.", uncertain),
                     _("Open the alert, check the destination and settle each post."))]
 
 
@@ -115,7 +116,7 @@ def _relay(relay: dict) -> list[Problem]:
     waiting = (relay.get("outbox") or {}).get("ready", 0)
     if relay.get("online") is False and waiting:
         out.append(Problem(WARNING, "offline",
-                           _("No internet: {n} post(s) wait in the outbox.", n=waiting),
+                           ngettext("No internet: {n} post waits in the outbox.", "No internet: {n} posts wait in the outbox.", waiting),
                            _("They leave by themselves when the internet is back.")))
     if relay.get("errors"):
         out.append(Problem(WARNING, "relay-errors", _("The relay reports errors: {detail}",

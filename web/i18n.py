@@ -1,10 +1,13 @@
-"""Console translations: `_(...)` around English text in templates, catalogs in web/translations/LANG.json.
+"""Console translations: `_(...)` and `ngettext(...)` around English text, gettext catalogs
+(web/translations/LANG/LC_MESSAGES/messages.po, compiled to .mo) read through Flask-Babel.
 
-Server-side texts (flash messages, errors, the core's refusals through `message`) and stored
-code words (states, trust levels, events, through the `term` filter) go through the same
-catalogs. The language comes from `?lang=xx` (remembered in the session), else the browser's
-Accept-Language, else English. A string missing from a catalog shows in English, and
-tests/web/test_i18n.py fails until every wrapped string is in every catalog.
+Server-side texts (flash messages, errors, the core's refusals through `message`), stored code
+words (states, trust levels, events, through the `term` filter) and the event log's sentences
+(station/wording.py, through `said`) go through the same catalogs. The language comes from
+`?lang=xx` (remembered in the session), else the browser's Accept-Language, else English. A
+string missing from a catalog shows in English, and tests/web/test_i18n.py fails until every
+string is in every catalog; `python -m web.catalogs` extracts, updates and compiles them.
+Placeholders are `{named}` (str.format), flagged python-brace-format in the catalogs.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from flask import g, request, session
+from flask import Flask, g, request, session
+from flask_babel import Babel, get_translations
 
 from station.errors import Refusal
 
@@ -22,14 +26,12 @@ CATALOGS = Path(__file__).with_name("translations")
 
 
 @lru_cache(maxsize=None)
-def catalog(lang: str) -> dict[str, str]:
-    path = CATALOGS / f"{lang}.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-
-
-@lru_cache(maxsize=None)
 def languages() -> tuple[str, ...]:
-    return ("en", *sorted(p.stem for p in CATALOGS.glob("*.json")))
+    return ("en", *sorted(p.parent.parent.name for p in CATALOGS.glob("*/LC_MESSAGES/messages.mo")))
+
+
+def init(app: Flask) -> None:
+    Babel(app, locale_selector=current, default_translation_directories=str(CATALOGS))
 
 
 def current() -> str:
@@ -59,9 +61,18 @@ def station_zone() -> str:
 
 
 def gettext(text: str, **values) -> str:
-    lang = current()
-    translated = catalog(lang).get(text, text) if lang != "en" else text
+    translated = get_translations().gettext(text) if current() != "en" else text
     return translated.format(**values) if values else translated
+
+
+def ngettext(singular: str, plural: str, n: int, **values) -> str:
+    """The form for `n` in the reader's language (French says "1 appui", "0 appui": its rule is
+    not English's), with `{n}` filled in."""
+    if current() != "en":
+        translated = get_translations().ngettext(singular, plural, n)
+    else:
+        translated = singular if n == 1 else plural
+    return translated.format(n=n, **values)
 
 
 def N_(text: str) -> str:
@@ -78,6 +89,22 @@ def term(value):
         from web.terms import PLAIN_EN
         return PLAIN_EN.get(value, value)
     return gettext(value)
+
+
+def _worded(part) -> str:
+    if isinstance(part, dict):
+        return gettext(part["template"], **{k: _worded(v) for k, v in part["values"].items()})
+    return term(part)
+
+
+def said(event: dict, field: str) -> str:
+    """An event's action or detail in the reader's language: the wording the station stored
+    (station/wording.py) translated with its values, else the text itself (a code word
+    translated, a coordinator's note exactly as typed)."""
+    kept = json.loads(event["wording"]).get(field) if event.get("wording") else None
+    if kept is not None and current() != "en":
+        return _worded(kept)
+    return term(event[field])
 
 
 def message(error: Exception) -> str:

@@ -13,7 +13,7 @@ from flask import Blueprint, current_app, render_template
 from station import __version__, certificate, doctor, queries
 from station.radio.profile import MeshProfile
 from web.i18n import N_
-from web.i18n import gettext as _
+from web.i18n import gettext as _, ngettext
 from web.security import require
 
 bp = Blueprint("pages", __name__)
@@ -79,7 +79,7 @@ def _retention(last: dict | None, cfg) -> str:
     r = cfg.retention
 
     def days(n: float) -> str:
-        return _("forever") if not n else _("{n} days", n=f"{n:g}")
+        return _("forever") if not n else ngettext("{n} day", "{n} days", int(n) if n == int(n) else n)
     policy = _("unregistered nodes kept {u}, bracelet tracks {t}", u=days(r["unregistered_days"]),
                t=days(r["track_days"]))
     if not last:

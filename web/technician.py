@@ -29,6 +29,7 @@ from station.storage import records
 from web.i18n import N_
 from web.i18n import gettext as _
 from web.security import require
+from station.wording import Wording
 
 bp = Blueprint("technician", __name__, url_prefix="/technician")
 BACKUP_LEND_S = 120.0
@@ -157,7 +158,7 @@ def backup():
     sealed = radio_backup.seal(b, passphrase)
     name = f"station-radio-{info.node.lstrip('!')}-{time.strftime('%Y%m%d-%H%M')}.backup"
     write(db, lambda d: log_event(d, None, current_app.station_now(), _actor(), "radio backed up",
-                                  f"{info.node}, key {info.key_fingerprint}, downloaded as {name}"))
+                                  Wording("{node}, key {key}, downloaded as {file}", node=info.node, key=info.key_fingerprint, file=name)))
     return Response(sealed, mimetype="application/octet-stream",
                     headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
 

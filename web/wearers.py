@@ -20,7 +20,8 @@ def index():
     worries = queries.worries(db, current_app.station_now(), c["silent_after_min"] * 60, c["low_battery_percent"])
     return render_template("wearers.html", wearers=queries.wearers(db, real_names=g.user.can("wearers")),
                            silent={b["node_num"] for b in worries["silent"]},
-                           low={b["node_num"] for b in worries["low_battery"]})
+                           low={b["node_num"] for b in worries["low_battery"]},
+                           retired=registry.retired(db) if g.user.can("wearers") else [])
 
 
 @bp.route("/<int:num>", methods=["GET", "POST"])

@@ -15,6 +15,7 @@ from station.cli.radio_admin import port_lent, record_event
 from station.radio.flash import esp, files, flow
 from station.radio.ports import resolve_port
 from station.radio.session import bench_session, radio_session
+from station.wording import Wording
 
 LEND_S = 900.0      # the daemon's longest loan: a 4 MB image at 115200 baud takes about 6 minutes
 
@@ -67,11 +68,14 @@ def register_flash(grp: click.Group) -> None:
             except files.FlashRefused as e:
                 raise click.ClickException(f"refused: {e}") from None
             except esp.FlashFailed as e:
-                record_event(ctx, by, "radio flash failed", f"{f.path.name} on {port}: {e}")
+                record_event(ctx, by, "radio flash failed", Wording("{file} on {port}: {error}", file=f.path.name, port=port, error=str(e)))
                 raise click.ClickException(str(e)) from None
         before = report.before.firmware if report.before else "unknown"
-        record_event(ctx, by, "radio flashed", f"{report.after.node} {before} -> {report.after.firmware} from "
-                f"{f.path.name} ({report.how})" + ("; configuration put back" if report.restored else ""))
+        record_event(ctx, by, "radio flashed", Wording("{node} {before} -> {after} from {file} ({how}){restored}", node=report.after.node,
+                                                     before=before, after=report.after.firmware, file=f.path.name,
+                                                     how=report.how,
+                                                     restored=Wording("; configuration put back") if report.restored
+                                                     else ""))
         for note in report.notes:
             click.echo(f"note: {note}")
         click.echo(f"done: radio {report.after.node} runs {report.after.firmware}"

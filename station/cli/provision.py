@@ -20,6 +20,7 @@ from station.radio.ports import RadioUnavailable
 from station.radio.profile import MeshProfile, ProfileError
 from station.radio.session import bench_session
 from station.storage import records
+from station.wording import Wording
 
 
 def register(grp: click.Group) -> None:
@@ -79,8 +80,9 @@ def register(grp: click.Group) -> None:
             registry.add(d, num, label, station_now(), public_key=after.public_key, pin_hashes=pin_hashes)
             registry.note_device(d, num, after.hw_model, after.firmware, station_now())
             log_event(d, None, station_now(), by, "bracelet provisioned",
-                      f"{after.node} ({after.hw_model}, firmware {after.firmware}) as {label}, "
-                      f"key {after.key_fingerprint}, {method.kind}")
+                      Wording("{node} ({model}, firmware {firmware}) as {label}, key {key}, {method}", node=after.node,
+                              model=after.hw_model, firmware=after.firmware, label=label, key=after.key_fingerprint,
+                              method=method.kind))
         try:
             write(db, store)
         except ValueError as e:

@@ -34,6 +34,7 @@ from station.radio.link import LinkDown
 from station.radio.ports import RadioUnavailable
 from station.radio.session import radio_session
 from station.storage import records
+from station.wording import Wording
 
 LEND_S = 300.0           # a command that borrows the port gives it back by then at the latest
 JOB_TIMEOUT_S = 180.0    # a commit, the firmware's 7 s reboot, a new handshake, with room to spare
@@ -272,7 +273,8 @@ def register_backup(grp: click.Group) -> None:
             f.write(sealed)
             f.flush()
             os.fsync(f.fileno())
-        record_event(ctx, by, "radio backed up", f"{info.node}, key {info.key_fingerprint}, to {path.name}")
+        record_event(ctx, by, "radio backed up", Wording("{node}, key {key}, to {file}", node=info.node,
+                                                         key=info.key_fingerprint, file=path.name))
         click.echo(f"radio {info.node} (key {info.key_fingerprint}) saved to {path}: "
                    "keep it and its passphrase apart, it holds the station's private key")
 
@@ -316,10 +318,11 @@ def register_backup(grp: click.Group) -> None:
         if got != wanted:
             problems.append(f"channels are {got}, the backup's {wanted}")
         if problems:
-            record_event(ctx, by, "radio restore failed", f"{after.node} from {header['node']}: " + "; ".join(problems))
+            record_event(ctx, by, "radio restore failed", Wording("{node} from {source}: {problems}", node=after.node,
+                                                                    source=header["node"], problems="; ".join(problems)))
             raise click.ClickException("after the reboot the radio differs from the backup: " + "; ".join(problems))
-        record_event(ctx, by, "radio restored", f"{after.node} now holds {header['node']}'s key {after.key_fingerprint} "
-                f"and configuration")
+        record_event(ctx, by, "radio restored", Wording("{node} now holds {source}'s key {key} and configuration",
+                                                     node=after.node, source=header["node"], key=after.key_fingerprint))
         click.echo(f"verified: the radio {after.node} holds the key {after.key_fingerprint} and the channels "
                    "of the backup")
 

@@ -24,6 +24,7 @@ from station.radio.admin import AdminRefused, RadioAdmin
 from station.radio.info import RadioInfo
 from station.radio.link import LinkDown, RadioLink
 from station.radio.profile import MeshProfile
+from station.wording import Wording
 
 PORT = portnums_pb2.PortNum
 REQUEST_TIMEOUT_S = 45.0        # a few hops on LongFast, with the firmware's retransmissions
@@ -105,9 +106,10 @@ def profile_state(link: RadioLink, num: int, profile: MeshProfile, timeout: floa
     try:
         provision.reapply(admin, profile, method)
     except (LinkDown, AdminRefused) as e:
-        record("bracelet re-configuration failed", f"!{num:08x}: {e}")
+        record("bracelet re-configuration failed", Wording("{node}: {error}", node=f"!{num:08x}", error=str(e)))
         return {**out, "error": f"the profile could not be written: {e}"}
-    record("bracelet re-configured", f"!{num:08x} over the mesh: " + "; ".join(f"{f} {h} -> {w}" for f, h, w in drift))
+    record("bracelet re-configured", Wording("{node} over the mesh: {changes}", node=f"!{num:08x}",
+                                               changes="; ".join(f"{f} {h} -> {w}" for f, h, w in drift)))
     out["fixed"] = True
     deadline = time.monotonic() + COME_BACK_S
     while time.monotonic() < deadline:        # after its reboot: read back
@@ -137,6 +139,8 @@ def run(link: RadioLink, num: int, profile: MeshProfile, *, fix: bool = False,
     result["ok"] = len(answered) == 3 and "error" not in result["profile"] and \
         not result["profile"].get("drift_after", result["profile"].get("drift"))
     result["took_s"] = round(time.time() - started, 1)
-    record("bracelet checked", f"!{num:08x}: " + ("answered " + ", ".join(answered) if answered else "no answer")
-           + ("; profile differs" if result["profile"].get("drift") else ""))
+    record("bracelet checked", Wording("{node}: {answer}{drift}", node=f"!{num:08x}",
+                                       answer=Wording("answered {what}", what=", ".join(answered)) if answered
+                                       else Wording("no answer"),
+                                       drift=Wording("; profile differs") if result["profile"].get("drift") else ""))
     return result

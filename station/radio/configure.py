@@ -19,6 +19,7 @@ from station.radio.admin import AdminRefused, RadioAdmin
 from station.radio.info import RadioInfo
 from station.radio.link import LinkDown, RadioLink
 from station.radio.profile import Difference, MeshProfile, ProfileError
+from station.wording import Wording
 
 LoRa = config_pb2.Config.LoRaConfig
 Role = config_pb2.Config.DeviceConfig.Role
@@ -152,12 +153,13 @@ def run_and_report(link: RadioLink, profile: MeshProfile, by: str, record: Calla
     try:
         outcome = apply(link, profile, **timeouts)
     except (ConfigureError, ProfileError) as e:
-        record("radio configuration failed", f"by {by}: {e}")
+        record("radio configuration failed", Wording("by {who}: {error}", who=by, error=str(e)))
         return {"ok": False, "error": str(e)}
     if outcome.applied:
-        record("radio configured", f"by {by} on {before.node if before else '?'}: "
-               + "; ".join(describe(d) for d in outcome.applied)
-               + ("" if outcome.ok else "; STILL DIFFERENT after the reboot: "
-                  + "; ".join(describe(d) for d in outcome.remaining if d.configurable)))
+        record("radio configured", Wording("by {who} on {node}: {changes}{remaining}", who=by, node=before.node if before else "?",
+                                       changes="; ".join(describe(d) for d in outcome.applied),
+                                       remaining="" if outcome.ok else Wording(
+                                           "; STILL DIFFERENT after the reboot: {what}",
+                                           what="; ".join(describe(d) for d in outcome.remaining if d.configurable))))
     return {"ok": outcome.ok, "rebooted": outcome.rebooted,
             "applied": [asdict(d) for d in outcome.applied], "remaining": [asdict(d) for d in outcome.remaining]}

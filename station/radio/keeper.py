@@ -20,6 +20,7 @@ from meshtastic.protobuf import admin_pb2, mesh_pb2
 from station.logs import event
 from station.radio.info import RadioInfo
 from station.radio.link import LinkDown, RadioLink
+from station.wording import Wording
 
 log = logging.getLogger(__name__)
 
@@ -86,5 +87,7 @@ class RadioKeeper:
                 what = "key and favourite" if need_key else "favourite"
                 event(log, "radio.contact", logging.INFO, f"gave the radio the {what} of !{b.num:08x}",
                       node=f"!{b.num:08x}")
-                self.record_event(f"!{b.num:08x} ({b.label}): {what}")
+                node = f"!{b.num:08x}"
+                self.record_event(Wording("{node} ({label}): key and favourite", node=node, label=b.label) if need_key
+                                  else Wording("{node} ({label}): favourite", node=node, label=b.label))
             return done

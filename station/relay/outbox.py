@@ -20,6 +20,7 @@ from station.errors import Refusal
 from station.logs import event
 from station.relay.compose import NO_CONSENT, ComposeError, Consent, Templates, compose
 from station.relay.settings import Destination, Place
+from station.wording import Wording
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def transition(db: sqlite_utils.Database, row_id: int, allowed: tuple[str, ...],
     if cur.rowcount != 1:
         return False
     row = db.execute("SELECT incident_id, destination, kind FROM outbox WHERE id=?", (row_id,)).fetchone()
-    inc.log_event(db, row[0], at, actor, f"outbox {row[1]} {row[2]}: {to}", reason or "")
+    inc.log_event(db, row[0], at, actor, Wording("outbox {dest} {kind}: {state}", dest=row[1], kind=row[2], state=to), reason or "")
     if to in (SENT, FAILED, UNCERTAIN):
         event(log, f"relay.{to}", logging.WARNING if to != SENT else logging.INFO, reason or "",
               incident=row[0], destination=row[1], kind=row[2], row=row_id)
@@ -106,7 +107,7 @@ def _insert(db, incident_id: int, dest: str, kind: str, seq: int, priority: int,
          at, at))
     if cur.rowcount != 1:
         return None
-    inc.log_event(db, incident_id, at, "relay", f"outbox {dest} {kind}: {state}", reason or "")
+    inc.log_event(db, incident_id, at, "relay", Wording("outbox {dest} {kind}: {state}", dest=dest, kind=kind, state=state), reason or "")
     return cur.lastrowid
 
 

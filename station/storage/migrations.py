@@ -213,7 +213,17 @@ def _v9(db: sqlite_utils.Database) -> None:
                                  "locked_until": float}, pk=("user", "client"), defaults={"failed": 0})
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9]
+def _v10(db: sqlite_utils.Database) -> None:
+    """The event log readable in the coordinator's language (the template and values of the
+    sentences the station wrote, station/wording.py), and retired bracelets remembered: the
+    label a past alert was shown under must not turn into whatever name the node announces."""
+    db["events"].add_column("wording", str)
+    db["retired_bracelets"].create({"id": int, "node_num": int, "label": str, "public_key": str,
+                                    "added_at": float, "retired_at": float, "retired_by": str}, pk="id")
+    db["retired_bracelets"].create_index(["node_num"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10]
 
 
 def schema_version(db: sqlite_utils.Database) -> int:

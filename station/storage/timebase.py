@@ -12,6 +12,7 @@ Times a device wrote (a packet's rx_time, a GPS fix's time) are the device's, ne
 from __future__ import annotations
 
 import sqlite_utils
+from station.wording import Wording
 
 # Stamps of what has happened: moved when they fall in this run (up to the moment of the step).
 PAST = {
@@ -31,6 +32,7 @@ PAST = {
     "radio_jobs": ("requested_at", "started_at", "finished_at"),
     "press_tests": ("started_at", "passed_at"),
     "console_sessions": ("created_at", "revoked_at"),
+    "retired_bracelets": ("added_at", "retired_at"),
     "login_failures": ("failed_at",),
 }
 # Deadlines this run set: in the future when set, so moved whenever they are this run's.
@@ -88,8 +90,8 @@ def take_step(clock, writer, timeout: float = 120.0) -> tuple[float, int] | None
     def job(db):
         moved = rebase(db, step, since, upto)
         log_event(db, None, upto + step, "station", "clock stepped",
-                  f"the clock was set {step:+.0f} s; this run's {moved} times were moved with it, "
-                  "so that no timer fired early or late")
+                  Wording("the clock was set {step} s; this run's {n} times were moved with it, so that no timer fired early or "
+                          "late", step=f"{step:+.0f}", n=moved))
         return moved
     moved = writer.call(job, timeout=timeout)
     clock.adopt(step)
@@ -110,6 +112,6 @@ def reanchor_after_downtime(db: sqlite_utils.Database, now: float) -> tuple[floa
     moved = _move(db, DUE, step, "> ?", (now,))
     from station.incidents import log_event
     log_event(db, None, now, "station", "clock behind the database",
-              f"the clock reads {-step:.0f} s before the last record: set back while the station was off; "
-              f"{moved} pending deadlines keep the time they had left")
+              Wording("the clock reads {step} s before the last record: set back while the station was off; {n} pending "
+                      "deadlines keep the time they had left", step=f"{-step:.0f}", n=moved))
     return step, moved

@@ -46,7 +46,7 @@ def test_a_technician_takes_a_sealed_backup_and_sees_it_listed(tmp_path):
     page = r.get_data(as_text=True)
     made = bk.backups(stick)
     assert len(made) == 1 and made[0].name.endswith(".db.age") and made[0].name in page
-    assert "backup written and verified" in page and "Sealed to 1 key(s)" in page
+    assert "backup written and verified" in page and "Sealed to 1 key kept" in page
     assert b"SQLite format 3" not in made[0].read_bytes()[:100]
 
 

@@ -4,111 +4,77 @@ word the pages show goes through a catalog, and every catalog has them all."""
 
 from __future__ import annotations
 
-import ast
 import html
-import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from station import incidents, registry, users
-from station.relay import outbox
+from web import catalogs
 
 from .test_console_security import app, login  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-WEB, STATION = ROOT / "web", ROOT / "station"
-CATALOGS = sorted((WEB / "translations").glob("*.json"))
-
-
-def wrapped() -> set[str]:
-    """`_("...")` in templates and in the console's Python, and `N_("...")` where text is defined
-    apart from where it is shown."""
-    files = [*(WEB / "templates").glob("*.html"), *WEB.glob("*.py")]
-    return {m for f in files for m in re.findall(r'\bN?_\("((?:[^"\\]|\\.)+)"', f.read_text())}
-
-
-def refusals() -> tuple[set[str], list[str]]:
-    """Templates of every `Refusal` the core raises, and any raised from an f-string (which no
-    catalog could translate)."""
-    trees = {f: ast.parse(f.read_text()) for f in STATION.rglob("*.py")}
-    classes = [c for t in trees.values() for c in ast.walk(t) if isinstance(c, ast.ClassDef)]
-    kinds: set[str] = {"Refusal"}
-    while True:     # subclasses of subclasses, wherever they are defined
-        more = {c.name for c in classes if {getattr(b, "id", getattr(b, "attr", None)) for b in c.bases} & kinds}
-        if more <= kinds:
-            break
-        kinds |= more
-    found, fstrings = set(), []
-    for f, tree in trees.items():
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and node.exc.args:
-                name = getattr(node.exc.func, "id", None) or getattr(node.exc.func, "attr", None)
-                if name in kinds:
-                    arg = node.exc.args[0]
-                    if isinstance(arg, ast.Constant):
-                        found.add(arg.value)
-                    else:
-                        fstrings.append(f"{f.relative_to(ROOT)}:{node.lineno}")
-    return found, fstrings
-
-
-def event_actions() -> set[str]:
-    """The literal actions the core writes to the event log."""
-    out = set()
-    for f in STATION.rglob("*.py"):
-        for node in ast.walk(ast.parse(f.read_text())):
-            if not isinstance(node, ast.Call):
-                continue
-            name = getattr(node.func, "attr", getattr(node.func, "id", None))
-            # log_event(db, incident, at, actor, ACTION, ...), and the radio tools' wrappers
-            # record(ACTION, detail) and record_event(ctx, by, ACTION, detail).
-            where = {"log_event": 4, "record": 0, "record_event": 2}.get(name)
-            if where is not None and len(node.args) > where and isinstance(node.args[where], ast.Constant):
-                out.add(node.args[where].value)
-    return out
-
-
-# Code words stored in the database or the status snapshot and shown on the pages (`|term`).
-TERMS = {
-    incidents.OPEN, incidents.ACKNOWLEDGED, incidents.RESOLVED, *incidents.RESOLUTIONS, *registry.TRUST,
-    *outbox.STATES, *(c for choices in registry.CONSENT_CHOICES.values() for c in choices), *users.ROLES,
-    *{p for perms in users.PERMISSIONS.values() for p in perms},
-    "connecting", "connected", "down", "stopped", "unknown",                 # radio link
-    "system", "gps", "ok",                                                   # clock source, database check
-    "position_app", "nmea", "station_gps",                                   # where a fix came from
-    "bell", "keyword", "alert_app", "detection_sensor", "serial", "button",  # how an alert came
-    "queued", "sending", "delivered", "expired", "skipped", "relayed",       # receipts to the wearer
-    "alert", "update", "resolution", "retraction",                           # outbox kinds
-    "done", "running", "withdrawn", "failed",                                # radio jobs
-}
-
-
-def needed() -> set[str]:
-    return wrapped() | refusals()[0] | event_actions() | TERMS
+WEB = ROOT / "web"
+PO_FILES = catalogs.po_files()
 
 
 def test_extraction_finds_every_kind_of_string():
-    assert {"Acknowledge", "note added", "your role may not do this ({permission})"} <= wrapped()
+    assert {"Acknowledge", "note added", "your role may not do this ({permission})"} <= set(catalogs.wrapped())
+    assert ("{n} press by {source}", "{n} presses by {source}") in catalogs.plurals()
     assert {"there is no alert {iid}", "a label is 1 to 64 characters", "user {name} exists already",
-            "there is no outbox row {row}"} <= refusals()[0]
+            "there is no outbox row {row}"} <= set(catalogs.refusals().found)
     assert {"alert opened", "acknowledged", "publication approved", "radio configured", "radio restored",
-            "radio configuration failed"} <= event_actions()
+            "radio configuration failed"} <= set(catalogs.event_actions().found)
+    assert {"wrong PIN ({n} of {limit})", "; proven by her key"} <= set(catalogs.wordings().found)
 
 
-def test_no_refusal_is_raised_from_an_f_string():
-    assert refusals()[1] == []
+def test_no_shown_text_is_composed_in_code():
+    """A refusal, an event action or detail built in an f-string or by concatenation could not be
+    translated: they are `Refusal`s and `Wording`s with named values."""
+    assert catalogs.refusals().composed == []
+    assert catalogs.wordings().composed == []
+    assert catalogs.event_actions().composed == []
 
 
-@pytest.mark.parametrize("catalog", CATALOGS, ids=lambda p: p.stem)
-def test_every_string_is_in_every_catalog(catalog):
-    entries, wanted = json.loads(catalog.read_text(encoding="utf-8")), needed()
-    assert sorted(s for s in wanted if s not in entries) == []
-    assert sorted(s for s in entries if s not in wanted) == []         # no stale entries either
-    for source, target in entries.items():
-        assert re.findall(r"\{\w+[^}]*\}", source) == re.findall(r"\{\w+[^}]*\}", target), source
-        assert target.strip(), source
+def test_the_template_holds_what_the_code_shows():
+    """web/translations/messages.pot is what a translator's tool merges from: `python -m
+    web.catalogs extract` after changing a string."""
+    assert catalogs.ids(catalogs.read(catalogs.TEMPLATE)) == catalogs.ids(catalogs.template_catalog())
+
+
+@pytest.mark.parametrize("po", PO_FILES, ids=lambda p: p.parent.parent.name)
+def test_every_string_is_translated_in_every_catalog(po):
+    cat, wanted = catalogs.read(po), catalogs.ids(catalogs.template_catalog())
+    assert sorted(map(str, wanted - catalogs.ids(cat))) == []
+    assert sorted(map(str, catalogs.ids(cat) - wanted)) == []         # no stale entries either
+    for m in cat:
+        if not m.id:
+            continue
+        assert not m.fuzzy, m.id
+        sources = m.id if isinstance(m.id, tuple) else (m.id,)
+        targets = m.string if isinstance(m.string, tuple) else (m.string,)
+        assert len(targets) == (cat.num_plurals if isinstance(m.id, tuple) else 1), m.id
+        for target in targets:
+            assert target.strip(), m.id
+            assert catalogs.placeholders(target) == catalogs.placeholders(sources[-1]), m.id
+
+
+@pytest.mark.parametrize("po", PO_FILES, ids=lambda p: p.parent.parent.name)
+def test_the_console_reads_what_the_translator_wrote(po):
+    """The .mo beside each .po is compiled from it (`python -m web.catalogs compile`)."""
+    assert po.with_suffix(".mo").read_bytes() == catalogs.compiled(catalogs.read(po))
+
+
+@pytest.mark.skipif(not shutil.which("msgfmt"), reason="GNU gettext's msgfmt is not installed")
+@pytest.mark.parametrize("po", PO_FILES, ids=lambda p: p.parent.parent.name)
+def test_gnu_gettext_accepts_the_catalogs(po, tmp_path):
+    """msgfmt --check is what Poedit and Weblate run: headers, plural forms and every
+    python-brace-format placeholder checked by another implementation than ours."""
+    done = subprocess.run(["msgfmt", "--check", "-o", str(tmp_path / "m.mo"), str(po)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 def visible_text(template: str) -> list[str]:
@@ -169,7 +135,45 @@ def test_english_stays_the_default_for_messages(app):   # noqa: F811
 
 def test_every_code_word_reads_as_plain_english():
     """A coordinator reading the English pages never meets false_alarm, alert_app or 1km."""
-    from web.terms import PLAIN_EN
-    coded = sorted(t for t in TERMS if re.search(r"[_\d-]", t) and t not in PLAIN_EN)
+    from web.terms import CODE_WORDS, PLAIN_EN
+    coded = sorted(t for t in CODE_WORDS if re.search(r"[_\d-]", t) and t not in PLAIN_EN)
     assert coded == []
     assert all(not re.search(r"_", words) for words in PLAIN_EN.values())
+
+
+def test_a_french_coordinator_reads_the_event_log_and_counts_in_french(app):   # noqa: F811
+    """The sentences the station writes into the log (here a resolution with its reason, and a
+    wrong PIN the core counted) read in French, their code words too, and counts take French
+    plural forms: 0 and 1 are singular in French, unlike English."""
+    from station import incidents
+    from station.storage.writer import Writer
+    from station.wording import Wording
+    w = Writer(app.station_config.database_path).start()
+    try:
+        w.call(lambda db: db.execute("UPDATE incidents SET press_count=1 WHERE id=1"))
+        w.call(lambda db: db.execute("UPDATE incidents SET press_count=3 WHERE id=2"))
+        w.call(lambda db: incidents.log_event(db, 2, 0, "wearer", "cancel rejected",
+                                              Wording("wrong PIN ({n} of {limit})", n=2, limit=3)))
+    finally:
+        w.stop()
+    c = app.test_client()
+    token = login(c, "coordinator")
+    fr = {"Accept-Language": "fr"}
+    c.post("/alerts/1/resolve", data={"csrf_token": token, "resolution": "false_alarm",
+                                      "reason": "bouton touché par erreur"}, headers=fr)
+    page = html.unescape(c.get("/alerts/1", headers=fr).get_data(as_text=True))
+    assert "fausse alerte : bouton touché par erreur" in page
+    assert "1 appui par " in page
+    page = html.unescape(c.get("/alerts/2", headers=fr).get_data(as_text=True))
+    assert "porteuse: annulation refusée — PIN erroné (2 sur 3)" in page and "3 appuis par " in page
+    page = html.unescape(c.get("/alerts/2", headers={"Accept-Language": "en"}).get_data(as_text=True))
+    assert "wearer: cancel rejected — wrong PIN (2 of 3)" in page and "3 presses by " in page
+
+
+def test_a_coordinators_note_is_shown_exactly_as_typed_in_every_language(app):   # noqa: F811
+    c = app.test_client()
+    token = login(c, "coordinator")
+    c.post("/alerts/1/note", data={"csrf_token": token, "note": "safe {n} none"})
+    for lang in ("en", "fr"):
+        page = html.unescape(c.get("/alerts/1", headers={"Accept-Language": lang}).get_data(as_text=True))
+        assert "safe {n} none" in page

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import re
 import sqlite3
+import time
 
 import pytest
 
@@ -98,6 +99,7 @@ def test_a_coordinator_renames_sets_pins_and_retires_a_bracelet(app):   # noqa: 
     assert _row(app) is not None
     c.post(f"/wearers/{num}/retire", data={"csrf_token": token, "confirm": "yes"})
     assert _row(app) is None
+    assert '<td>F. S.</td><td>!b5a1e00a</td>' in c.get("/wearers/").get_data(as_text=True)    # remembered
     events = sqlite3.connect(app.station_config.database_path).execute(
         "SELECT action, detail FROM events WHERE action IN ('bracelet renamed', 'PINs set', 'bracelet retired') "
         "ORDER BY id").fetchall()
@@ -112,3 +114,33 @@ def test_the_pin_key_is_the_stations_so_the_daemon_checks_what_the_console_set(a
     cfg = validate({"storage": {"database": str(app.station_config.database_path)}}, None, tmp_path)
     policy = pins.PinPolicy.of(cfg, create=False)
     assert policy.key.verify("246813", _row(app)[2])
+
+
+def test_a_retired_wearers_past_alert_keeps_her_label_whoever_holds_the_bracelet_next(app):   # noqa: F811
+    """Maria's alert from last month stays Maria's after her bracelet is retired and handed on:
+    neither the name its next holder types into the node nor the next wearer's label replaces it."""
+    from station.storage.writer import Writer
+    c = app.test_client()
+    token = login(c, "coordinator")
+    c.post("/wearers/register", data=_form(token))
+    num = 0xB5A1E00A
+    c.post(f"/wearers/{num}/label", data={"csrf_token": token, "label": "Maria"})
+    w = Writer(app.station_config.database_path).start()
+    try:
+        iid = w.call(lambda db: db.execute(
+            "INSERT INTO incidents (node_num, opened_at, last_press_at, source, state, trust) "
+            "VALUES (?, ?, ?, 'alert_app', 'resolved', 'registered')", (num, time.time(), time.time())).lastrowid)
+    finally:
+        w.stop()
+    c.post(f"/wearers/{num}/retire", data={"csrf_token": token, "confirm": "yes"})
+    w = Writer(app.station_config.database_path).start()
+    try:
+        w.call(lambda db: db.execute("INSERT OR REPLACE INTO nodes (num, node_id, long_name, short_name, first_heard, "
+                                     "last_heard) VALUES (?, ?, 'Stranger', 'STR', 0, 0)", (num, f"!{num:08x}")))
+    finally:
+        w.stop()
+    c.post("/wearers/register", data=_form(token, label="Ana"))          # handed on to Ana
+    assert "Ana" in c.get("/wearers/").get_data(as_text=True)
+    page = c.get(f"/alerts/{iid}").get_data(as_text=True)
+    assert f"<h1>Alert {iid}: Maria</h1>" in page and "Stranger" not in page
+    assert "Maria" in c.get("/?state=resolved").get_data(as_text=True)
