@@ -42,7 +42,7 @@ def alerts(db: sqlite_utils.Database, *, include_resolved: bool = False, limit: 
         SELECT i.id, i.node_num, printf('!%08x', i.node_num) AS node_id,
                {registry.INCIDENT_LABEL} AS name, i.state, i.resolution, i.trust, i.duress, i.drill,
                i.source, i.press_count, i.opened_at, i.last_press_at, i.lat, i.lon, i.fix_at, i.fix_source,
-               i.acknowledged_by, i.acknowledged_at, i.resolved_by, i.resolved_at
+               i.fix_precision_bits, i.acknowledged_by, i.acknowledged_at, i.resolved_by, i.resolved_at
         FROM incidents i LEFT JOIN bracelets b ON b.node_num=i.node_num LEFT JOIN nodes n ON n.num=i.node_num
         {where} ORDER BY i.duress DESC, i.trust='registered' DESC, i.state='open' DESC, i.opened_at DESC
         LIMIT ? OFFSET ?""", (*params, limit, offset))
@@ -77,6 +77,13 @@ def _one_alert(db: sqlite_utils.Database, iid: int) -> dict | None:
     row = found[0]
     row["fix_age_s"] = None if row["fix_at"] is None else round(time.time() - row["fix_at"], 1)
     return row
+
+
+def bracelet_fixes(db: sqlite_utils.Database) -> list[dict]:
+    """Registered bracelets with their last known position, for the overview map."""
+    return _rows(db, """
+        SELECT b.node_num, printf('!%08x', b.node_num) AS node_id, b.label, n.lat, n.lon, n.fix_at, n.last_heard
+        FROM bracelets b JOIN nodes n ON n.num=b.node_num WHERE n.lat IS NOT NULL ORDER BY b.label""")
 
 
 def nodes(db: sqlite_utils.Database) -> list[dict]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import os
 
-from flask import Blueprint, Response, abort, current_app, send_from_directory, url_for
+from flask import Blueprint, Response, abort, current_app, render_template, send_from_directory, url_for
 from markupsafe import Markup
 
-from station import maps
+from station import maps, queries
 from station.decode import precision
 from web.i18n import gettext as _
 from web.security import require
@@ -35,6 +35,41 @@ def leaflet(filename: str):
     if not os.path.isdir(LEAFLET_DIR):
         abort(404, description=_("Leaflet is missing: sudo apt-get install libjs-leaflet"))
     return send_from_directory(LEAFLET_DIR, filename)   # refuses paths outside the folder
+
+
+@bp.route("/map")
+@require("read")
+def overview():
+    """Every live alert and every registered bracelet's last position on one map, kept up to date
+    by the page's live updates: where to send someone, at a glance, with no internet."""
+    return render_template("map.html", **overview_map(current_app.station_db()))
+
+
+def overview_map(db) -> dict:
+    alerts = [a for a in queries.alerts(db) if a["lat"] is not None]
+    bracelets = queries.bracelet_fixes(db)
+    points = [{"lat": a["lat"], "lon": a["lon"], "kind": "duress" if a["duress"] else "alert",
+               "label": _("Alert {iid}: {name}", iid=a["id"], name=a["name"] or a["node_id"]),
+               "href": url_for("alerts.incident", iid=a["id"]), "cell": cell_of(a)} for a in alerts]
+    points += [{"lat": b["lat"], "lon": b["lon"], "kind": "bracelet", "label": b["label"],
+                "href": url_for("wearers.edit", num=b["node_num"]), "cell": None} for b in bracelets]
+    out = {"alerts": alerts, "bracelets": bracelets, "points_json": json.dumps(points), "map_layers": None,
+           "grid": None, "grid_origin": None, "uncovered": False}
+    if not points:
+        return out
+    station = db.execute("SELECT lat, lon FROM positions WHERE node_num IS NULL ORDER BY id DESC LIMIT 1").fetchone()
+    first = (points[0]["lat"], points[0]["lon"])
+    origin, label = ((station[0], station[1]), _("station")) if station else (first, _("first alert or bracelet"))
+    out["grid_origin"] = label
+    out["grid"] = Markup(maps.grid_svg(origin, label, [(p["lat"], p["lon"], p["label"], p["kind"]) for p in points],
+                                       caption=_("alerts and bracelets relative to {origin}", origin=label),
+                                       track=False))
+    described = maps.describe(current_app.station_config.database_path)
+    layers = [_layer(name, info) for name, info in described
+              if any(_covers(info, (p["lat"], p["lon"])) for p in points)]
+    out["map_layers"] = json.dumps(layers) if layers else None
+    out["uncovered"] = bool(described) and not layers
+    return out
 
 
 def incident_map(db, row: dict) -> dict:

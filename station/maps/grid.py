@@ -22,12 +22,19 @@ def _fmt(m: float) -> str:
     return f"{m / 1000:.1f} km" if m >= 1000 else f"{m:.0f} m"
 
 
-def grid_svg(origin: tuple[float, float], origin_label: str, points: list[tuple[float, float, str]],
-             size: int = 420, caption: str | None = None) -> str:
+# Colours of the overview's marks: alerts in red, a duress in black on red, bracelets in blue.
+COLOURS = {"alert": "#b00020", "duress": "#5a0010", "bracelet": "#1a5fb4"}
+
+
+def grid_svg(origin: tuple[float, float], origin_label: str, points: list[tuple], size: int = 420,
+             caption: str | None = None, *, track: bool = True) -> str:
     """An SVG of `points` (lat, lon, label) around `origin`, with distance rings and a north arrow.
-    `caption` is what a screen reader says (the console passes it in the reader's language)."""
+    `caption` is what a screen reader says (the console passes it in the reader's language).
+    A track joins the points and names the last one; otherwise (the overview) every point is a
+    mark of its own, named, its colour from an optional fourth item (COLOURS)."""
     quoted = escape(caption or f"positions relative to {origin_label}", {'"': "&quot;"})
-    polar = [(*distance_bearing(origin[0], origin[1], lat, lon), label) for lat, lon, label in points]
+    polar = [(*distance_bearing(origin[0], origin[1], p[0], p[1]), p[2]) for p in points]
+    colours = [COLOURS.get(p[3], COLOURS["alert"]) if len(p) > 3 else COLOURS["alert"] for p in points]
     far = max([d for d, _, _ in polar] + [50.0])
     ring = 10 ** math.floor(math.log10(far))
     ring = next(r for r in (ring, 2 * ring, 5 * ring, 10 * ring) if r * 4 >= far)
@@ -47,10 +54,10 @@ def grid_svg(origin: tuple[float, float], origin_label: str, points: list[tuple[
     for i, (d, b, label) in enumerate(polar):
         x = c + d * scale * math.sin(math.radians(b))
         y = c - d * scale * math.cos(math.radians(b))
-        if previous:
+        if previous and track:
             out.append(f'<line x1="{previous[0]:.1f}" y1="{previous[1]:.1f}" x2="{x:.1f}" y2="{y:.1f}" stroke="#b00020"/>')
-        last = i == len(polar) - 1
-        out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{6 if last else 3}" fill="#b00020"/>')
+        last = i == len(polar) - 1 or not track
+        out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{6 if last else 3}" fill="{colours[i]}"/>')
         if last:
             # Written towards the centre, so it never runs off the edge.
             anchor, tx = ("end", x - 8) if x > c else ("start", x + 8)

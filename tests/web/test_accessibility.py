@@ -15,7 +15,7 @@ from tests.web.test_browser_live import AMINA, _login, console  # noqa: F401  (f
 
 pytestmark = pytest.mark.slow
 AXE = Path(__file__).resolve().parents[2] / ".venv/node/node_modules/axe-core/axe.min.js"
-PAGES = ["/", "/?state=all", "/alerts/1", "/alerts/2", "/wearers/", f"/wearers/{AMINA}", "/nodes", "/health",
+PAGES = ["/", "/?state=all", "/alerts/1", "/alerts/2", "/map", "/wearers/", f"/wearers/{AMINA}", "/nodes", "/health",
          "/technician/", "/users/"]
 
 

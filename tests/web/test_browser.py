@@ -269,3 +269,36 @@ def test_the_incident_map_draws_local_tiles_and_the_track_with_no_internet(brows
     assert errors == []
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "incident-map.png"), full_page=True)
+
+
+def test_a_new_alert_appears_on_the_overview_map_without_a_reload(browser, console_with_map, tmp_path):
+    """A coordinator keeps the map open on the office screen: the next SOS is drawn on the local
+    tiles as it arrives, the page never reloads, and each mark links to its alert."""
+    from web.maps import LEAFLET_DIR
+    from tests.web.consoles import open_alert
+    if not os.path.isdir(LEAFLET_DIR):
+        if os.environ.get("CI"):
+            pytest.fail("libjs-leaflet is missing in CI (.ci/run installs it)")
+        pytest.skip("libjs-leaflet not installed")
+    base = console_with_map
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(base + "/login")
+    page.fill("input[name=name]", "maria")
+    page.fill("input[name=password]", "a long enough secret")
+    page.click("button[type=submit]")
+    page.wait_for_selector("nav")
+    page.click("nav a[href='/map']")
+    page.wait_for_selector("#map .leaflet-tile-loaded", timeout=15_000)
+    page.evaluate("window.stillHere = true")
+    assert page.locator("#map path.leaflet-interactive").count() == 1
+    iid = open_alert(tmp_path / "station.db", 1)
+    wait_until(lambda: page.locator("#map path.leaflet-interactive").count() == 2, 20, 0.2,
+               what="the new alert drawn on the map")
+    assert page.evaluate("window.stillHere") is True
+    drawn = page.evaluate("JSON.parse(document.querySelector('#map').dataset.points).map(p => p.href)")
+    assert sorted(drawn) == ["/alerts/1", f"/alerts/{iid}"]
+    page.locator("#map path.leaflet-interactive").last.click()
+    page.wait_for_selector(".leaflet-popup a[href^='/alerts/']", timeout=5_000)
+    assert errors == []

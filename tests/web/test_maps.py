@@ -202,3 +202,53 @@ def test_leaflet_comes_from_debian_and_paths_stay_inside_its_folder(app):   # no
     assert c.get("/vendor/leaflet/leaflet.js").status_code == 200
     assert c.get("/vendor/leaflet/../../../etc/passwd").status_code == 404
     assert c.get("/vendor/leaflet/%2e%2e/%2e%2e/etc/passwd").status_code == 404
+
+
+def _overview_seed(app, **extra):
+    from station.storage.writer import Writer
+    w = Writer(app.station_config.database_path).start()
+    now = time.time()
+
+    def seed(db):
+        db.execute("UPDATE incidents SET lat=14.70, lon=-17.44, fix_at=? WHERE id=1", (now,))
+        db.execute("UPDATE incidents SET lat=14.72, lon=-17.46, fix_at=?, duress=1 WHERE id=2", (now,))
+        db.execute("UPDATE incidents SET lat=14.80, lon=-17.50, state='resolved' WHERE id=3", ())
+        db.execute("INSERT INTO bracelets (node_num, label, public_key, pinned_at, added_at) "
+                   "VALUES (4, 'Fatou', 'k', ?, ?)", (now, now))
+        db.execute("UPDATE nodes SET lat=14.71, lon=-17.45, fix_at=? WHERE num=4", (now,))
+        db.execute("INSERT INTO positions (node_num, source, received_at, lat, lon) VALUES (NULL, 'station_gps', ?, "
+                   "14.69, -17.44)", (now,))
+    w.call(seed)
+    w.stop()
+
+
+def test_a_coordinator_sees_every_open_alert_and_bracelet_on_one_map_without_internet(app):   # noqa: F811
+    """Where to send someone: open alerts (the duress marked), each bracelet's last position, on
+    the grid around the station when no office map is installed; resolved alerts are not there."""
+    _overview_seed(app)
+    c = app.test_client()
+    login(c, "viewer")
+    page = c.get("/map").get_data(as_text=True)
+    grid = re.search(r'<svg xmlns="http://www.w3.org/2000/svg" class="grid".*?</svg>', page, re.S).group(0)
+    xml.dom.minidom.parseString(grid)                   # hostile node names escaped: still well-formed
+    assert grid.count('fill="#b00020"') == 1 and grid.count('fill="#5a0010"') == 1     # an alert, a duress
+    assert grid.count('fill="#1a5fb4"') == 1 and "Fatou: " in grid                      # her bracelet
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert 'href="/alerts/1"' in page and 'href="/alerts/2"' in page and 'href="/alerts/3"' not in page
+    assert "relative to the station" in page and "No map installed" in page
+
+
+def test_the_overview_uses_the_office_map_that_covers_its_points(app):   # noqa: F811
+    _overview_seed(app)
+    db_path = app.station_config.database_path
+    maps.import_file(make_mbtiles(db_path.parent / "away.mbtiles", TILES, bounds="2.2,48.8,2.4,48.9"), db_path)
+    c = app.test_client()
+    login(c, "viewer")
+    assert "do not cover these positions" in c.get("/map").get_data(as_text=True)
+    maps.import_file(make_mbtiles(db_path.parent / "town.mbtiles", TILES, bounds="-17.5,14.6,-17.3,14.8"), db_path)
+    page = c.get("/map").get_data(as_text=True)
+    points = json.loads(re.search(r'data-points="([^"]*)"', page).group(1).replace("&#34;", '"'))
+    assert sorted((p["kind"], p["href"]) for p in points) == [
+        ("alert", "/alerts/1"), ("bracelet", "/wearers/4"), ("duress", "/alerts/2")]
+    layers = json.loads(re.search(r'data-layers="([^"]*)"', page).group(1).replace("&#34;", '"'))
+    assert [la["url"] for la in layers] == ["/maps/tiles/town/{z}/{x}/{y}"]

@@ -8,7 +8,8 @@
   var POLL_MS = 3000;          // the banner: a dead daemon sends no event, so the page asks
   var skew = 0;                // station time minus this browser's clock, in seconds
   var lastEvent = 0;
-  var refreshing = null, again = false;
+  var refreshing = null, again = false, lastRefresh = Date.now();
+  var mapView = null;      // the overview's centre and zoom, kept across its live redraws
 
   function stationNow() { return Date.now() / 1000 + skew; }
 
@@ -74,8 +75,11 @@
     if (s.last_event !== lastEvent) {
       var missed = lastEvent !== 0;
       lastEvent = s.last_event;
-      if (missed) { refresh(); }
+      if (missed) { refresh(); return; }
     }
+    // A region that shows what moves without an event (bracelets' positions on the map).
+    var every = document.querySelector("main [data-refresh-s]");
+    if (every && Date.now() - lastRefresh > 1000 * parseFloat(every.dataset.refreshS)) { refresh(); }
   }
 
   function unreachable() {
@@ -141,6 +145,7 @@
   function refresh() {
     if (!document.querySelector("main [data-live]")) { return; }
     if (refreshing) { again = true; return; }
+    lastRefresh = Date.now();
     var url = location.href;
     refreshing = fetch(url, { credentials: "same-origin", cache: "no-store" })
       .then(function (r) { return r.ok && location.href === url ? r.text() : null; })
@@ -251,7 +256,6 @@
   function drawMap(mapDiv) {
     withLeaflet(mapDiv, function () {
       if (!window.L) { mapDiv.textContent = mapDiv.dataset.missing; return; }
-      var track = JSON.parse(mapDiv.dataset.track || "[]");
       var map = window.L.map(mapDiv);
       // Broadest map first, so a detailed town map is drawn over a country one.
       JSON.parse(mapDiv.dataset.layers).forEach(function (layer) {
@@ -259,6 +263,8 @@
         if (layer.bounds) { options.bounds = layer.bounds; }
         window.L.tileLayer(layer.url, options).addTo(map);
       });
+      if (mapDiv.dataset.points) { drawPoints(map, JSON.parse(mapDiv.dataset.points)); return; }
+      var track = JSON.parse(mapDiv.dataset.track || "[]");
       var line = window.L.polyline(track, { color: "#b00020" }).addTo(map);
       var cell = JSON.parse(mapDiv.dataset.cell || "null");
       var bounds = line.getBounds();
@@ -271,6 +277,34 @@
       }
       map.fitBounds(bounds, { maxZoom: 15 });
     });
+  }
+
+  // The overview: each alert and bracelet a mark of its own, named, a link to its page. A live
+  // update redraws the marks but keeps the view the coordinator zoomed to.
+  var COLOURS = { alert: "#b00020", duress: "#5a0010", bracelet: "#1a5fb4" };
+  function drawPoints(map, points) {
+    var corners = [];
+    points.forEach(function (p) {
+      var colour = COLOURS[p.kind] || COLOURS.alert, mark;
+      if (p.cell) {          // a reduced-precision fix: anywhere in the cell, not at its centre
+        mark = window.L.rectangle(p.cell, { color: colour, weight: 2, fillOpacity: 0.15 });
+        corners.push(p.cell[0], p.cell[1]);
+      } else {
+        mark = window.L.circleMarker([p.lat, p.lon], { radius: p.kind === "bracelet" ? 6 : 9, color: colour,
+                                                         fillColor: colour, fillOpacity: 0.8 });
+        corners.push([p.lat, p.lon]);
+      }
+      var link = document.createElement("a");
+      link.href = p.href;
+      link.textContent = p.label;          // a name typed into a node is text, never markup
+      mark.bindTooltip(link.textContent).bindPopup(link).addTo(map);
+    });
+    if (mapView && mapView.path === location.pathname) {
+      map.setView(mapView.center, mapView.zoom);
+    } else if (corners.length) {
+      map.fitBounds(window.L.latLngBounds(corners).pad(0.2), { maxZoom: 15 });
+    }
+    map.on("moveend", function () { mapView = { path: location.pathname, center: map.getCenter(), zoom: map.getZoom() }; });
   }
 
   // -- start -----------------------------------------------------------------------------------
