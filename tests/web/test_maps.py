@@ -204,7 +204,7 @@ def test_leaflet_comes_from_debian_and_paths_stay_inside_its_folder(app):   # no
     assert c.get("/vendor/leaflet/%2e%2e/%2e%2e/etc/passwd").status_code == 404
 
 
-def _overview_seed(app, **extra):
+def _overview_seed(app):   # noqa: F811
     from station.storage.writer import Writer
     w = Writer(app.station_config.database_path).start()
     now = time.time()
