@@ -123,12 +123,17 @@ def retire(db: sqlite_utils.Database, num: int, actor: str, at: float) -> None:
     log_event(db, None, at, actor, "bracelet retired", Wording("{node} ({label})", node=f"!{num:08x}", label=old[0]))
 
 
-# The label an incident is shown under: that of the registration it happened in when the bracelet
-# has been retired since, else the current one, else what the node announces (unregistered).
-INCIDENT_LABEL = """COALESCE(
-    (SELECT r.label FROM retired_bracelets r WHERE r.node_num = i.node_num AND r.added_at <= i.opened_at
-       AND r.retired_at >= i.opened_at ORDER BY r.id DESC LIMIT 1),
+def label_at(num: str, at: str) -> str:
+    """SQL for the label a record of node `num` made at time `at` is shown under: that of the
+    registration in force then when the bracelet has been retired since, else the current label
+    (joined as `b`), else what the node announces (`n`, unregistered)."""
+    return f"""COALESCE(
+    (SELECT r.label FROM retired_bracelets r WHERE r.node_num = {num} AND r.added_at <= {at}
+       AND r.retired_at >= {at} ORDER BY r.id DESC LIMIT 1),
     b.label, n.long_name)"""
+
+
+INCIDENT_LABEL = label_at("i.node_num", "i.opened_at")
 
 
 def retired(db: sqlite_utils.Database) -> list[dict]:

@@ -11,6 +11,7 @@ from xml.sax.saxutils import escape
 
 from flask import Blueprint, Response, abort, current_app, request
 
+from station import registry
 from station.decode import precision
 
 from web.i18n import gettext as _
@@ -73,7 +74,8 @@ def _scope() -> tuple[str, tuple]:
 def _positions() -> list[tuple]:
     where, params = _scope()
     return current_app.station_db().execute(
-        f"""SELECT p.received_at, printf('!%08x', p.node_num), COALESCE(b.label, n.long_name), p.lat, p.lon, p.alt,
+        f"""SELECT p.received_at, printf('!%08x', p.node_num), {registry.label_at("p.node_num", "p.received_at")},
+                   p.lat, p.lon, p.alt,
                    p.source, p.sats, p.precision_bits, p.cached FROM positions p LEFT JOIN nodes n ON n.num=p.node_num
             LEFT JOIN bracelets b ON b.node_num=p.node_num WHERE p.node_num IS NOT NULL AND {where}
             ORDER BY p.received_at LIMIT 100000""", params).fetchall()

@@ -190,3 +190,23 @@ def test_exports_carry_iso_times_with_the_offset_and_are_named_after_the_alert(w
     assert "alert-1-positions.kml" in kml.headers["Content-Disposition"] and "<TimeStamp><when>" in kml.get_data(as_text=True)
     events = c.get("/exports/events.csv?incident=1")
     assert datetime.datetime.fromisoformat(list(csv.reader(io.StringIO(events.get_data(as_text=True))))[1][0]).tzinfo
+
+
+def test_evidence_exports_name_a_position_after_the_wearer_who_carried_the_bracelet_then(with_positions):
+    """Positions exported for a case stay Maria's after her bracelet goes to Ana: evidence must
+    not put Ana where Maria was."""
+    from station import registry
+    from station.storage.writer import Writer
+    w = Writer(with_positions.station_config.database_path).start()
+    try:
+        w.call(lambda db: db.execute("INSERT INTO bracelets (node_num, label, public_key, pinned_at, added_at) "
+                                     "VALUES (1, 'Maria', 'k', 0, 0)"))
+        w.call(lambda db: registry.retire(db, 1, "test", time.time() + 10))
+        w.call(lambda db: db.execute("INSERT INTO bracelets (node_num, label, public_key, pinned_at, added_at) "
+                                     "VALUES (1, 'Ana', 'k', ?, ?)", (time.time() + 11, time.time() + 11)))
+    finally:
+        w.stop()
+    c = with_positions.test_client()
+    login(c, "coordinator")
+    rows = list(csv.reader(io.StringIO(c.get("/exports/positions.csv?incident=1").get_data(as_text=True))))
+    assert [r[2] for r in rows[1:]] == ["Maria"] * 3
