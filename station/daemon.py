@@ -351,11 +351,11 @@ class Station:
             changed = [k for k in ("firmware", "hw_model", "region", "preset", "key_fingerprint")
                        if old.get(k) != snapshot.get(k)]
             if changed:
+                extra = Wording(" (changed: {what})", what=", ".join(changed)) if old else ""
                 incidents.log_event(db, None, at, "station", "radio identified",
-                                    Wording("{model} firmware {firmware}, {region} {preset}{changed}", model=snapshot["hw_model"],
-                                            firmware=snapshot["firmware"], region=snapshot["region"],
-                                            preset=snapshot["preset"],
-                                            changed=Wording(" (changed: {what})", what=", ".join(changed)) if old else ""))
+                                    Wording("{model} firmware {firmware}, {region} {preset}{changed}",
+                                            model=snapshot["hw_model"], firmware=snapshot["firmware"],
+                                            region=snapshot["region"], preset=snapshot["preset"], changed=extra))
         self.writer.submit(job, name="radio-info")
 
     def _job_configure(self, args: dict, by: str) -> dict:

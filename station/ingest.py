@@ -331,7 +331,8 @@ class Ingest:
             if e.trust == trust.UNREGISTERED and records.receipts_to_strangers(db, at - 3600) >= \
                     STRANGER_RECEIPTS_PER_HOUR:
                 incidents.log_event(db, e.incident_id, at, "station", "receipt skipped",
-                                    Wording("more than {n} receipts to unregistered senders this hour", n=STRANGER_RECEIPTS_PER_HOUR))
+                                    Wording("more than {n} receipts to unregistered senders this hour",
+                                            n=STRANGER_RECEIPTS_PER_HOUR))
                 continue
             # A duress's receipt is a cancel's in every respect, its kind included: the same spacing
             # and "sent moments ago" rules then apply to both (receipts.py).

@@ -82,7 +82,8 @@ def expire(db: sqlite_utils.Database, test_id: int, at: float) -> bool:
     if cur.rowcount:
         t = get(db, test_id)
         incidents().log_event(db, None, at, t.requested_by, "press test failed",
-             Wording("{node}: no press heard within {n} s", node=node_id(t.node_num), n=f"{t.expires_at - t.started_at:.0f}"))
+             Wording("{node}: no press heard within {n} s", node=node_id(t.node_num),
+                     n=f"{t.expires_at - t.started_at:.0f}"))
     return bool(cur.rowcount)
 
 

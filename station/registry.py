@@ -87,9 +87,9 @@ def set_pins(db: sqlite_utils.Database, num: int, pin_hashes: tuple[str | None, 
                   (*pin_hashes, num)).rowcount != 1:
         raise RegistryError("{node} is not registered (station bracelets add first)", node=f"!{num:08x}")
     from station.incidents import log_event       # incidents imports this module
-    log_event(db, None, at, actor, "PINs set", Wording("{node}: cancel PIN {cancel}, duress PIN {duress}", node=f"!{num:08x}",
-                                                       cancel="set" if pin_hashes[0] else "none",
-                                                       duress="set" if pin_hashes[1] else "none"))
+    log_event(db, None, at, actor, "PINs set",
+              Wording("{node}: cancel PIN {cancel}, duress PIN {duress}", node=f"!{num:08x}",
+                      cancel="set" if pin_hashes[0] else "none", duress="set" if pin_hashes[1] else "none"))
 
 
 def remove(db: sqlite_utils.Database, num: int) -> bool:
@@ -105,7 +105,8 @@ def set_label(db: sqlite_utils.Database, num: int, label: str, actor: str, at: f
         raise RegistryError("{node} is not registered (station bracelets add first)", node=f"!{num:08x}")
     db.execute("UPDATE bracelets SET label=? WHERE node_num=?", (label, num))
     from station.incidents import log_event
-    log_event(db, None, at, actor, "bracelet renamed", Wording("{node}: {old} -> {new}", node=f"!{num:08x}", old=old[0], new=label))
+    log_event(db, None, at, actor, "bracelet renamed",
+              Wording("{node}: {old} -> {new}", node=f"!{num:08x}", old=old[0], new=label))
 
 
 def retire(db: sqlite_utils.Database, num: int, actor: str, at: float) -> None:

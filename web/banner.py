@@ -116,7 +116,8 @@ def _relay(relay: dict) -> list[Problem]:
     waiting = (relay.get("outbox") or {}).get("ready", 0)
     if relay.get("online") is False and waiting:
         out.append(Problem(WARNING, "offline",
-                           ngettext("No internet: {n} post waits in the outbox.", "No internet: {n} posts wait in the outbox.", waiting),
+                           ngettext("No internet: {n} post waits in the outbox.",
+                                    "No internet: {n} posts wait in the outbox.", waiting),
                            _("They leave by themselves when the internet is back.")))
     if relay.get("errors"):
         out.append(Problem(WARNING, "relay-errors", _("The relay reports errors: {detail}",

@@ -35,7 +35,8 @@ _STRING = r'"((?:[^"\\]|\\.)+)"'
 
 def _sources() -> list[Path]:
     # Not this file: its own docstrings show the calls it looks for.
-    return [*sorted((WEB / "templates").glob("*.html")), *sorted(f for f in WEB.glob("*.py") if f.name != "catalogs.py")]
+    return [*sorted((WEB / "templates").glob("*.html")),
+            *sorted(f for f in WEB.glob("*.py") if f.name != "catalogs.py")]
 
 
 def _where(path: Path) -> str:
@@ -99,18 +100,8 @@ def refusals(trees: dict[Path, ast.AST] | None = None) -> CoreStrings:
         if more <= kinds:
             break
         kinds |= more
-    raised = {}
-    composed = []
-    for f, tree in trees.items():
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and _name(node.exc) in kinds \
-                    and node.exc.args:
-                arg = node.exc.args[0]
-                if isinstance(arg, ast.Constant):
-                    raised.setdefault(arg.value, set()).add(_where(f))
-                else:
-                    composed.append(f"{_where(f)}:{node.lineno}")
-    return CoreStrings(raised, composed)
+    # Every construction, raised at once or kept to raise later.
+    return _collect(kinds, trees)
 
 
 def wordings(trees: dict[Path, ast.AST] | None = None) -> CoreStrings:
@@ -193,8 +184,9 @@ def ids(cat: Catalog) -> set:
 def extract() -> None:
     cat = template_catalog()
     # The file changes only when the strings do, not at each run (its date would).
-    if not TEMPLATE.exists() or ids(read(TEMPLATE)) != ids(cat) or \
-            {m.id: m.locations for m in read(TEMPLATE) if m.id} != {m.id: m.locations for m in cat if m.id}:
+    def where(c: Catalog) -> dict:
+        return {m.id: m.locations for m in c if m.id}
+    if not TEMPLATE.exists() or where(read(TEMPLATE)) != where(cat):
         _write_po(TEMPLATE, cat)
 
 

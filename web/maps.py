@@ -53,23 +53,31 @@ def overview_map(db) -> dict:
                "href": url_for("alerts.incident", iid=a["id"]), "cell": cell_of(a)} for a in alerts]
     points += [{"lat": b["lat"], "lon": b["lon"], "kind": "bracelet", "label": b["label"],
                 "href": url_for("wearers.edit", num=b["node_num"]), "cell": None} for b in bracelets]
+    for p in points:
+        p["colour"] = maps.COLOURS[p["kind"]]
     out = {"alerts": alerts, "bracelets": bracelets, "points_json": json.dumps(points), "map_layers": None,
            "grid": None, "grid_origin": None, "uncovered": False}
     if not points:
         return out
-    station = db.execute("SELECT lat, lon FROM positions WHERE node_num IS NULL ORDER BY id DESC LIMIT 1").fetchone()
-    first = (points[0]["lat"], points[0]["lon"])
-    origin, label = ((station[0], station[1]), _("station")) if station else (first, _("first alert or bracelet"))
-    out["grid_origin"] = label
-    out["grid"] = Markup(maps.grid_svg(origin, label, [(p["lat"], p["lon"], p["label"], p["kind"]) for p in points],
-                                       caption=_("alerts and bracelets relative to {origin}", origin=label),
-                                       track=False))
+    station = _station_fix(db)
+    origin, label = (station, _("station")) if station else ((points[0]["lat"], points[0]["lon"]),
+                                                               _("first alert or bracelet"))
+    grid = maps.grid_svg(origin, label, [(p["lat"], p["lon"], p["label"], p["kind"]) for p in points],
+                         caption=_("alerts and bracelets relative to {origin}", origin=label), track=False)
+    return {**out, **_office_maps([(p["lat"], p["lon"]) for p in points]), "grid": Markup(grid), "grid_origin": label}
+
+
+def _station_fix(db) -> tuple[float, float] | None:
+    row = db.execute("SELECT lat, lon FROM positions WHERE node_num IS NULL ORDER BY id DESC LIMIT 1").fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def _office_maps(points: list[tuple[float, float]]) -> dict:
+    """The imported maps that cover any of `points`, for Leaflet, and whether maps exist that
+    cover none (the page then says why it shows the grid)."""
     described = maps.describe(current_app.station_config.database_path)
-    layers = [_layer(name, info) for name, info in described
-              if any(_covers(info, (p["lat"], p["lon"])) for p in points)]
-    out["map_layers"] = json.dumps(layers) if layers else None
-    out["uncovered"] = bool(described) and not layers
-    return out
+    layers = [_layer(name, info) for name, info in described if any(_covers(info, p) for p in points)]
+    return {"map_layers": json.dumps(layers) if layers else None, "uncovered": bool(described) and not layers}
 
 
 def incident_map(db, row: dict) -> dict:
@@ -82,17 +90,14 @@ def incident_map(db, row: dict) -> dict:
     if not track:
         return {"map_layers": None, "grid": None, "track_json": "[]", "uncovered": False, "cell_json": "null",
                 "grid_origin": None}
-    station = db.execute("SELECT lat, lon FROM positions WHERE node_num IS NULL ORDER BY id DESC LIMIT 1").fetchone()
-    origin, label = ((station[0], station[1]), _("station")) if station else (track[0], _("first fix"))
+    station = _station_fix(db)
+    origin, label = (station, _("station")) if station else (track[0], _("first fix"))
     grid = maps.grid_svg(origin, label, [(lat, lon, row["name"] or row["node_id"]) for lat, lon in track],
                          caption=_("positions relative to {origin}", origin=label))
-    described = maps.describe(current_app.station_config.database_path)
-    layers = [_layer(name, info) for name, info in described if _covers(info, track[-1])]
     # The notes under the grid name its real centre: without a station fix it is her first fix,
     # and "from the station" would send someone the wrong distance.
-    return {"map_layers": json.dumps(layers) if layers else None, "grid": Markup(grid), "grid_origin": label,
-            "track_json": json.dumps(track), "uncovered": bool(described) and not layers,
-            "cell_json": json.dumps(cell_of(row))}
+    return {**_office_maps([track[-1]]), "grid": Markup(grid), "grid_origin": label,
+            "track_json": json.dumps(track), "cell_json": json.dumps(cell_of(row))}
 
 
 def cell_of(row: dict) -> list | None:

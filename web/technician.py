@@ -158,7 +158,8 @@ def backup():
     sealed = radio_backup.seal(b, passphrase)
     name = f"station-radio-{info.node.lstrip('!')}-{time.strftime('%Y%m%d-%H%M')}.backup"
     write(db, lambda d: log_event(d, None, current_app.station_now(), _actor(), "radio backed up",
-                                  Wording("{node}, key {key}, downloaded as {file}", node=info.node, key=info.key_fingerprint, file=name)))
+                                  Wording("{node}, key {key}, downloaded as {file}", node=info.node,
+                                          key=info.key_fingerprint, file=name)))
     return Response(sealed, mimetype="application/octet-stream",
                     headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
 

@@ -68,14 +68,15 @@ def register_flash(grp: click.Group) -> None:
             except files.FlashRefused as e:
                 raise click.ClickException(f"refused: {e}") from None
             except esp.FlashFailed as e:
-                record_event(ctx, by, "radio flash failed", Wording("{file} on {port}: {error}", file=f.path.name, port=port, error=str(e)))
+                record_event(ctx, by, "radio flash failed",
+                             Wording("{file} on {port}: {error}", file=f.path.name, port=port, error=str(e)))
                 raise click.ClickException(str(e)) from None
         before = report.before.firmware if report.before else "unknown"
-        record_event(ctx, by, "radio flashed", Wording("{node} {before} -> {after} from {file} ({how}){restored}", node=report.after.node,
-                                                     before=before, after=report.after.firmware, file=f.path.name,
-                                                     how=report.how,
-                                                     restored=Wording("; configuration put back") if report.restored
-                                                     else ""))
+        restored = Wording("; configuration put back") if report.restored else ""
+        record_event(ctx, by, "radio flashed", Wording("{node} {before} -> {after} from {file} ({how}){restored}",
+                                                       node=report.after.node, before=before,
+                                                       after=report.after.firmware, file=f.path.name, how=report.how,
+                                                       restored=restored))
         for note in report.notes:
             click.echo(f"note: {note}")
         click.echo(f"done: radio {report.after.node} runs {report.after.firmware}"

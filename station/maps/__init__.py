@@ -2,7 +2,7 @@
 
 from station.maps.files import available, describe, folder, import_file, tile
 from station.maps.formats import MapError, MapInfo
-from station.maps.grid import distance_bearing, grid_svg
+from station.maps.grid import COLOURS, distance_bearing, grid_svg
 
-__all__ = ["MapError", "MapInfo", "available", "describe", "distance_bearing", "folder", "grid_svg",
+__all__ = ["COLOURS", "MapError", "MapInfo", "available", "describe", "distance_bearing", "folder", "grid_svg",
            "import_file", "tile"]

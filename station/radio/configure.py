@@ -156,10 +156,12 @@ def run_and_report(link: RadioLink, profile: MeshProfile, by: str, record: Calla
         record("radio configuration failed", Wording("by {who}: {error}", who=by, error=str(e)))
         return {"ok": False, "error": str(e)}
     if outcome.applied:
-        record("radio configured", Wording("by {who} on {node}: {changes}{remaining}", who=by, node=before.node if before else "?",
-                                       changes="; ".join(describe(d) for d in outcome.applied),
-                                       remaining="" if outcome.ok else Wording(
-                                           "; STILL DIFFERENT after the reboot: {what}",
-                                           what="; ".join(describe(d) for d in outcome.remaining if d.configurable))))
+        remaining = "" if outcome.ok else Wording(
+            "; STILL DIFFERENT after the reboot: {what}",
+            what="; ".join(describe(d) for d in outcome.remaining if d.configurable))
+        record("radio configured", Wording("by {who} on {node}: {changes}{remaining}", who=by,
+                                           node=before.node if before else "?",
+                                           changes="; ".join(describe(d) for d in outcome.applied),
+                                           remaining=remaining))
     return {"ok": outcome.ok, "rebooted": outcome.rebooted,
             "applied": [asdict(d) for d in outcome.applied], "remaining": [asdict(d) for d in outcome.remaining]}

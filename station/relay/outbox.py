@@ -51,6 +51,11 @@ def _rows(db, sql: str, params: tuple = ()) -> list[dict]:
     return [dict(zip(cols, r)) for r in cur.fetchall()]
 
 
+def _moved(dest: str, kind: str, state: str) -> Wording:
+    """The event each outbox state change writes, in the words the console translates."""
+    return Wording("outbox {dest} {kind}: {state}", dest=dest, kind=kind, state=state)
+
+
 def transition(db: sqlite_utils.Database, row_id: int, allowed: tuple[str, ...], to: str, at: float,
                actor: str = "relay", reason: str | None = None, **fields) -> bool:
     """Move a row from one of `allowed` to `to`; False (and nothing written) if it was not there."""
@@ -61,7 +66,7 @@ def transition(db: sqlite_utils.Database, row_id: int, allowed: tuple[str, ...],
     if cur.rowcount != 1:
         return False
     row = db.execute("SELECT incident_id, destination, kind FROM outbox WHERE id=?", (row_id,)).fetchone()
-    inc.log_event(db, row[0], at, actor, Wording("outbox {dest} {kind}: {state}", dest=row[1], kind=row[2], state=to), reason or "")
+    inc.log_event(db, row[0], at, actor, _moved(row[1], row[2], to), reason or "")
     if to in (SENT, FAILED, UNCERTAIN):
         event(log, f"relay.{to}", logging.WARNING if to != SENT else logging.INFO, reason or "",
               incident=row[0], destination=row[1], kind=row[2], row=row_id)
@@ -107,7 +112,7 @@ def _insert(db, incident_id: int, dest: str, kind: str, seq: int, priority: int,
          at, at))
     if cur.rowcount != 1:
         return None
-    inc.log_event(db, incident_id, at, "relay", Wording("outbox {dest} {kind}: {state}", dest=dest, kind=kind, state=state), reason or "")
+    inc.log_event(db, incident_id, at, "relay", _moved(dest, kind, state), reason or "")
     return cur.lastrowid
 
 

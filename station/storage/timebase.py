@@ -90,8 +90,8 @@ def take_step(clock, writer, timeout: float = 120.0) -> tuple[float, int] | None
     def job(db):
         moved = rebase(db, step, since, upto)
         log_event(db, None, upto + step, "station", "clock stepped",
-                  Wording("the clock was set {step} s; this run's {n} times were moved with it, so that no timer fired early or "
-                          "late", step=f"{step:+.0f}", n=moved))
+                  Wording("the clock was set {step} s; this run's {n} times were moved with it, so that no "
+                          "timer fired early or late", step=f"{step:+.0f}", n=moved))
         return moved
     moved = writer.call(job, timeout=timeout)
     clock.adopt(step)

@@ -201,10 +201,23 @@ def test_a_dead_console_stops_no_alert_and_a_new_one_shows_it(station, tmp_path)
     assert [a["name"] for a in alerts] == ["Amina D."]
 
 
+def _login_maria(page, base: str) -> None:
+    page.goto(base + "/login")
+    page.fill("input[name=name]", "maria")
+    page.fill("input[name=password]", "a long enough secret")
+    page.click("button[type=submit]")
+    page.wait_for_selector("nav")
+
+
 @pytest.fixture
 def console_with_map(tmp_path):
     """`station console` alone (no daemon needed) over a database holding one alert with a track
     in Dakar, a PMTiles country map and an MBTiles town map."""
+    from web.maps import LEAFLET_DIR
+    if not os.path.isdir(LEAFLET_DIR):
+        if os.environ.get("CI"):
+            pytest.fail("libjs-leaflet is missing in CI (.ci/run installs it)")
+        pytest.skip("libjs-leaflet not installed")
     import time
 
     from station import maps
@@ -228,11 +241,6 @@ def console_with_map(tmp_path):
 
 
 def test_the_incident_map_draws_local_tiles_and_the_track_with_no_internet(browser, console_with_map):
-    from web.maps import LEAFLET_DIR
-    if not os.path.isdir(LEAFLET_DIR):
-        if os.environ.get("CI"):
-            pytest.fail("libjs-leaflet is missing in CI (.ci/run installs it)")
-        pytest.skip("libjs-leaflet not installed")
     base = console_with_map
     page = browser.new_page(viewport={"width": 1100, "height": 900})
     asked, failed = [], []
@@ -242,11 +250,7 @@ def test_the_incident_map_draws_local_tiles_and_the_track_with_no_internet(brows
     page.on("requestfailed", lambda r: "ERR_ABORTED" not in (r.failure or "") and failed.append(
         f"{r.failure} {r.url}"))
     page.on("response", lambda r: r.status >= 400 and failed.append(f"{r.status} {r.url}"))
-    page.goto(base + "/login")
-    page.fill("input[name=name]", "maria")
-    page.fill("input[name=password]", "a long enough secret")
-    page.click("button[type=submit]")
-    page.wait_for_selector("nav")
+    _login_maria(page, base)
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(base + "/alerts/1")
@@ -273,22 +277,18 @@ def test_the_incident_map_draws_local_tiles_and_the_track_with_no_internet(brows
 
 def test_a_new_alert_appears_on_the_overview_map_without_a_reload(browser, console_with_map, tmp_path):
     """A coordinator keeps the map open on the office screen: the next SOS is drawn on the local
-    tiles as it arrives, the page never reloads, and each mark links to its alert."""
-    from web.maps import LEAFLET_DIR
+    tiles as it arrives, the page never reloads, and each mark links to its alert. A name someone
+    typed into the node is shown as text, never run as markup."""
+    from station.storage.writer import Writer
     from tests.web.consoles import open_alert
-    if not os.path.isdir(LEAFLET_DIR):
-        if os.environ.get("CI"):
-            pytest.fail("libjs-leaflet is missing in CI (.ci/run installs it)")
-        pytest.skip("libjs-leaflet not installed")
+    w = Writer(tmp_path / "station.db").start()
+    w.call(lambda db: db.execute("UPDATE nodes SET long_name='<img src=x id=pwned>' WHERE num=1"))
+    w.stop()
     base = console_with_map
     page = browser.new_page(viewport={"width": 1100, "height": 900})
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(base + "/login")
-    page.fill("input[name=name]", "maria")
-    page.fill("input[name=password]", "a long enough secret")
-    page.click("button[type=submit]")
-    page.wait_for_selector("nav")
+    _login_maria(page, base)
     page.click("nav a[href='/map']")
     page.wait_for_selector("#map .leaflet-tile-loaded", timeout=15_000)
     page.evaluate("window.stillHere = true")
@@ -299,6 +299,10 @@ def test_a_new_alert_appears_on_the_overview_map_without_a_reload(browser, conso
     assert page.evaluate("window.stillHere") is True
     drawn = page.evaluate("JSON.parse(document.querySelector('#map').dataset.points).map(p => p.href)")
     assert sorted(drawn) == ["/alerts/1", f"/alerts/{iid}"]
+    page.locator("#map path.leaflet-interactive").last.hover()
+    page.wait_for_selector(".leaflet-tooltip", timeout=5_000)
     page.locator("#map path.leaflet-interactive").last.click()
     page.wait_for_selector(".leaflet-popup a[href^='/alerts/']", timeout=5_000)
+    assert "<img src=x id=pwned>" in page.inner_text(".leaflet-tooltip")
+    assert page.locator("#pwned").count() == 0
     assert errors == []

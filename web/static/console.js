@@ -281,11 +281,11 @@
 
   // The overview: each alert and bracelet a mark of its own, named, a link to its page. A live
   // update redraws the marks but keeps the view the coordinator zoomed to.
-  var COLOURS = { alert: "#b00020", duress: "#5a0010", bracelet: "#1a5fb4" };
+  // Each point's colour comes from the server (station/maps/grid.py COLOURS), as on the grid.
   function drawPoints(map, points) {
     var corners = [];
     points.forEach(function (p) {
-      var colour = COLOURS[p.kind] || COLOURS.alert, mark;
+      var colour = p.colour, mark;
       if (p.cell) {          // a reduced-precision fix: anywhere in the cell, not at its centre
         mark = window.L.rectangle(p.cell, { color: colour, weight: 2, fillOpacity: 0.15 });
         corners.push(p.cell[0], p.cell[1]);
@@ -294,10 +294,11 @@
                                                          fillColor: colour, fillOpacity: 0.8 });
         corners.push([p.lat, p.lon]);
       }
-      var link = document.createElement("a");
+      // A name typed into a node is text, never markup: Leaflet sets a string as innerHTML.
+      var link = document.createElement("a"), name = document.createElement("span");
       link.href = p.href;
-      link.textContent = p.label;          // a name typed into a node is text, never markup
-      mark.bindTooltip(link.textContent).bindPopup(link).addTo(map);
+      link.textContent = name.textContent = p.label;
+      mark.bindTooltip(name).bindPopup(link).addTo(map);
     });
     if (mapView && mapView.path === location.pathname) {
       map.setView(mapView.center, mapView.zoom);
