@@ -129,6 +129,18 @@ def _version(v: str) -> str | None:
     return None if re.fullmatch(r"\d+\.\d+\.\d+", v) else 'a version such as "2.7.4"'
 
 
+def _ack_word(v: str) -> str | None:
+    return None if re.fullmatch(r"[A-Za-z]{2,10}", v) else "a word of 2 to 10 letters"
+
+
+def _email_security(v: str) -> str | None:
+    return None if v in ("starttls", "tls") else '"starttls" (port 587) or "tls" (port 465); never plain'
+
+
+def _http_url(v: str) -> str | None:
+    return None if v == "" or re.fullmatch(r"https?://[^\s/]+(/\S*)?", v) else 'an http(s):// address, or ""'
+
+
 SCHEMA: dict[str, dict[str, Key]] = {
     "radio": {
         "port": Key("auto", str, _radio_port),
@@ -226,9 +238,37 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "city_radius_km": Key(30.0, (int, float), _positive),
         "update_every_min": Key(30.0, (int, float), _positive),
     },
+    "escalation": {
+        "enabled": Key(False, bool),
+        "time_zone": Key("UTC", str, _zone),
+        "ack_word": Key("ACK", str, _ack_word),
+    },
+    "email": {
+        "host": Key("", str),
+        "port": Key(587, int, _port),
+        "security": Key("starttls", str, _email_security),
+        "username": Key("", str),
+        "password_file": Key("", str),
+        "sender": Key("", str),
+        "ca_file": Key("", str),
+        "timeout_s": Key(20.0, (int, float), _positive),
+    },
+    "sms": {
+        "port": Key("", str, _gps_port),
+        "baud": Key(115200, int, _baud),
+        "pin_file": Key("", str),
+        "timeout_s": Key(30.0, (int, float), _positive),
+    },
+    "push": {
+        "ntfy_url": Key("", str, _http_url),
+        "ntfy_token_file": Key("", str),
+        "telegram_api": Key("https://api.telegram.org", str, _http_url),
+        "telegram_token_file": Key("", str),
+        "timeout_s": Key(15.0, (int, float), _positive),
+    },
 }
-# Arrays of tables, validated by the relay (station/relay/settings.py).
-LISTS = ("destinations", "places")
+# Arrays of tables: the relay's (station/relay/settings.py) and the escalation's (station/escalation/policy.py).
+LISTS = ("destinations", "places", "responders", "escalation_steps")
 
 
 @dataclass(frozen=True)
@@ -272,6 +312,15 @@ class Config:
     def places(self):
         from station.relay import settings
         return settings.places(self.lists.get("places"))
+
+    def escalation(self):
+        """The escalation policy (station/escalation/policy.py)."""
+        from station.escalation import policy
+        try:
+            return policy.parse(self.sections["escalation"], self.lists.get("responders"),
+                                self.lists.get("escalation_steps"))
+        except policy.PolicyError as e:
+            raise ConfigError(str(e)) from None
 
 
 def _type_name(kind: type | tuple[type, ...]) -> str:
@@ -326,6 +375,7 @@ def validate(raw: dict[str, Any], source: Path | None = None, base_dir: Path | N
         cfg.places()
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    cfg.escalation()
     return cfg
 
 

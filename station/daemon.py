@@ -17,6 +17,7 @@ from station.pins import PinKey, PinPolicy, configured_key_path
 from station.clock import StationClock
 from station.config import Config
 from station.decode.packets import Position, Rules
+from station.escalation.service import Escalation
 from station.gps import GpsReader, GpsTracker
 from station.indicators import alarm_level, make_indicators
 from station.logs import event
@@ -81,6 +82,7 @@ class Station:
         self.auto_globs: tuple[str, ...] = ()
         self.look_for_radio_every_s = 2.0
         self.system_time = time.time      # tests set the wall clock back and forth through this
+        self.monotonic = time.monotonic   # and move both ahead together (time passing, no step)
 
     # -- start and stop ----------------------------------------------------------------------
     def start(self) -> "Station":
@@ -99,7 +101,7 @@ class Station:
             log.error("database quick_check reports problems: %s", self.writer.db_check)
         # A step of the clock wakes the monitor, which moves this run's timers before taking it.
         self.clock = StationClock(cfg.gps["clock_margin_s"], system_time=self.system_time,
-                                  on_step=lambda step: self._wake_monitor.set())
+                                  monotonic=self.monotonic, on_step=lambda step: self._wake_monitor.set())
         self.pin_key = self._pin_key()
         behind = self.writer.call(lambda db: timebase.reanchor_after_downtime(db, self.clock.now()))
         if behind:
@@ -146,6 +148,10 @@ class Station:
                               rc["retry_after_s"]),
             on_followup=self._receipt_followup)
         self.keeper = RadioKeeper(self.link, self._registered_bracelets, self._radio_event)
+        self.escalation = Escalation(cfg, self.writer, self.clock, on_acknowledged=self._wake_monitor.set,
+                                     wake_mesh=self.receipts.wake)
+        self.ingest.on_text = self.escalation.mesh_reply
+        self.ingest.responder_key = self.escalation.responder_key
         if cfg.gps["port"]:
             self.gps_tracker = GpsTracker(self.clock)
             self.gps = GpsReader(cfg.gps["port"], cfg.gps["baud"], self.gps_tracker, self._on_gps_fix).start()
@@ -164,6 +170,7 @@ class Station:
         self.purger = retention.Purger(self.writer, retention.Policy.from_config(cfg), self.clock.now)
         self.link.start()
         self.receipts.start()
+        self.escalation.start()
         self._monitor = threading.Thread(target=self._monitor_loop, name="station-monitor", daemon=True)
         self._monitor.start()
         return self
@@ -254,6 +261,7 @@ class Station:
         self.link.stop()
         self.ingest.stop()
         self.receipts.stop()
+        self.escalation.stop()
         if self.relay:
             self.relay.stop()
         if self.gps:
@@ -385,7 +393,9 @@ class Station:
             rows = self._keeper_reader.execute(
                 "SELECT b.node_num, b.label, b.public_key, n.long_name, n.short_name FROM bracelets b "
                 "LEFT JOIN nodes n ON n.num=b.node_num ORDER BY b.node_num").fetchall()
-        return [KeptBracelet(*r) for r in rows]
+        # Responders' own nodes too: her ACK is a PKI DM, and the messages to her are.
+        return [KeptBracelet(*r) for r in rows] + [KeptBracelet(num, name, key) for num, name, key in
+                                                   self.escalation.mesh_contacts()]
 
     def _radio_event(self, detail: str) -> None:
         at = self.clock.now()
@@ -442,6 +452,8 @@ class Station:
         while not self._stop.is_set():
             try:
                 self._update_alarm()
+                if self.escalation.tick(self._reader):
+                    self._update_alarm()
                 self.jobs.poll()
                 if time.monotonic() - keys_checked >= self.key_check_every_s:
                     keys_checked = time.monotonic()
@@ -520,6 +532,7 @@ class Station:
             "indicators": {"kind": type(self.indicators).__name__,
                            "detail": getattr(self.indicators, "reason", "gpio")},
             "relay": (self.relay.status(self._reader, time.time()) if self.relay else {"enabled": False}),
+            "escalation": self.escalation.status(self._reader),
         }
 
     def _write_status(self, phase: str) -> None:

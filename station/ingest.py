@@ -103,6 +103,10 @@ class Ingest:
         self._held: set[tuple[int, int]] = set()
         self.counters = IngestCounters()
         self.on_stored: Callable[[mesh_pb2.MeshPacket], None] = lambda packet: None
+        # A text that is not an alert or a cancel (inside the transaction): a responder's answer to
+        # an escalation (station/escalation/service.py); an Effect when it acknowledged an alert.
+        self.on_text: Callable[..., incidents.Effect | None] = lambda db, packet, text, at: None
+        self.responder_key: Callable[[int], str | None] = lambda num: None     # a responder node's pinned key
         # Called after commit with each newly stored packet (benchmarks, future consumers).
         self.observer: Callable[[mesh_pb2.MeshPacket], None] | None = None
 
@@ -261,12 +265,22 @@ class Ingest:
             check = incidents.cancel_request(db, num, at)
             if check is not None:
                 checks.append((check, c.pin))
+        if live and (own is None or p.to in (own, BROADCAST)):
+            for t in result.of(dec.Text):
+                answered = self.on_text(db, p, t.text, at)
+                if answered is not None:
+                    effects.append(answered)
         if notes:
             records.set_packet_decode(db, row, "; ".join(notes))
         self._queue_receipts(db, effects, num, at, packet_id=p.id)
-        for r in result.of(dec.Routing):
+        routings = result.of(dec.Routing)
+        proven = v.proof.ok or num == own
+        if routings and not v.registered and self.responder_key(num):
+            # A responder's node acknowledging an escalation message: proven as a bracelet's would be.
+            proven = proven or trust.proof_of(p, self.responder_key(num), office).ok
+        for r in routings:
             # Only the bracelet itself (proven) or the station's own radio answers for a receipt.
-            self.routing_answer(db, r.request_id, num, r.error, at, v.proof.ok or num == own)
+            self.routing_answer(db, r.request_id, num, r.error, at, proven)
         return effects, checks
 
     def _node_info(self, db, num: int, info: dec.NodeInfo, v: trust.Verdict, at: float, notes: list[str]) -> None:

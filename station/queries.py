@@ -60,7 +60,14 @@ def alert(db: sqlite_utils.Database, iid: int) -> dict | None:
     row["positions"] = _rows(db, """SELECT received_at, fix_at, lat, lon, alt, sats, precision_bits, source, cached
         FROM positions WHERE node_num=? AND received_at >= ? ORDER BY id""", (row["node_num"], row["opened_at"] - 3600))
     row["receipts"] = _rows(db, "SELECT kind, text, state, reason, packet_id, attempts, updated_at FROM receipts "
-                                "WHERE incident_id=? ORDER BY id", (iid,))
+                                "WHERE incident_id=? AND kind != 'escalation' ORDER BY id", (iid,))
+    # Who beyond the room was told, how, and whether it reached them (station/escalation).
+    row["notifications"] = _rows(db, "SELECT step, responder, channel, address, state, reason, attempts, sent_at, "
+                                     "updated_at FROM notifications WHERE incident_id=? ORDER BY id", (iid,)) \
+        if "notifications" in db.table_names() else []
+    esc = _rows(db, "SELECT kind, ref, state, next_step, next_at, stopped_why FROM escalations WHERE incident_id=?",
+                (iid,)) if "escalations" in db.table_names() else []
+    row["escalation"] = esc[0] if esc else None
     row["battery"] = _rows(db, "SELECT received_at, battery_level, voltage FROM telemetry WHERE node_num=? "
                                "ORDER BY id DESC LIMIT 1", (row["node_num"],))
     return row

@@ -287,7 +287,9 @@ class ReceiptSender:
                 self._mark(rid, "expired", f"not delivered within {self.settings.ttl_s:g} s")
                 continue
             last = self._last_sent.get((num, kind))
-            if attempts == 0 and last is not None and time.monotonic() - last < self.settings.min_interval_s:
+            # Only a wearer's receipts repeat themselves; a responder's step and stand-down differ.
+            if attempts == 0 and last is not None and time.monotonic() - last < self.settings.min_interval_s \
+                    and kind != "escalation":
                 self._mark(rid, "skipped", "the same receipt was sent to this bracelet moments ago")
                 continue
             if not self.link.connected:

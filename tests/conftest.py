@@ -55,7 +55,7 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02, what: s
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def make_config(tmp_path: Path, **sections) -> config.Config:
+def make_config(tmp_path: Path, lists: dict | None = None, **sections) -> config.Config:
     base = {
         "storage": {"database": str(tmp_path / "station.db")},
         "gpio": {"enabled": False},
@@ -65,7 +65,25 @@ def make_config(tmp_path: Path, **sections) -> config.Config:
     }
     for name, values in sections.items():
         base.setdefault(name, {}).update(values)
+    base.update(lists or {})          # arrays of tables: [[destinations]], [[responders]], ...
     return config.validate(base, None, tmp_path)
+
+
+class TimeMachine:
+    """Time passing faster than it does: the station's wall and monotonic clocks move ahead
+    together when the test says so (so the clock sees no step), for chains of minutes in no time."""
+
+    def __init__(self):
+        self.ahead = 0.0
+
+    def time(self) -> float:
+        return time.time() + self.ahead
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.ahead
+
+    def advance(self, seconds: float) -> None:
+        self.ahead += seconds
 
 
 class Harness:
@@ -73,9 +91,11 @@ class Harness:
 
     def __init__(self, tmp_path: Path, scenario: str, transport: str, *, register: bool = True,
                  corpus_dir: Path | None = None, start: bool = True, pin_factory=None,
-                 firmware: str | None = None, radio: dict | None = None, system_time=None, **sections):
+                 firmware: str | None = None, radio: dict | None = None, system_time=None,
+                 time_machine: TimeMachine | None = None, lists: dict | None = None, **sections):
         tmp_path.mkdir(parents=True, exist_ok=True)
-        self.cfg = make_config(tmp_path, **sections)
+        self.cfg = make_config(tmp_path, lists, **sections)
+        self.time_machine = time_machine
         # Acknowledgements and reboots at test speed; what they mean is the firmware's.
         options = {"retransmit_s": 0.2, "reboot_scale": 0.05, **(radio or {})}
         self.sim = SimRadio(scenario, speed=0, tcp=0 if transport == "tcp" else None,
@@ -97,6 +117,8 @@ class Harness:
         station = Station(self.cfg, pin_factory=self.pin_factory)
         if self.system_time is not None:
             station.system_time = self.system_time
+        if self.time_machine is not None:
+            station.system_time, station.monotonic = self.time_machine.time, self.time_machine.monotonic
         self.station = station.start()
         assert self.station.link.wait_connected(10), self.station.link.state
         if play:

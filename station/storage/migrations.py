@@ -223,7 +223,30 @@ def _v10(db: sqlite_utils.Database) -> None:
     db["retired_bracelets"].create_index(["node_num"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10]
+def _v11(db: sqlite_utils.Database) -> None:
+    """Beyond the room (station/escalation): each alert's escalation chain, where it stands, and
+    every notification it made with its delivery state. A step is fired (its notifications
+    written) in the same transaction that moves the chain on, so a crash neither skips a step nor
+    repeats one; a notification is claimed before it is sent."""
+    db["escalations"].create({
+        "incident_id": int, "kind": str, "ref": str, "started_at": float, "next_step": int, "next_at": float,
+        "state": str, "stopped_at": float, "stopped_why": str,
+    }, pk="incident_id", not_null={"kind", "ref", "started_at", "state"}, defaults={"next_step": 0})
+    db.execute("CREATE INDEX escalations_due ON escalations(next_at) WHERE state = 'running'")
+    db.execute("CREATE UNIQUE INDEX escalations_ref ON escalations(ref)")
+    db["notifications"].create({
+        "id": int, "incident_id": int, "step": int, "responder": str, "channel": str, "address": str,
+        "text": str, "state": str, "created_at": float, "updated_at": float, "claimed_at": float,
+        "sent_at": float, "next_attempt_at": float, "attempts": int, "reason": str, "receipt_id": int,
+        "external_id": str,
+    }, pk="id", not_null={"incident_id", "step", "responder", "channel", "state", "created_at"},
+        defaults={"attempts": 0})
+    db.execute("CREATE UNIQUE INDEX notifications_once ON notifications(incident_id, step, responder, channel)")
+    db.execute("CREATE INDEX notifications_queued ON notifications(channel, id) WHERE state = 'queued'")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10,
+                                                             _v11]
 
 
 def schema_version(db: sqlite_utils.Database) -> int:

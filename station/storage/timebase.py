@@ -34,6 +34,8 @@ PAST = {
     "console_sessions": ("created_at", "revoked_at"),
     "retired_bracelets": ("added_at", "retired_at"),
     "login_failures": ("failed_at",),
+    "escalations": ("started_at", "stopped_at"),
+    "notifications": ("created_at", "updated_at", "claimed_at", "sent_at"),
 }
 # Deadlines this run set: in the future when set, so moved whenever they are this run's.
 DUE = {
@@ -44,6 +46,8 @@ DUE = {
     "users": ("locked_until",),
     "press_tests": ("expires_at",),
     "login_failures": ("locked_until",),
+    "escalations": ("next_at",),
+    "notifications": ("next_attempt_at",),
 }
 # The devices' own times, never moved (tests/test_clock_steps.py checks that every stamp column is in one list).
 DEVICE = {
