@@ -179,7 +179,9 @@ def _trace(make, pin_of) -> dict:
         return re.sub(r"\d{4}-\d{2}-\d{2}|\d{1,2}:\d{2}(:\d{2})?", "T", text)
     return {
         "bracelet": amina.texts_received(),
-        "receipts": [tuple(r) for r in h.rows("SELECT kind, text, state FROM receipts ORDER BY id")],
+        # What went to the bracelet (the escalation's messages go to responders' own nodes).
+        "receipts": [tuple(r) for r in h.rows("SELECT kind, text, state FROM receipts WHERE kind != 'escalation' "
+                                              "ORDER BY id")],
         "x": [(mask(p.text), p.reply_to is not None, p.deleted) for p in h.x.posts],
         "partners": [(mask(p.text), p.reply_to is not None, p.deleted) for p in h.hook.posts],
     }

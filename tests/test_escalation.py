@@ -10,12 +10,20 @@ plays in seconds, and mail goes to a real SMTP server requiring STARTTLS (aiosmt
 from __future__ import annotations
 
 import base64
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 
 import pytest
 
-from station.radio.virtual.bracelets import Bracelet
-from tests.conftest import TimeMachine, wait_until
+from station.radio.virtual.bracelets import Bracelet, cast
+from tests.conftest import TimeMachine, free_port, listening, register_cast, wait_until
 from tests.fakes.smtp import MailServer
+from tests.test_attacks import _trace, office  # noqa: F401  (the office fixture: X and a partners' webhook)
 
 MARIA_NODE = 0xC0FFEE01
 
@@ -164,3 +172,116 @@ def test_a_drill_never_wakes_a_responder(harness, mail):
     wait_until(lambda: mail.to("omar@ngo.example"), 15, what="the real alert's email")
     assert h.count("SELECT COUNT(*) FROM escalations WHERE incident_id=?", (drill,)) == 0
     assert all("Bashir" not in m.get_content() for _, m, _ in mail.messages) and real != drill
+
+
+@pytest.mark.slow
+def test_kill_9_in_the_middle_of_a_chain_neither_skips_a_step_nor_fires_one_twice(tmp_path, mail):
+    """The station dies (power cut, OOM) again and again while a chain runs: after each restart it
+    goes on where it was. Every step fires once (its event is written with its messages), every
+    message reaches the server, and a second copy happens only when the station died between
+    claiming a message and hearing the server take it, which its row then says."""
+    rng = random.Random(20261203)
+    port, db_path = free_port(), tmp_path / "station.db"
+    steps = "\n".join(f'[[escalation_steps]]\nafter_s = {a}\nnotify = ["{who}"]\nchannels = ["email"]\n'
+                      for a, who in [(1, "Maria"), (1.5, "Omar"), (1.5, "Maria"), (1.5, "Omar"), (1.5, "Maria"),
+                                     (1.5, "Omar")])
+    cfg = tmp_path / "station.toml"
+    cfg.write_text(f"""
+[radio]
+port = "tcp://127.0.0.1:{port}"
+heartbeat_s = 0.5
+liveness_timeout_s = 3.0
+handshake_timeout_s = 3.0
+reconnect_min_s = 0.1
+reconnect_max_s = 0.5
+[storage]
+database = "{db_path}"
+[gpio]
+enabled = false
+[log]
+level = "WARNING"
+[escalation]
+enabled = true
+[email]
+host = "localhost"
+port = {mail.port}
+ca_file = "{mail.ca}"
+sender = "station@ngo.example"
+[[responders]]
+name = "Maria"
+email = "maria@ngo.example"
+[[responders]]
+name = "Omar"
+email = "omar@ngo.example"
+{steps}""")
+    register_cast(db_path, cast())
+
+    def run() -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "station", "--config", str(cfg), "run"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def fired() -> int:
+        with sqlite3.connect(db_path) as c:
+            try:
+                return c.execute("SELECT COALESCE(MAX(next_step), 0) FROM escalations").fetchone()[0]
+            except sqlite3.OperationalError:
+                return 0
+    radio = subprocess.Popen([sys.executable, "-m", "station", "radio", "simulate", "--tcp", str(port), "--scenario",
+                              "sos"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until(lambda: listening(port), 10, 0.05, what="virtual radio listening")
+    kills = 0
+    try:
+        while fired() < 6:
+            p = run()
+            before = fired()
+            wait_until(lambda: fired() > before, 60, 0.02, what=f"a step after restart {kills}")
+            time.sleep(rng.uniform(0.0, 1.2))        # a random moment to die at, as in test_crash.py
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait(10)
+            kills += 1
+        final = run()
+        from station import runtime
+        wait_until(lambda: (runtime.read_status(db_path) or ({},))[0].get("station", {}).get("pid") == final.pid, 30,
+                   what="the last station running")
+        with sqlite3.connect(db_path) as c:
+            wait_until(lambda: c.execute("SELECT COUNT(*) FROM notifications WHERE state='sent'").fetchone()[0] == 6,
+                       60, what="every message sent")
+        final.send_signal(signal.SIGTERM)
+        assert final.wait(15) == 0
+    finally:
+        radio.send_signal(signal.SIGTERM)
+        radio.wait(10)
+    with sqlite3.connect(db_path) as c:
+        rows = c.execute("SELECT id, step, responder, reason, external_id FROM notifications ORDER BY step").fetchall()
+        fired_events = c.execute("SELECT COUNT(*) FROM events WHERE action='escalation step'").fetchone()[0]
+    assert kills >= 3
+    assert [(r[1], r[2]) for r in rows] == [(0, "Maria"), (1, "Omar"), (2, "Maria"), (3, "Omar"), (4, "Maria"),
+                                            (5, "Omar")]
+    assert fired_events == 6
+    arrived: dict[str, int] = {}
+    for _, m, _ in mail.messages:
+        arrived[m["Message-ID"]] = arrived.get(m["Message-ID"], 0) + 1
+    for nid, step, who, reason, external in rows:
+        copies = sum(n for mid, n in arrived.items() if mid.startswith(f"<notification-{nid}."))
+        assert copies >= 1, f"step {step} never reached {who}"
+        assert copies == 1 or "may arrive twice" in (reason or ""), f"step {step} reached {who} {copies} times"
+
+
+@pytest.mark.slow          # two whole alert lives in real time, as in test_attacks.py
+def test_a_duress_tells_her_trusted_contacts_and_the_chain_while_outside_it_looks_like_a_real_cancel(office, mail):
+    """She is made to cancel with the duress PIN. Her trusted contact (Maria) and the chain (Omar)
+    are told at once; the bracelet and every public destination see exactly what a real cancel
+    gives, and after a real cancel nobody beyond the room is told anything."""
+    chain = dict(escalation={"enabled": True},
+                 email={"host": "localhost", "port": mail.port, "ca_file": str(mail.ca), "sender": "station@ngo.example"},
+                 lists={"responders": [{"name": "Maria", "email": "maria@ngo.example", "contact_for": ["!b5a1e001"]},
+                                       {"name": "Omar", "email": "omar@ngo.example"}],
+                        "escalation_steps": [{"after_s": 900, "notify": ["Omar"], "channels": ["email"]}]})
+    real = _trace(lambda scenario: office(scenario, **chain), lambda b: b.cancel_pin)
+    assert mail.messages == []
+    forced = _trace(lambda scenario: office(scenario, **chain), lambda b: b.duress_pin)
+    assert forced == real
+    [to_maria] = wait_until(lambda: mail.to("maria@ngo.example"), 15, what="her trusted contact told")
+    [to_omar] = wait_until(lambda: mail.to("omar@ngo.example"), 15, what="the chain told")
+    for m in (to_maria, to_omar):
+        assert m.get_content().startswith("DURESS Amina D.") and "do not message her bracelet" in m.get_content()

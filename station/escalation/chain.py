@@ -194,6 +194,13 @@ def sync_mesh(db: sqlite_utils.Database, now: float, iid: int | None = None) -> 
         (now, *(() if iid is None else (iid,)))).rowcount
 
 
+def _newest_told(db: sqlite_utils.Database, name: str, *, running: bool = False) -> int | None:
+    only = "AND e.state = 'running'" if running else ""
+    row = db.execute("SELECT MAX(e.incident_id) FROM escalations e JOIN notifications n ON n.incident_id = "
+                     f"e.incident_id WHERE n.responder=? {only}", (name,)).fetchone()
+    return row[0] if row else None
+
+
 REPLY = re.compile(r"^\s*([A-Za-z]{2,10})\b[\s:#-]*([0-9]{1,9}[\s-]?[A-Za-z]{2})?\s*[.!]*\s*$")
 
 
@@ -204,6 +211,10 @@ def answer(db: sqlite_utils.Database, responder: Responder, channel: str, text: 
     logged against her newest alert and acknowledges nothing."""
     m = REPLY.match(text or "")
     if not m or m.group(1).upper() != policy.ack_word:
+        # "On my way, call me": the coordinators read it in her alert's log.
+        newest = _newest_told(db, responder.name)
+        log_event(db, newest, now, responder.name, "escalation reply",
+                  Wording("{channel}: {text}", channel=channel, text=(text or "")[:300]))
         return None
     ref = re.sub(r"[\s-]", "", m.group(2) or "").upper()
     if ref:
@@ -213,9 +224,8 @@ def answer(db: sqlite_utils.Database, responder: Responder, channel: str, text: 
                       Wording("{channel}: no alert has the reference {ref}", channel=channel, ref=ref))
             return None
     else:
-        row = db.execute("SELECT e.incident_id, e.state FROM escalations e JOIN notifications n ON "
-                         "n.incident_id = e.incident_id WHERE n.responder=? AND e.state='running' "
-                         "ORDER BY e.incident_id DESC LIMIT 1", (responder.name,)).fetchone()
+        newest = _newest_told(db, responder.name, running=True)
+        row = (newest,) if newest is not None else None
         if row is None:
             log_event(db, None, now, responder.name, "escalation answer ignored",
                       Wording("{channel}: no alert is waiting for her answer", channel=channel))

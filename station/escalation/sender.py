@@ -21,6 +21,7 @@ from station.wording import Wording
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 6
+POLL_EVERY_S = 30.0          # a medium that holds replies (the SMS modem) is read this often
 BACKOFF_S = (15.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 MISSING = {
     "sms": "no SMS modem is configured ([sms] port)",
@@ -114,14 +115,20 @@ class EscalationSender:
 
     def _run(self, name: str) -> None:
         channel = self.channels[name]
+        polled = time.monotonic()
         reader = dbmod.connect(self.writer.path)
         try:
             while not self._stop.is_set():
-                self._wake[name].wait(0.5)
+                self._wake[name].wait(0.5 if not getattr(channel, "sweep", False) else 0.05)
                 self._wake[name].clear()
                 try:
                     while not self._stop.is_set() and self.writer.unavailable is None and self._one(reader, channel):
                         pass
+                    poll = getattr(channel, "poll", None)
+                    if poll is not None and (getattr(channel, "sweep", False) or
+                                             time.monotonic() - polled >= POLL_EVERY_S):
+                        channel.sweep, polled = False, time.monotonic()
+                        poll()
                 except Exception:
                     log.exception("sending %s notifications failed; will retry", name)
         finally:
@@ -158,8 +165,10 @@ class EscalationSender:
         at = self.clock.now()
 
         def sent(db):
-            db.execute("UPDATE notifications SET state='sent', sent_at=?, external_id=?, reason=NULL, updated_at=? "
-                       "WHERE id=? AND state='sending'", (at, external, at, nid))
+            # The reason stays when it says this may be a second copy: the responder may ask.
+            db.execute("UPDATE notifications SET state='sent', sent_at=?, external_id=?, updated_at=?, reason=CASE "
+                       "WHEN reason LIKE '%may arrive twice' THEN reason END WHERE id=? AND state='sending'",
+                       (at, external, at, nid))
             log_event(db, iid, at, "station", "notification sent",
                       Wording("{channel} to {responder} ({address})", channel=channel.name, responder=responder,
                               address=address))

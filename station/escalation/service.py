@@ -134,9 +134,10 @@ class Escalation:
         at = self.clock.now()
 
         def job(db):
-            db.execute("UPDATE notifications SET state=?, reason=?, updated_at=? WHERE channel='sms' AND "
-                       "external_id=? AND state='sent'", ("delivered" if ok else "failed",
-                                                          None if ok else detail[:300], at, reference))
+            # A modem numbers its messages 0-255: the report is for the newest sent under that number.
+            db.execute("UPDATE notifications SET state=?, reason=?, updated_at=? WHERE id=(SELECT MAX(id) FROM "
+                       "notifications WHERE channel='sms' AND external_id=? AND state='sent')",
+                       ("delivered" if ok else "failed", None if ok else detail[:300], at, reference))
         self.writer.submit(job, name="sms-report")
 
     def status(self, reader) -> dict:
