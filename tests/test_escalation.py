@@ -268,7 +268,7 @@ email = "omar@ngo.example"
 
 
 @pytest.mark.slow          # two whole alert lives in real time, as in test_attacks.py
-def test_a_duress_tells_her_trusted_contacts_and_the_chain_while_outside_it_looks_like_a_real_cancel(office, mail):
+def test_a_duress_tells_her_trusted_contacts_and_the_chain_while_outside_it_looks_like_a_real_cancel(office, mail):  # noqa: F811
     """She is made to cancel with the duress PIN. Her trusted contact (Maria) and the chain (Omar)
     are told at once; the bracelet and every public destination see exactly what a real cancel
     gives, and after a real cancel nobody beyond the room is told anything."""

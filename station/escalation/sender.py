@@ -152,15 +152,16 @@ class EscalationSender:
         if not self.writer.call(claim):
             return True
         message = Outgoing(nid, iid, responder, address, text, attempts + 1)
+        failure: ChannelError | None = None
         try:
             external = channel.send(message)
         except ChannelError as e:
-            self.writer.call(lambda db: self._after_failure(db, message, channel.name, e))
-            return True
+            failure = e
         except Exception as e:        # a bug in a channel must not stop the others, nor this one
             log.exception("the %s channel failed unexpectedly", channel.name)
-            self.writer.call(lambda db: self._after_failure(db, message, channel.name,
-                                                            ChannelError(f"unexpected error: {type(e).__name__}")))
+            failure = ChannelError(f"unexpected error: {type(e).__name__}")
+        if failure is not None:
+            self.writer.call(lambda db: self._after_failure(db, message, channel.name, failure))
             return True
         at = self.clock.now()
 

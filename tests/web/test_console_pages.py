@@ -210,3 +210,32 @@ def test_evidence_exports_name_a_position_after_the_wearer_who_carried_the_brace
     login(c, "coordinator")
     rows = list(csv.reader(io.StringIO(c.get("/exports/positions.csv?incident=1").get_data(as_text=True))))
     assert [r[2] for r in rows[1:]] == ["Maria"] * 3
+
+
+def test_the_coordinator_sees_who_beyond_the_room_was_told_and_whether_it_reached_them(app):  # noqa: F811
+    """Her alert's page says the chain's reference and state, and each message with its channel
+    and delivery state, failures with their reason (what she needs to decide to phone someone)."""
+    from station.storage.writer import Writer
+    w = Writer(app.station_config.database_path).start()
+    now = time.time()
+
+    def add(db):
+        db.execute("INSERT INTO escalations (incident_id, kind, ref, started_at, next_step, next_at, state) "
+                   "VALUES (1, 'alert', '1KX', ?, 2, ?, 'running')", (now, now + 300))
+        for step, who, channel, address, state, reason in [
+                (0, "Maria", "sms", "+221770000001", "delivered", None),
+                (1, "Omar", "email", "omar@ngo.example", "failed", "the certificate of mail.ngo is not trusted")]:
+            db.execute("INSERT INTO notifications (incident_id, step, responder, channel, address, text, state, "
+                       "created_at, reason) VALUES (1,?,?,?,?,'SOS',?,?,?)", (step, who, channel, address, state, now,
+                                                                             reason))
+    w.call(add)
+    w.stop()
+    c = app.test_client()
+    login(c, "coordinator")
+    page = c.get("/alerts/1").get_data(as_text=True)
+    section = page[page.index('id="escalation"'):page.index("</section>", page.index('id="escalation"'))]
+    assert "1KX" in section and "running" in section
+    assert "Maria" in section and "+221770000001" in section and "delivered" in section
+    assert "Omar" in section and "failed" in section and "the certificate of mail.ngo is not trusted" in section
+    # Without a chain (escalation off), no empty section.
+    assert 'id="escalation"' not in c.get("/alerts/2").get_data(as_text=True)
