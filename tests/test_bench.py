@@ -89,3 +89,12 @@ def test_attack_benchmark_quick_mode_measures_a_wearers_sos_under_every_flood(tm
     # The floods really reached the console's password check, from one address and from many.
     assert int(results["login_flood_16_clients"]["login_answers"].get("429", 0)) > 0
     assert int(results["login_flood_16_addresses"]["login_answers"].get("401", 0)) > 10
+
+
+@pytest.mark.slow
+def test_escalation_benchmark_quick_mode_times_every_channel_and_the_idle_cpu(tmp_path):
+    results = quick(tmp_path, "escalation.py")
+    assert results["quick"] is True and results["commit"]
+    assert set(results["alert_to_first_message_ms"]) == {"mesh", "sms", "email", "ntfy"}
+    assert all(r["n"] == 3 and 0 < r["p50"] <= r["max"] for r in results["alert_to_first_message_ms"].values())
+    assert results["idle_cpu_percent_100_wearers"] >= 0

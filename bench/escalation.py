@@ -1,0 +1,108 @@
+"""Escalation benchmark: from an alert's commit to the first message leaving on each channel
+(station side, on the virtual devices: the responder's node on the virtual radio, a virtual GSM
+modem on a pty, a real SMTP server with STARTTLS, a local ntfy-like server), and the daemon's CPU
+while idle with escalation on and 100 registered bracelets.
+
+    .venv/bin/python bench/escalation.py            # 20 alerts, writes bench/results/escalation.json
+    .venv/bin/python bench/escalation.py --quick    # 3 alerts, writes only to --out (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from measured import commit, save  # noqa: E402
+from station import incidents  # noqa: E402
+from station.radio.virtual.bracelets import Bracelet  # noqa: E402
+from tests.conftest import Harness, wait_until  # noqa: E402
+from tests.fakes.gsm_modem import VirtualModem  # noqa: E402
+from tests.fakes.smtp import MailServer  # noqa: E402
+from tests.test_escalation_push import Platform  # noqa: E402
+
+
+def run(alerts: int, idle_s: float) -> dict:
+    work = Path(tempfile.mkdtemp(prefix="bench-escalation-"))
+    mail = MailServer(work / "mail").start()
+    modem = VirtualModem(str(work / "modem")).start()
+    push = Platform()
+    maria = Bracelet(num=0xC0FFEE01, long_name="Maria", short_name="MAR", device="heltec-v3")
+    h = Harness(work / "station", "idle", "pty", start=False, escalation={"enabled": True},
+                email={"host": "localhost", "port": mail.port, "ca_file": str(mail.ca)},
+                sms={"port": modem.path}, push={"ntfy_url": push.url},
+                lists={"responders": [{"name": "Maria", "node": "!c0ffee01", "phone": "+221770000001",
+                                       "public_key": base64.b64encode(maria.public_key).decode(),
+                                       "email": "maria@ngo.example", "ntfy_topic": "ngo-maria"}],
+                       "escalation_steps": [{"after_s": 0, "channels": ["mesh", "sms", "email", "ntfy"]}]})
+    h.sim.radio.add_node(maria, known=True)
+    h.start()
+    seen = {"mesh": 0, "sms": 0, "email": 0, "ntfy": 0}
+    took: dict[str, list[float]] = {k: [] for k in seen}
+    try:
+        for i in range(alerts):
+            h.sim.stage.clock += 60                    # past the detection sensor's minimum interval
+            h.sim.stage.press("amina")
+            iid = wait_until(lambda: h.count("SELECT COALESCE(MAX(id),0) FROM incidents WHERE state='open'"), 20)
+            opened = h.count("SELECT opened_at FROM incidents WHERE id=?", (iid,))
+            arrived = {}
+            counts = {"mesh": lambda: len(maria.texts_received()), "sms": lambda: len(modem.sent),
+                      "email": lambda: len(mail.messages), "ntfy": lambda: len(push.got)}
+            deadline = time.monotonic() + 30
+            while len(arrived) < 4 and time.monotonic() < deadline:
+                for name, n in counts.items():
+                    if name not in arrived and n() > seen[name]:
+                        arrived[name] = time.time()
+                time.sleep(0.002)
+            for name, at in arrived.items():
+                took[name].append((at - opened) * 1000)
+                seen[name] = counts[name]()
+            at = h.station.clock.now()
+            h.station.writer.call(lambda db: incidents.resolve(db, iid, "drill", "bench", at))
+            wait_until(lambda: h.count("SELECT COUNT(*) FROM notifications WHERE incident_id=? AND state IN "
+                                       "('queued','sending')", (iid,)) == 0, 30)
+            for name, n in counts.items():
+                seen[name] = n()
+        # Idle: 100 wearers registered, nothing open; the escalation tick and everything else.
+        import os
+        from station.storage.writer import Writer
+        w = Writer(h.cfg.database_path).start()
+        w.call(lambda db: [db.execute("INSERT OR IGNORE INTO bracelets (node_num, label, public_key, pinned_at, "
+                                      "added_at) VALUES (?,?,?,0,0)", (0x10000000 + k, f"wearer {k}",
+                                                                       base64.b64encode(bytes(32)).decode()))
+                           for k in range(100)])
+        w.stop()
+        t0, c0 = time.monotonic(), os.times()
+        time.sleep(idle_s)
+        c1 = os.times()
+        idle_cpu = (c1.user + c1.system - c0.user - c0.system) / (time.monotonic() - t0) * 100
+    finally:
+        h.stop()
+        mail.stop()
+        modem.stop()
+        push.stop()
+    return {"alert_to_first_message_ms": {name: {"n": len(v), "p50": round(statistics.median(v), 1),
+                                                 "max": round(max(v), 1)} for name, v in took.items() if v},
+            "idle_cpu_percent_100_wearers": round(idle_cpu, 2),
+            "idle_note": "the whole benchmark process (station daemon threads and the virtual radio), nothing open"}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    results = {"commit": commit(), "quick": args.quick, **run(3 if args.quick else 20, 3.0 if args.quick else 30.0)}
+    print(results)
+    return save(results, args.out, args.quick, "escalation.json")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
