@@ -65,9 +65,9 @@ def run(alerts: int, idle_s: float) -> dict:
                 took[name].append((at - opened) * 1000)
                 seen[name] = counts[name]()
             at = h.station.clock.now()
-            h.station.writer.call(lambda db: incidents.resolve(db, iid, "drill", "bench", at))
-            wait_until(lambda: h.count("SELECT COUNT(*) FROM notifications WHERE incident_id=? AND state IN "
-                                       "('queued','sending')", (iid,)) == 0, 30)
+            h.station.writer.call(lambda db, iid=iid, at=at: incidents.resolve(db, iid, "drill", "bench", at))
+            wait_until(lambda iid=iid: h.count("SELECT COUNT(*) FROM notifications WHERE incident_id=? AND "
+                                               "state IN ('queued','sending')", (iid,)) == 0, 30)
             for name, n in counts.items():
                 seen[name] = n()
         # Idle: 100 wearers registered, nothing open; the escalation tick and everything else.

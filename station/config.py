@@ -45,6 +45,10 @@ def _radio_port(v: str) -> str | None:
     return '"auto", "sim", a device path such as "/dev/ttyUSB0", or "tcp://HOST:PORT"'
 
 
+def _at_least_a_minute(v: Any) -> str | None:
+    return None if v >= 60 else "at least 60 (seconds)"
+
+
 def _gps_port(v: str) -> str | None:
     return None if v == "" or v.startswith("/") else 'a device path such as "/dev/ttyAMA0", or "" for none'
 
@@ -212,7 +216,6 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "threads": Key(96, int, _positive),
         "certificate": Key("", str),
         "plain_http_on_lan": Key(False, bool),
-        "silent_after_min": Key(120.0, (int, float), _positive),
         "low_battery_percent": Key(20, int, _non_negative),
     },
     "backup": {
@@ -243,6 +246,14 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "time_zone": Key("UTC", str, _zone),
         "ack_word": Key("ACK", str, _ack_word),
     },
+    "watch": {
+        "enabled": Key(True, bool),
+        "report_every_s": Key(900.0, (int, float), _at_least_a_minute),
+        "silent_alarm_after_s": Key(3600.0, (int, float), _non_negative),
+        "checkin_grace_s": Key(600.0, (int, float), _non_negative),
+        "checkin_word": Key("OK", str, _ack_word),
+        "time_zone": Key("UTC", str, _zone),
+    },
     "email": {
         "host": Key("", str),
         "port": Key(587, int, _port),
@@ -268,6 +279,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
 }
 # Arrays of tables: the relay's (station/relay/settings.py) and the escalation's (station/escalation/policy.py).
+# Keys an older station knew, and what says it now: a clear stop rather than a silent change.
+REPLACED = {
+    ("console", "silent_after_min"): "replaced by [watch] report_every_s: a bracelet is flagged silent after twice "
+                                     "its reporting interval (set per wearer with station bracelets watch)",
+}
 LISTS = ("destinations", "places", "responders", "escalation_steps")
 
 
@@ -354,6 +370,8 @@ def validate(raw: dict[str, Any], source: Path | None = None, base_dir: Path | N
         if not isinstance(given, dict):
             raise ConfigError(f"[{section}]: expected a table, found {given!r}")
         extra = sorted(set(given) - set(keys))
+        if extra and (section, extra[0]) in REPLACED:
+            raise ConfigError(f"[{section}] {extra[0]}: {REPLACED[(section, extra[0])]}")
         if extra:
             raise ConfigError(
                 f"[{section}] {extra[0]}: unknown key; known keys: " + ", ".join(keys)
@@ -362,6 +380,14 @@ def validate(raw: dict[str, Any], source: Path | None = None, base_dir: Path | N
             name: _check_value(section, name, key, given[name]) if name in given else key.default
             for name, key in keys.items()
         }
+    w = sections["watch"]
+    if w["checkin_word"].casefold() in {k.casefold() for k in sections["alerts"]["keywords"] +
+                                        sections["alerts"]["cancel_keywords"]}:
+        raise ConfigError(f"[watch] checkin_word: expected a word that is not an alert or cancel keyword, found "
+                          f"{w['checkin_word']!r}")
+    if w["silent_alarm_after_s"] and w["silent_alarm_after_s"] < 2 * w["report_every_s"]:
+        raise ConfigError(f"[watch] silent_alarm_after_s: expected 0 (no alarm) or at least twice report_every_s "
+                          f"({2 * w['report_every_s']:g}), found {w['silent_alarm_after_s']!r}")
     if sections["radio"]["reconnect_min_s"] > sections["radio"]["reconnect_max_s"]:
         raise ConfigError(
             "[radio] reconnect_min_s: expected at most reconnect_max_s "

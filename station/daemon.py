@@ -18,6 +18,7 @@ from station.clock import StationClock
 from station.config import Config
 from station.decode.packets import Position, Rules
 from station.escalation.service import Escalation
+from station.watch.service import Watch
 from station.gps import GpsReader, GpsTracker
 from station.indicators import alarm_level, make_indicators
 from station.logs import event
@@ -126,7 +127,8 @@ class Station:
         rc = cfg.receipts
         self.spool = Spool(cfg.database_path)
         self.ingest = Ingest(
-            self.writer, Rules(tuple(cfg.alerts["keywords"]), tuple(cfg.alerts["cancel_keywords"])), self.clock,
+            self.writer, Rules(tuple(cfg.alerts["keywords"]), tuple(cfg.alerts["cancel_keywords"]),
+                                 (cfg.watch["checkin_word"],)), self.clock,
             fold_window_s=cfg.alerts["fold_window_s"], drill=self.sim is not None,
             receipt_texts={"received": rc["received_text"], "cancel": rc["cancel_text"]} if rc["enabled"] else None,
             on_effects=self._on_effects, own_node=lambda: self.link.state.node_num,
@@ -150,13 +152,16 @@ class Station:
         self.keeper = RadioKeeper(self.link, self._registered_bracelets, self._radio_event)
         self.escalation = Escalation(cfg, self.writer, self.clock, on_acknowledged=self._wake_monitor.set,
                                      wake_mesh=self.receipts.wake)
-        self.ingest.on_text = self.escalation.mesh_reply
+        self.watch = Watch(cfg, self.writer, self.clock, listening=lambda: self.link.state.status == "connected",
+                           drill=self.sim is not None, on_effects=self._on_effects, monotonic=self.monotonic)
+        self.ingest.on_text = self._on_text
         self.ingest.responder_key = self.escalation.responder_key
         if cfg.gps["port"]:
             self.gps_tracker = GpsTracker(self.clock)
             self.gps = GpsReader(cfg.gps["port"], cfg.gps["baud"], self.gps_tracker, self._on_gps_fix).start()
         self._reader = dbmod.connect(cfg.database_path)
         self._keeper_reader = dbmod.connect(cfg.database_path)
+        self.watch.restore(self._reader)
         self.relay = None
         if cfg.relay["enabled"] and cfg.lists.get("destinations"):
             from station.relay.service import Relay
@@ -229,8 +234,16 @@ class Station:
             return
         self._write_status("running")
         if taken:
+            self.watch.clock_stepped(taken[0])
             event(log, "clock.stepped", logging.WARNING, f"the clock was set {taken[0]:+.0f} s; {taken[1]} times "
                   "of this run moved with it", step_s=round(taken[0], 1), moved=taken[1])
+
+    def _on_text(self, db, packet, text: str, at: float):
+        """A text to the station or the channel (inside the ingest transaction): a wearer's
+        check-in, or a responder's answer to an escalation."""
+        if self.watch.on_text(db, packet, text, at):
+            return None
+        return self.escalation.mesh_reply(db, packet, text, at)
 
     def _held_alert(self, packet, at: float) -> None:
         """An alert the database cannot take now (disk full, locked): the room hears it at once,
@@ -452,7 +465,8 @@ class Station:
         while not self._stop.is_set():
             try:
                 self._update_alarm()
-                if self.escalation.tick(self._reader):
+                raised = self.watch.tick(self._reader)
+                if self.escalation.tick(self._reader) or raised:
                     self._update_alarm()
                 self.jobs.poll()
                 if time.monotonic() - keys_checked >= self.key_check_every_s:
@@ -533,6 +547,7 @@ class Station:
                            "detail": getattr(self.indicators, "reason", "gpio")},
             "relay": (self.relay.status(self._reader, time.time()) if self.relay else {"enabled": False}),
             "escalation": self.escalation.status(self._reader),
+            "watch": self.watch.status(self._reader, self.clock.now()),
         }
 
     def _write_status(self, phase: str) -> None:

@@ -37,14 +37,18 @@ def log_event(db: sqlite_utils.Database, incident_id: int | None, at: float, act
                (incident_id, at, actor, action, detail, wording.stored(action, detail)))
 
 
-def _open_incident_of(db: sqlite_utils.Database, num: int, *, verified: bool = True) -> tuple | None:
+def _open_incident_of(db: sqlite_utils.Database, num: int, *, verified: bool = True,
+                      watch_alarms: bool = True) -> tuple | None:
     """The sender's live incident of the same trust class: a packet that proves nothing never folds
     into (or cancels) the wearer's verified alert, nor the other way round. One covered by a duress
-    looks closed from outside, so nothing from outside reaches it."""
+    looks closed from outside, so nothing from outside reaches it. A press never folds into an
+    alarm the station raised about her silence (`watch_alarms`): an SOS is an alert of its own,
+    with her consent to publish; her cancel, with her PIN, does close such an alarm."""
     cls = "trust = 'registered'" if verified else "trust != 'registered'"
+    watch = "" if watch_alarms else "AND source NOT IN ('silent', 'checkin')"
     return db.execute(
         f"SELECT id, last_press_at, state FROM incidents WHERE node_num=? AND state != 'resolved' AND cover=0 "
-        f"AND {cls} ORDER BY id DESC LIMIT 1", (num,)).fetchone()
+        f"AND {cls} {watch} ORDER BY id DESC LIMIT 1", (num,)).fetchone()
 
 
 def last_fix(db: sqlite_utils.Database, num: int) -> tuple | None:
@@ -78,7 +82,7 @@ def raise_alert(db: sqlite_utils.Database, num: int, alert: Alert, at: float, *,
     test = press_tests.take(db, num, at) if verified else None
     if test is not None:
         return _press_test(db, test, num, alert, at, packet_row, fix, v.trust)
-    current = _open_incident_of(db, num, verified=verified)
+    current = _open_incident_of(db, num, verified=verified, watch_alarms=False)
     if current is not None and at - current[1] <= fold_window_s:
         db.execute("UPDATE incidents SET press_count = press_count + 1, last_press_at=? WHERE id=?",
                    (at, current[0]))

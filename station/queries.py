@@ -122,13 +122,15 @@ def wearers(db: sqlite_utils.Database, num: int | None = None, *, real_names: bo
     return rows
 
 
-def worries(db: sqlite_utils.Database, now: float, silent_after_s: float, low_battery: int) -> dict:
-    """Registered bracelets the office should look at before an emergency: silent for longer than
-    `silent_after_s` (or never heard), and on battery at `low_battery` percent or less."""
-    rows = db.execute("SELECT b.node_num, b.label, n.last_heard, n.battery_level, n.external_power FROM bracelets b "
-                      "LEFT JOIN nodes n ON n.num=b.node_num ORDER BY b.label").fetchall()
+def worries(db: sqlite_utils.Database, now: float, report_every_s: float, low_battery: int) -> dict:
+    """Registered bracelets the office should look at before an emergency: watched and silent for
+    twice their reporting interval (hers, or `report_every_s`), or never heard; and on battery at
+    `low_battery` percent or less (101 from the firmware is "on external power", stored as such)."""
+    rows = db.execute("SELECT b.node_num, b.label, n.last_heard, n.battery_level, n.external_power, b.watch, "
+                      "COALESCE(b.report_every_s, ?) FROM bracelets b LEFT JOIN nodes n ON n.num=b.node_num "
+                      "ORDER BY b.label", (report_every_s,)).fetchall()
     silent = [{"node_num": r[0], "label": r[1], "last_heard": r[2]} for r in rows
-              if r[2] is None or now - r[2] > silent_after_s]
+              if r[5] and (r[2] is None or now - r[2] > 2 * r[6])]
     low = [{"node_num": r[0], "label": r[1], "battery_level": r[3]} for r in rows
            if r[3] is not None and not r[4] and r[3] <= low_battery]
     return {"silent": silent, "low_battery": low}

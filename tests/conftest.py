@@ -62,6 +62,8 @@ def make_config(tmp_path: Path, lists: dict | None = None, **sections) -> config
         "radio": {"heartbeat_s": 0.5, "liveness_timeout_s": 2.0, "handshake_timeout_s": 3.0,
                   "reconnect_min_s": 0.1, "reconnect_max_s": 0.5, "ready_timeout_s": 5.0},
         "receipts": {"min_interval_s": 0.0, "ack_timeout_s": 5.0, "retry_after_s": 0.5},
+        # The watch raises alarms about silence: only the tests of it (tests/test_watch.py) turn it on.
+        "watch": {"enabled": False},
     }
     for name, values in sections.items():
         base.setdefault(name, {}).update(values)

@@ -125,7 +125,7 @@ def test_every_stamp_in_the_schema_is_either_moved_with_a_step_or_a_devices_own_
     known = {(t, c) for group in (timebase.PAST, timebase.DUE, timebase.DEVICE, timebase.APPEND_ONLY)
              for t, cols in group.items() for c in cols}
     stamps = {(t, c[1]) for t in db.table_names() for c in db.execute(f"PRAGMA table_info({t})").fetchall()
-              if c[1] in ("at", "last_login") or c[1].endswith(("_at", "_until", "_time"))}
+              if c[1] in ("at", "last_login") or c[1].endswith(("_at", "_until", "_time", "_heard", "_since"))}
     assert stamps - known == set()
     assert known - stamps == set()
 

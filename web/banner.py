@@ -37,7 +37,7 @@ def problems(database, db, cfg=None, now: float | None = None) -> list[Problem]:
 
 def _bracelets(db, cfg, now: float) -> list[Problem]:
     c = cfg.console
-    w = queries.worries(db, now, c["silent_after_min"] * 60, c["low_battery_percent"])
+    w = queries.worries(db, now, cfg.watch["report_every_s"], c["low_battery_percent"])
     out = []
     if w["silent"]:
         out.append(Problem(WARNING, "silent-bracelets",

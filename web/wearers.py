@@ -17,7 +17,7 @@ bp = Blueprint("wearers", __name__, url_prefix="/wearers")
 def index():
     c = current_app.station_config.console
     db = current_app.station_db()
-    worries = queries.worries(db, current_app.station_now(), c["silent_after_min"] * 60, c["low_battery_percent"])
+    worries = queries.worries(db, current_app.station_now(), current_app.station_config.watch["report_every_s"], c["low_battery_percent"])
     return render_template("wearers.html", wearers=queries.wearers(db, real_names=g.user.can("wearers")),
                            silent={b["node_num"] for b in worries["silent"]},
                            low={b["node_num"] for b in worries["low_battery"]},

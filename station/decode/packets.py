@@ -107,6 +107,15 @@ class Classified:
 class Rules:
     keywords: tuple[str, ...] = ("SOS",)
     cancel_keywords: tuple[str, ...] = ("SAFE", "CANCEL")
+    # A check-in is a text of the word alone (station/watch). The bell a T-Echo appends to every
+    # canned message when send_bell is on (CannedMessageModule.cpp:1059-1062) does not make a
+    # canned "OK" an alert.
+    checkin_words: tuple[str, ...] = ("OK",)
+
+
+def is_checkin_text(text: str, words: tuple[str, ...]) -> bool:
+    bare = re.sub(r"[\s.!\x07]+$", "", text.replace(BELL, "")).strip()
+    return any(bare.casefold() == w.casefold() for w in words)
 
 
 def port_name(portnum: int) -> str:
@@ -155,6 +164,8 @@ def classify_text(text: str, rules: Rules, *, source: str) -> list:
     m = cancel_re.search(plain)
     if m:
         out.append(Cancel(pin=m.group(2), keyword=m.group(1).upper()))
+        return out
+    if source == "text" and is_checkin_text(text, rules.checkin_words):
         return out
     if BELL in text:
         out.append(Alert("bell", text))

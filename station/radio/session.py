@@ -46,7 +46,8 @@ def radio_session(cfg) -> Iterator[RadioLink]:
     writer = Writer(cfg.database_path, cfg.storage["batch_max"], cfg.storage["commit_window_ms"] / 1000).start()
     own: list[RadioLink] = []
     try:
-        ingest = Ingest(writer, Rules(tuple(cfg.alerts["keywords"]), tuple(cfg.alerts["cancel_keywords"])),
+        ingest = Ingest(writer, Rules(tuple(cfg.alerts["keywords"]), tuple(cfg.alerts["cancel_keywords"]),
+                                 (cfg.watch["checkin_word"],)),
                         StationClock(cfg.gps["clock_margin_s"]), fold_window_s=cfg.alerts["fold_window_s"],
                         own_node=lambda: own[0].state.node_num if own else None,
                         office_channel=lambda i: bool(own and own[0].radio_info and own[0].radio_info.office_channel(i)),

@@ -245,8 +245,24 @@ def _v11(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX notifications_queued ON notifications(channel, id) WHERE state = 'queued'")
 
 
+def _v12(db: sqlite_utils.Database) -> None:
+    """The watch over wearers (station/watch): per wearer, whether her silence raises an alarm,
+    how often her bracelet reports, after how long silence is an alarm, and her check-in schedule
+    (NULL: the [watch] defaults); and what the watch has already raised, so that a restart
+    neither repeats an alarm nor forgets one."""
+    for col, typ, default in [("watch", int, 1), ("report_every_s", float, None), ("silent_alarm_s", float, None),
+                              ("checkin_every_s", float, None), ("checkin_from", str, None),
+                              ("checkin_to", str, None)]:
+        db["bracelets"].add_column(col, typ, not_null_default=default) if default is not None \
+            else db["bracelets"].add_column(col, typ)
+    db["watch_state"].create({
+        "node_num": int, "alarmed_heard": float, "silent_incident": int, "checkin_since": float,
+        "last_checkin_at": float, "checkin_missed_at": float, "battery_warned": int,
+    }, pk="node_num", defaults={"battery_warned": 0})
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10,
-                                                             _v11]
+                                                             _v11, _v12]
 
 
 def schema_version(db: sqlite_utils.Database) -> int:

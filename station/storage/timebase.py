@@ -18,7 +18,8 @@ from station.wording import Wording
 PAST = {
     "packets": ("received_at", "last_seen_at"),
     "rejects": ("at",),
-    "nodes": ("spoofed_at",),
+    # When a node was heard: a bracelet's silence is counted from it (station/watch).
+    "nodes": ("spoofed_at", "first_heard", "last_heard"),
     "positions": ("received_at",),
     "telemetry": ("received_at",),
     "bracelets": ("pinned_at", "added_at", "firmware_seen_at", "pin_failed_at"),
@@ -36,6 +37,8 @@ PAST = {
     "login_failures": ("failed_at",),
     "escalations": ("started_at", "stopped_at"),
     "notifications": ("created_at", "updated_at", "claimed_at", "sent_at"),
+    # alarmed_heard is a copy of nodes.last_heard, and must move with it to stay equal.
+    "watch_state": ("alarmed_heard", "checkin_since", "last_checkin_at", "checkin_missed_at"),
 }
 # Deadlines this run set: in the future when set, so moved whenever they are this run's.
 DUE = {
