@@ -67,11 +67,13 @@ def test_a_drifted_bracelet_is_set_back_over_the_mesh_with_the_session_passkey(o
     sensor.enabled, sensor.monitor_pin = False, 0              # changed with a phone app
     b.radio.channels[1].role = 2                               # and a public secondary channel added
     b.radio.channels[1].settings.name = "LongFast"
+    b.radio.module_config.telemetry.device_telemetry_enabled = False   # as 2.8 does once on upgrade
 
     drifted = check(config, node)
     assert drifted.exit_code == 1
     assert "differs: detection sensor is off, pin 0, the profile wants on, pin 4" in drifted.output
     assert "differs: secondary channels is 1, the profile wants none" in drifted.output
+    assert "differs: device telemetry is off, every 900 s, the profile wants on, every 900 s" in drifted.output
     assert f"remedy: station bracelets check {node} --fix" in drifted.output
 
     fixed = check(config, node, "--fix")
@@ -79,7 +81,7 @@ def test_a_drifted_bracelet_is_set_back_over_the_mesh_with_the_session_passkey(o
     assert "re-configured over the mesh: now matches the profile" in fixed.output
     assert (b.radio.module_config.detection_sensor.enabled, b.radio.module_config.detection_sensor.monitor_pin) == \
         (True, 4)
-    assert b.radio.channels[1].role == 0
+    assert b.radio.channels[1].role == 0 and b.radio.module_config.telemetry.device_telemetry_enabled
     assert any("detection sensor" in d for (d,) in h.rows(
         "SELECT detail FROM events WHERE action='bracelet re-configured'"))
 

@@ -225,3 +225,32 @@ def test_without_a_port_the_station_radio_is_flashed(tmp_path, bench):
     result = CliRunner().invoke(cli, ["--config", config, "radio", "flash", str(file), "--yes", "--by", "tech-ana"])
     assert result.exit_code == 0, result.output
     assert "onto the station radio at" in result.output and board.boots == [NEW]
+
+
+def test_a_bracelet_flashed_to_2_8_keeps_the_battery_reports_the_watch_counts_on(tmp_path, bench):
+    """2.8 turns every telemetry broadcast off once, on upgrade (NodeDB.cpp:2599-2616): the flash
+    sees that the configuration changed and puts it back, so the bracelet does not fall silent."""
+    _, nrf = bench
+    board = nrf("rak4631")
+    board.radio.boot_image("2.7.26.b1234aa")
+    board.radio.module_config.telemetry.device_telemetry_enabled = True        # as the profile set it
+    board.radio.module_config.telemetry.device_update_interval = 900
+    new = "2.8.0.c0ffee1"
+    file = ff.write(tmp_path, f"firmware-rak4631-{new}.uf2", ff.uf2(ff.nrf_firmware(new)))
+
+    result = flash(tmp_path, board.port.link.as_posix(), file, "--drive", str(tmp_path / "media"))
+
+    assert result.exit_code == 0, result.output
+    assert "lost part of the configuration: putting it back" in result.output
+    assert board.radio.profile.version == new
+    assert (board.radio.module_config.telemetry.device_telemetry_enabled,
+            board.radio.module_config.telemetry.device_update_interval) == (True, 900)
+
+
+def test_the_virtual_bracelet_upgrading_to_2_8_loses_its_telemetry_broadcast_as_real_firmware_does():
+    radio = VirtualRadio(device="rak4631", node_num=0xB5A1E1FF, firmware="2.7.26")
+    radio.module_config.telemetry.device_telemetry_enabled = True
+    radio.boot_image("2.7.26.b1234aa")
+    assert radio.module_config.telemetry.device_telemetry_enabled            # same line: nothing changes
+    radio.boot_image("2.8.0.c0ffee1")
+    assert not radio.module_config.telemetry.device_telemetry_enabled

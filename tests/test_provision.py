@@ -60,6 +60,9 @@ def test_a_rak4631_is_set_to_the_office_profile_and_registered_with_its_own_key(
     assert (sensor.enabled, sensor.monitor_pin, sensor.use_pullup, sensor.detection_trigger_type) == \
         (True, 4, True, Trigger.LOGIC_LOW)
     assert r.config.security.admin_key[0] == h.sim.radio.keys.public
+    # Its battery every 15 minutes, opted in (DeviceTelemetry.cpp:33): the watch's heartbeat.
+    assert (r.module_config.telemetry.device_telemetry_enabled, r.module_config.telemetry.device_update_interval) \
+        == (True, 900)
     assert r.keys.public == base64.b64decode(key)             # its key survived the security write
     assert r.owner.long_name == "Fatou S."
     (label, pinned, cancel_hash), = h.rows("SELECT label, public_key, cancel_pin_hash FROM bracelets")

@@ -209,7 +209,7 @@ def test_a_low_battery_warns_the_office_once_and_external_power_never_does(harne
     heard(h, "chen", battery=5)          # on external power: the firmware sends 101, whatever the cell says
     later(h, 5)
     [detail] = [r[0] for r in h.rows("SELECT detail FROM events WHERE action='battery low'")]
-    assert detail.startswith("Amina D.: 15%")
+    assert detail.startswith("Amina D.: battery 15%")
     assert h.count("SELECT external_power FROM nodes WHERE num=?", (h.sim.stage.people["chen"].num,)) == 1
     # Charged: the next time it runs down is a new warning.
     heard(h, "amina", battery=90)

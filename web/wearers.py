@@ -6,18 +6,22 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 
 from station import queries, registry
+from station.watch import settings as watch_settings
+from station.watch.rules import Defaults
 from web.transactions import write
 from web.i18n import gettext as _, message
 from web.security import require
 
 bp = Blueprint("wearers", __name__, url_prefix="/wearers")
 
+
 @bp.route("/")
 @require("read")
 def index():
     c = current_app.station_config.console
     db = current_app.station_db()
-    worries = queries.worries(db, current_app.station_now(), current_app.station_config.watch["report_every_s"], c["low_battery_percent"])
+    worries = queries.worries(db, current_app.station_now(), current_app.station_config.watch["report_every_s"],
+                              c["low_battery_percent"])
     return render_template("wearers.html", wearers=queries.wearers(db, real_names=g.user.can("wearers")),
                            silent={b["node_num"] for b in worries["silent"]},
                            low={b["node_num"] for b in worries["low_battery"]},
@@ -48,4 +52,25 @@ def edit(num: int):
         else:
             flash(_("consent and policy saved"), "ok")
         return redirect(url_for("wearers.edit", num=num))
-    return render_template("wearer.html", w=found[0], choices=registry.CONSENT_CHOICES)
+    d = Defaults.of(current_app.station_config)
+    [watch] = [r for r in watch_settings.overview(db, d) if r["node_num"] == num] or [None]
+    return render_template("wearer.html", w=found[0], choices=registry.CONSENT_CHOICES, watch=watch, watch_on=d.enabled)
+
+
+@bp.route("/<int:num>/watch", methods=["POST"])
+@require("wearers")
+def watch(num: int):
+    """Her watch: whether her silence is an alarm, after how long, and her check-ins."""
+    f = request.form
+    changes = {"watch": "watch" in f, "report_every_min": f.get("report_every_min"),
+               "silent_alarm_min": f.get("silent_alarm_min"), "checkin_every_h": f.get("checkin_every_h") or 0,
+               "checkin_from": f.get("checkin_from"), "checkin_to": f.get("checkin_to")}
+    d = Defaults.of(current_app.station_config)
+    try:
+        write(current_app.station_db(), lambda db: watch_settings.update(
+            db, num, changes, f"console:{g.user.name}", current_app.station_now(), d))
+    except ValueError as e:
+        flash(message(e), "error")
+    else:
+        flash(_("watch saved"), "ok")
+    return redirect(url_for("wearers.edit", num=num))

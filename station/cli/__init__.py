@@ -7,8 +7,8 @@ import os
 import click
 
 from station import __version__, at_rest
-from station.cli import (alerts, backup, bracelets, console, doctor, drill, maps, nodes, outbox, radio, run,
-                         status, users)
+from station.cli import (alerts, backup, bracelets, console, doctor, drill, escalation, maps, nodes, outbox, radio,
+                         run, status, users)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,7 +29,8 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     ctx.obj = {"config_path": config_path}
 
 
-for module in (run, status, alerts, nodes, bracelets, outbox, drill, backup, doctor, users, console, maps, radio):
+for module in (run, status, alerts, nodes, bracelets, outbox, drill, escalation, backup, doctor, users, console, maps,
+               radio):
     module.register(cli)
 
 

@@ -1,4 +1,4 @@
-"""`station bracelets add|list|remove`: the registry of trusted bracelets."""
+"""`station bracelets add|list|remove|...`: the registry of trusted bracelets."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import getpass
 import click
 
 from station import press_tests, registry
-from station.cli import bracelet_check, press_test, provision
+from station.cli import bracelet_check, press_test, provision, watch
 from station.cli.common import ask_pins, emit_json, open_db, table, when, write, station_now
 from station.nodeids import node_id, parse_node
 
@@ -51,6 +51,7 @@ def register(cli: click.Group) -> None:
     provision.register(grp)
     press_test.register(grp)
     bracelet_check.register(grp)
+    watch.register(grp)
 
     @grp.command("add")
     @click.argument("node")

@@ -36,6 +36,14 @@ from station.radio.profile import MeshProfile
 Trigger = module_config_pb2.ModuleConfig.DetectionSensorConfig.TriggerType
 LoRa = config_pb2.Config.LoRaConfig
 POSITION_BROADCAST_S = 300      # a wearer's track every 5 minutes, more often when moving (smart)
+# Device metrics (battery, voltage) every 15 minutes: the heartbeat the station's watch counts on
+# (station/watch). Positions are no heartbeat: a bracelet that has not moved sends its position only
+# every 12 h (Default.h:23, PositionModule.cpp:506-515). Since 2.7.13 device telemetry reaches the
+# mesh only when device_telemetry_enabled is set (DeviceTelemetry.cpp:33, an opt-in), and 2.8 turns
+# it off once on upgrade (NodeDB.cpp:2599-2616): a bracelet flashed with 2.8 must be checked again
+# (station bracelets check --fix) or it falls silent. Default.cpp scales the interval for a client
+# on a mesh of more than 40 nodes (congestionScalingCoefficient); set the wearer's own interval then.
+TELEMETRY_S = 900
 SENSOR_NAME = "SOS"             # the detection sensor says "SOS detected": a keyword as well
 CANNED = "SOS"                  # with send_bell, the firmware appends the bell
 
@@ -107,6 +115,13 @@ def _radio_sections(admin: RadioAdmin, profile: MeshProfile):
     return lora, position
 
 
+def _telemetry(admin: RadioAdmin):
+    telemetry = admin.module_config("telemetry")
+    telemetry.device_update_interval = TELEMETRY_S
+    telemetry.device_telemetry_enabled = True
+    return telemetry
+
+
 def _write_channels_and_method(admin: RadioAdmin, profile: MeshProfile, method: AlertMethod) -> None:
     primary = channel_pb2.Channel(index=0, role=channel_pb2.Channel.Role.PRIMARY)
     primary.settings.name = profile.channel_name
@@ -129,6 +144,7 @@ def _write_channels_and_method(admin: RadioAdmin, profile: MeshProfile, method: 
 def apply(admin: RadioAdmin, profile: MeshProfile, method: AlertMethod, station: RadioInfo, label: str) -> None:
     """The bracelet profile, in one transaction (the commit reboots it)."""
     lora, position = _radio_sections(admin, profile)
+    telemetry = _telemetry(admin)
     security = admin.config("security")
     # The security section is written whole: without its private key the firmware would draw a
     # new key pair (AdminModule.cpp:868-886) and the key pinned below would be wrong at once.
@@ -141,6 +157,7 @@ def apply(admin: RadioAdmin, profile: MeshProfile, method: AlertMethod, station:
     admin.set_config("lora", lora)
     admin.set_config("position", position)
     admin.set_config("security", security)
+    admin.set_module_config("telemetry", telemetry)
     _write_channels_and_method(admin, profile, method)
     admin.set_owner(mesh_pb2.User(long_name=label[:39], short_name=label[:4]))
     admin.add_contact(contact(Bracelet(int(station.node.lstrip("!"), 16), "Base station", station.public_key,
@@ -153,9 +170,11 @@ def reapply(admin: RadioAdmin, profile: MeshProfile, method: AlertMethod) -> Non
     method. Not the security section: a bracelet that answers already takes the station's key,
     and its private key never needs to travel."""
     lora, position = _radio_sections(admin, profile)
+    telemetry = _telemetry(admin)
     admin.begin()
     admin.set_config("lora", lora)
     admin.set_config("position", position)
+    admin.set_module_config("telemetry", telemetry)
     _write_channels_and_method(admin, profile, method)
     admin.commit()
 
@@ -172,6 +191,11 @@ def drift(admin: RadioAdmin, profile: MeshProfile, method: AlertMethod) -> list[
             out.append((name, str(h), str(w)))
     if admin.config("position").position_broadcast_secs != POSITION_BROADCAST_S:
         out.append(("position broadcast", "other", f"{POSITION_BROADCAST_S} s"))
+    telemetry = admin.module_config("telemetry")
+    if not telemetry.device_telemetry_enabled or telemetry.device_update_interval != TELEMETRY_S:
+        # Off, the bracelet says nothing while she stands still: the watch would call her silent.
+        out.append(("device telemetry", f"{'on' if telemetry.device_telemetry_enabled else 'off'}, every "
+                    f"{telemetry.device_update_interval or 3600} s", f"on, every {TELEMETRY_S} s"))
     primary = admin.channel(0).settings
     if primary.name != profile.channel_name or key_id(primary.psk) != key_id(profile.psk() or b""):
         out.append(("primary channel", f"{primary.name or 'default'} (key {key_id(primary.psk)})",

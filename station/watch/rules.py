@@ -191,7 +191,7 @@ def sweep(db: sqlite_utils.Database, now: float, d: Defaults, listening_since: f
         battery = battery_low(w, d.low_battery)
         if battery is True:
             log_event(db, None, now, "station", "battery low",
-                      Wording("{label}: {n}% on battery; ask her to charge it before it falls silent",
+                      Wording("{label}: battery {n}%, not on external power; ask her to charge it before it falls silent",
                               label=w.label, n=w.battery))
         if battery is not None:
             _state(db, w.num, battery_warned=int(battery))

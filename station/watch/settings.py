@@ -89,13 +89,12 @@ def update(db: sqlite_utils.Database, num: int, changes: dict, actor: str, at: f
         # single packet lost to the radio.
         raise WatchError("the silent alarm ({alarm} min) must come after at least two missed reports ({two} min), "
                          "or be 0 for none", alarm=f"{alarm_s / 60:g}", two=f"{2 * report_s / 60:g}")
+    before = (cols["checkin_every_s"], cols["checkin_from"], cols["checkin_to"])
     for key in ("checkin_from", "checkin_to"):
         if key in changes:
             cols[key] = (changes[key] or "").strip() or None
-    started = False
     if "checkin_every_h" in changes:
         n = _number("checkin_every_h", changes["checkin_every_h"], 0, 24)
-        started = bool(n) and not cols["checkin_every_s"]
         cols["checkin_every_s"] = n * 3600 if n else None
     if cols["checkin_every_s"]:
         try:
@@ -105,8 +104,8 @@ def update(db: sqlite_utils.Database, num: int, changes: dict, actor: str, at: f
             raise WatchError("check-ins: {problem}", problem=str(e)) from None
     db.execute("UPDATE bracelets SET " + ", ".join(f"{k}=?" for k in cols) + " WHERE node_num=?",
                (*cols.values(), num))
-    if started or "checkin_from" in changes or "checkin_to" in changes:
-        # The timer starts now: a schedule set at 15:00 asks nothing for the hours before.
+    if cols["checkin_every_s"] and before != (cols["checkin_every_s"], cols["checkin_from"], cols["checkin_to"]):
+        # A new schedule starts now: one set at 15:00 asks nothing for the hours before.
         db.execute("INSERT INTO watch_state (node_num, checkin_since) VALUES (?,?) ON CONFLICT(node_num) "
                    "DO UPDATE SET checkin_since=excluded.checkin_since", (num, at))
     now = effective(db, num, d)
@@ -117,3 +116,19 @@ def update(db: sqlite_utils.Database, num: int, changes: dict, actor: str, at: f
                       alarm=Wording("{n} min", n=f"{now.silent_alarm_min:g}") if now.silent_alarm_min else
                       Wording("never"), checkin=now.checkin or Wording("none")))
     return now
+
+
+def overview(db: sqlite_utils.Database, d: Defaults) -> list[dict]:
+    """Every wearer's watch, as the console and `station bracelets watch` show it: what applies,
+    when she was last heard and checked in, and when her next check-in is due."""
+    from station.watch import rules
+    out = []
+    for w in rules.wearers(db, d):
+        e = effective(db, w.num, d)
+        out.append({"node_num": w.num, "node_id": f"!{w.num:08x}", "label": w.label, **e.as_dict(),
+                    "last_heard": w.heard, "battery_level": w.battery, "external_power": w.external_power,
+                    "last_checkin_at": w.last_checkin_at,
+                    "next_checkin_due": w.plan.deadline(w.checkin_base()) if w.plan else None,
+                    "silent_alarm_open": w.live_silent[0] if w.live_silent else None,
+                    "checkin_alarm_open": w.live_checkin})
+    return sorted(out, key=lambda r: r["label"])

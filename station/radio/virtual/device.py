@@ -21,6 +21,7 @@ at the transport level unplug/replug.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import math
 import random
@@ -183,6 +184,19 @@ class VirtualRadio:
                 ch.role = channel_pb2.Channel.Role.PRIMARY if i == 0 else channel_pb2.Channel.Role.SECONDARY
                 ch.settings.CopyFrom(settings[i])
             self.channels.append(ch)
+
+    def boot_image(self, version: str) -> None:
+        """A flashed image boots with the saved settings. Going to 2.8, NodeDB.cpp:2599-2616 runs
+        its one-time opt-in migration: every telemetry broadcast flag off (optInDisableTelemetry-
+        Broadcast, :1181-1192), whatever the node had chosen."""
+        from station.radio.firmware import version_tuple
+        before = self.profile.version
+        self.profile = dataclasses.replace(firmware.nearest(version), version=version)
+        if version_tuple(before) < (2, 8, 0) <= version_tuple(version):
+            t = self.module_config.telemetry
+            t.device_telemetry_enabled = t.environment_measurement_enabled = t.air_quality_enabled = False
+            t.power_measurement_enabled = t.health_measurement_enabled = False
+        self.counters.boots += 1
 
     def factory_reset(self, full: bool) -> None:
         """NodeDB factoryReset: config and channels back to a new radio's (the public channel

@@ -26,7 +26,6 @@ import logging
 import struct
 import threading
 
-from station.radio.virtual import firmware as firmware_profiles
 from station.radio.virtual.device import VirtualRadio
 from station.radio.virtual.transports import PtyPort
 
@@ -140,9 +139,7 @@ class EspBoard:
             return
         if self.forgets_config:
             self.radio.factory_reset(full=True)
-        nearest = firmware_profiles.nearest(version)
-        self.radio.profile = dataclasses.replace(nearest, version=version)
-        self.radio.counters.boots += 1
+        self.radio.boot_image(version)
         self.radio.attach(self._transport)
 
     def _frames(self) -> None:

@@ -23,7 +23,6 @@ import termios
 import threading
 from pathlib import Path
 
-from station.radio.virtual import firmware as firmware_profiles
 from station.radio.virtual.device import VirtualRadio
 from station.radio.virtual.transports import PtyPort
 
@@ -131,8 +130,7 @@ class Nrf52Board:
             return
         if self.forgets_config:
             self.radio.factory_reset(full=True)
-        self.radio.profile = dataclasses.replace(firmware_profiles.nearest(version), version=version)
-        self.radio.counters.boots += 1
+        self.radio.boot_image(version)
         self.port.plug()
 
     def close(self) -> None:
