@@ -1,7 +1,8 @@
 """Escalation benchmark: from an alert's commit to the first message leaving on each channel
 (station side, on the virtual devices: the responder's node on the virtual radio, a virtual GSM
 modem on a pty, a real SMTP server with STARTTLS, a local ntfy-like server), and the daemon's CPU
-while idle with escalation on and 100 registered bracelets.
+while idle with escalation on and 100 registered wearers under the watch (half of them with
+check-ins), with the time one sweep of the watch takes.
 
     .venv/bin/python bench/escalation.py            # 20 alerts, writes bench/results/escalation.json
     .venv/bin/python bench/escalation.py --quick    # 3 alerts, writes only to --out (CI)
@@ -35,7 +36,7 @@ def run(alerts: int, idle_s: float) -> dict:
     modem = VirtualModem(str(work / "modem")).start()
     push = Platform()
     maria = Bracelet(num=0xC0FFEE01, long_name="Maria", short_name="MAR", device="heltec-v3")
-    h = Harness(work / "station", "idle", "pty", start=False, escalation={"enabled": True},
+    h = Harness(work / "station", "idle", "pty", start=False, escalation={"enabled": True}, watch={"enabled": True},
                 email={"host": "localhost", "port": mail.port, "ca_file": str(mail.ca)},
                 sms={"port": modem.path}, push={"ntfy_url": push.url},
                 lists={"responders": [{"name": "Maria", "node": "!c0ffee01", "phone": "+221770000001",
@@ -70,19 +71,42 @@ def run(alerts: int, idle_s: float) -> dict:
                                                "state IN ('queued','sending')", (iid,)) == 0, 30)
             for name, n in counts.items():
                 seen[name] = n()
-        # Idle: 100 wearers registered, nothing open; the escalation tick and everything else.
+        # Idle: 100 wearers under the watch, heard a minute ago, half with check-ins every 4 h;
+        # nothing open. The escalation tick, the watch's sweep and everything else.
         import os
         from station.storage.writer import Writer
+        from station.watch import rules
+        now = h.station.clock.now()
         w = Writer(h.cfg.database_path).start()
-        w.call(lambda db: [db.execute("INSERT OR IGNORE INTO bracelets (node_num, label, public_key, pinned_at, "
-                                      "added_at) VALUES (?,?,?,0,0)", (0x10000000 + k, f"wearer {k}",
-                                                                       base64.b64encode(bytes(32)).decode()))
-                           for k in range(100)])
+
+        def wearers(db):
+            for k in range(100):
+                num = 0x10000000 + k
+                db.execute("INSERT OR IGNORE INTO bracelets (node_num, label, public_key, pinned_at, added_at, "
+                           "checkin_every_s, checkin_from, checkin_to) VALUES (?,?,?,0,?,?,?,?)",
+                           (num, f"wearer {k}", base64.b64encode(bytes(32)).decode(), now,
+                            14400 if k % 2 else None, "00:00", "00:00"))
+                db.execute("INSERT OR IGNORE INTO watch_state (node_num, checkin_since) VALUES (?,?)", (num, now))
+                db.execute("INSERT OR IGNORE INTO nodes (num, node_id, first_heard, last_heard, battery_level) "
+                           "VALUES (?,?,?,?,80)", (num, f"!{num:08x}", now - 60, now - 60))
+        w.call(wearers)
         w.stop()
+        from station.storage import db as dbmod
+        reader = dbmod.connect(h.cfg.database_path)
+        d = h.station.watch.defaults
+        s0 = time.perf_counter()
+        for _ in range(50):
+            due = rules.anything_due(rules.wearers(reader, d), now, d, now - 600)
+        sweep_ms = (time.perf_counter() - s0) / 50 * 1000
+        assert not due
+        reader.close()
+        sweeps0 = h.station.watch.sweeps
         t0, c0 = time.monotonic(), os.times()
         time.sleep(idle_s)
         c1 = os.times()
         idle_cpu = (c1.user + c1.system - c0.user - c0.system) / (time.monotonic() - t0) * 100
+        sweeps = h.station.watch.sweeps - sweeps0
+        raised = h.count("SELECT COUNT(*) FROM incidents WHERE source IN ('silent', 'checkin')")
     finally:
         h.stop()
         mail.stop()
@@ -91,7 +115,10 @@ def run(alerts: int, idle_s: float) -> dict:
     return {"alert_to_first_message_ms": {name: {"n": len(v), "p50": round(statistics.median(v), 1),
                                                  "max": round(max(v), 1)} for name, v in took.items() if v},
             "idle_cpu_percent_100_wearers": round(idle_cpu, 2),
-            "idle_note": "the whole benchmark process (station daemon threads and the virtual radio), nothing open"}
+            "watch_sweep_ms_100_wearers": round(sweep_ms, 2), "watch_sweeps_while_idle": sweeps,
+            "watch_alarms_while_idle": raised,
+            "idle_note": "the whole benchmark process (station daemon threads and the virtual radio), nothing open; "
+                         "100 wearers watched, 50 with check-ins"}
 
 
 def main() -> int:

@@ -98,3 +98,6 @@ def test_escalation_benchmark_quick_mode_times_every_channel_and_the_idle_cpu(tm
     assert set(results["alert_to_first_message_ms"]) == {"mesh", "sms", "email", "ntfy"}
     assert all(r["n"] == 3 and 0 < r["p50"] <= r["max"] for r in results["alert_to_first_message_ms"].values())
     assert results["idle_cpu_percent_100_wearers"] >= 0
+    # The watch swept its 100 wearers while idle and found nothing to raise (all heard, none late).
+    assert results["watch_sweeps_while_idle"] >= 1 and results["watch_alarms_while_idle"] == 0
+    assert results["watch_sweep_ms_100_wearers"] > 0
