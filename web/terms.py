@@ -16,6 +16,7 @@ CODE_WORDS = {
     "system", "gps", "ok",                                                   # clock source, database check
     "position_app", "nmea", "station_gps",                                   # where a fix came from
     "bell", "keyword", "alert_app", "detection_sensor", "serial", "button",  # how an alert came
+    "silent", "checkin",                                                     # raised by the watch
     "queued", "sending", "delivered", "expired", "skipped", "relayed",       # receipts to the wearer
     "alert", "update", "resolution", "retraction",                           # outbox kinds
     "done", "running", "withdrawn", "failed",                                # radio jobs
@@ -28,6 +29,8 @@ PLAIN_EN = {
     "alert_app": "alert message (app)",
     "detection_sensor": "button (detection sensor)",
     "button": "button",
+    "silent": "bracelet silent",
+    "checkin": "missed check-in",
     "bell": "bell character",
     "keyword": "keyword in a message",
     "serial": "serial module",

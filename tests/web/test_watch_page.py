@@ -57,3 +57,18 @@ def test_a_watch_that_cannot_work_is_refused_and_nothing_changes(app):  # noqa: 
     page = c.get("/wearers/7").get_data(as_text=True)
     assert "never falls due in a window of 4 h" in page
     assert _row(app) == (1, None, None, None, None, None)
+
+
+def test_a_silent_alarm_says_the_station_raised_it_not_that_she_pressed(app):  # noqa: F811
+    _amina(app)
+    w = Writer(app.station_config.database_path).start()
+    iid = w.call(lambda db: db.execute("INSERT INTO incidents (node_num, opened_at, last_press_at, press_count, "
+                                       "source, state, trust) VALUES (7, 0, 0, 0, 'silent', 'open', 'registered')"
+                                       ).lastrowid)
+    w.stop()
+    c = app.test_client()
+    login(c, "viewer")
+    page = c.get(f"/alerts/{iid}").get_data(as_text=True)
+    assert "raised by the station: bracelet silent" in page and "0 presses" not in page
+    assert "levée par la station : bracelet silencieux" in c.get(
+        f"/alerts/{iid}", headers={"Accept-Language": "fr"}).get_data(as_text=True)
