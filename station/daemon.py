@@ -4,6 +4,7 @@ and the writer are alive, STOPPING on the way out)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -308,6 +309,13 @@ class Station:
             from station.relay.service import Relay
             self.relay = Relay(self.cfg, self.writer, self.clock, on_internet=self.indicators.internet).start()
 
+    def apply_watch(self, cfg: Config) -> None:
+        """[watch] live: the next sweep uses it, and the decoder knows a new check-in word."""
+        from station.watch.rules import Defaults
+        self.watch.defaults = Defaults.of(cfg)
+        self.ingest.rules = dataclasses.replace(self.ingest.rules, checkin_words=(cfg.watch["checkin_word"],))
+        self.watch.wake()
+
     def apply_receipts(self, rc: dict) -> None:
         self.ingest.receipt_for = None if not rc["enabled"] else {
             "opened": rc["received_text"], "cancelled": rc["cancel_text"], "duress": rc["cancel_text"]}
@@ -580,13 +588,13 @@ def run(cfg: Config, *, sim_speed: float = 1.0, corpus_dir: Path | None = None,
 
 
 # What a reload (SIGHUP) can change in a running daemon; anything else needs a restart.
-RELOADABLE = ("relay", "log", "receipts")
+RELOADABLE = ("relay", "log", "receipts", "watch")
 RELOADABLE_LISTS = ("destinations", "places")
 
 
 def reload_config(station: "Station", source: Path | None) -> tuple[list[str], list[str]]:
     """Read the config file again and apply what can be applied live: the destinations and their
-    credentials, templates and relay settings, the log level, the receipts' texts and timing.
+    credentials, templates and relay settings, the log level, the receipts' texts and timing, the watch.
     Returns (applied, needing a restart), by section name. A file that does not validate changes
     nothing: the running config stands, and the error is logged."""
     from station import config as configmod
@@ -612,6 +620,8 @@ def reload_config(station: "Station", source: Path | None) -> tuple[list[str], l
         station.apply_receipts(merged.receipts)
     if {"relay", "destinations", "places"} & set(applied):
         station.restart_relay()
+    if "watch" in applied:
+        station.apply_watch(merged)
     event(log, "config.reloaded", logging.WARNING,
           f"config reloaded: {', '.join(applied) or 'nothing changed'}"
           + (f"; needs a restart to apply: {', '.join(later)}" if later else ""), applied=",".join(applied),

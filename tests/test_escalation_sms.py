@@ -120,3 +120,21 @@ def test_with_the_sim_pin_in_its_file_the_modem_is_unlocked_and_sends(harness, m
     h.tm.advance(31)
     wait_until(lambda: sms_states(h, iid) == [(0, "delivered")], 15, what="delivered")
     assert h.modem.unlocked and h.modem.wrong_pins == 0
+
+
+def test_a_delivery_report_the_modem_could_not_give_at_once_is_read_from_the_sim_later(harness, modem, tmp_path,
+                                                                                       caplog):
+    """The library reads a report on a thread of its own; when that read times out (the modem busy)
+    the report must not be lost with the thread: it is read from the SIM at the next poll."""
+    h = sms_office(harness, modem, tmp_path)
+    h.modem.deliver = False
+    iid, _ = open_alert(h)
+    h.tm.advance(31)
+    [sent] = wait_until(lambda: h.modem.sent, 15, what="the SMS")
+    wait_until(lambda: sms_states(h, iid) == [(0, "sent")], 15, what="sent")
+    h.modem.lose_reads = 1
+    h.modem.report_delivered(sent)
+    wait_until(lambda: sms_states(h, iid) == [(0, "delivered")], 40, what="the report read from the SIM")
+    assert h.modem.lose_reads == 0 and any(c.startswith("AT+CMGL") for c in h.modem.commands)
+    # Said, not a traceback from the library's thread: read again at once, not at the next 30 s poll.
+    assert any("announced a delivery report but it could not be read" in r.getMessage() for r in caplog.records)

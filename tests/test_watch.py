@@ -281,3 +281,26 @@ def test_a_restart_neither_repeats_a_silent_alarm_nor_forgets_one(tmp_path):
     # Listening only since 19000 (the station was off): her silence counts from then.
     db.execute("UPDATE nodes SET last_heard=19500")
     assert rules.sweep(db, 19500 + 1900, d, 19000.0, False) != []
+
+
+def test_a_reload_applies_the_watch_at_once(harness, tmp_path):
+    """`systemctl reload station` after the office lengthens the silent alarm and changes the
+    check-in word: the next sweep and the next "OK" use them, no restart."""
+    from station import daemon
+    h = harness(watch={"enabled": True})
+    path = tmp_path / "new.toml"
+    path.write_text(f'[storage]\ndatabase = "{h.cfg.database_path}"\n[gpio]\nenabled = false\n'
+                    f'[radio]\nport = "{h.cfg.radio["port"]}"\n'
+                    '[watch]\nsilent_alarm_after_s = 7200\ncheckin_word = "BIEN"\n')
+    applied, _ = daemon.reload_config(h.station, path)
+    assert "watch" in applied
+    assert h.station.watch.defaults.silent_alarm_s == 7200 and h.station.watch.defaults.checkin_word == "BIEN"
+    assert h.station.ingest.rules.checkin_words == ("BIEN",)
+
+
+def test_the_default_reporting_interval_is_the_one_the_bracelet_profile_writes():
+    """A bracelet provisioned by the station reports its battery every TELEMETRY_S: the watch
+    expects exactly that, or it would warn of silence that is only its own misreading."""
+    from station.config import SCHEMA
+    from station.radio.provision import TELEMETRY_S
+    assert SCHEMA["watch"]["report_every_s"].default == TELEMETRY_S

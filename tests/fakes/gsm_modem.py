@@ -5,7 +5,7 @@ message, +CDSI for a delivery report stored in "SR", AT+CMGR / AT+CMGD, AT+CPIN,
 
 Its PDUs are built and read here, from TS 23.040, not with the library under test, so that a
 mistake in the library's encoding would show. Switchable faults: `pin` (SIM PIN required),
-`signal` (0-31, or 99: none), `refuse` (a +CMS ERROR for the next sends), `silent`."""
+`signal` (0-31, or 99: none), `refuse` (a +CMS ERROR for the next sends), `silent`, `lose_reads`."""
 
 from __future__ import annotations
 
@@ -128,6 +128,7 @@ class VirtualModem:
         self.refuse: int | None = None    # a +CMS ERROR code for every send while set
         self.silent = False               # answers nothing (a modem that hung)
         self.deliver = True               # delivery reports come back
+        self.lose_reads = 0               # the next AT+CMGR get no answer (busy with something else)
         self.operator_number = operator_number
         self.sent: list[Sent] = []
         self.commands: list[str] = []
@@ -282,6 +283,9 @@ class VirtualModem:
             return '\r\n+CPMS: ("ME","SM","SR"),("ME","SM"),("ME","SM")\r\n' + ok
         if c.startswith("AT+CPMS="):
             return "\r\n+CPMS: 0,50,0,50,0,50\r\n" + ok
+        if c.startswith("AT+CMGR=") and self.lose_reads:
+            self.lose_reads -= 1
+            return ""
         if c.startswith("AT+CMGR="):
             with self._lock:
                 stored = self._store.get(int(c.split("=", 1)[1]))

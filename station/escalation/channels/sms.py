@@ -37,6 +37,7 @@ class Sms:
     sweep: bool = True            # the sender calls poll() soon (at start: what waited in the SIM)
     _modem: object = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _report_missed: bool = field(default=False, repr=False)
 
     @classmethod
     def from_config(cls, cfg, *, on_reply=None, on_delivered=None) -> "Sms":
@@ -46,10 +47,10 @@ class Sms:
 
     def _open(self):
         from gsmmodem.exceptions import IncorrectPinError, PinRequiredError, PukRequiredError, TimeoutException
-        from gsmmodem.modem import GsmModem
         from serial import SerialException
-        modem = GsmModem(self.port, self.baud, smsReceivedCallbackFunc=self._received,
-                         smsStatusReportCallback=self._report, requestDelivery=True)
+        modem = _modem_class()(self.port, self.baud, smsReceivedCallbackFunc=self._received,
+                               smsStatusReportCallback=self._report, requestDelivery=True)
+        modem.station_missed = self._missed
         try:
             modem.connect(self.pin)
         except PinRequiredError:
@@ -116,9 +117,25 @@ class Sms:
                 log.info("reading the modem's stored messages failed: %s", e)
                 self._drop()
                 return
+            if self._report_missed:
+                # Most modems keep delivery reports apart, in "SR" (what +CDSI names).
+                self._report_missed = False
+                try:
+                    found += self._modem.listStoredSms(status=Stored.STATUS_RECEIVED_UNREAD, memory="SR", delete=True)
+                except Exception as e:
+                    log.info("reading the modem's stored delivery reports failed: %s", e)
+        from gsmmodem.modem import StatusReport
         for sms in found:
             if isinstance(sms, ReceivedSms):
                 self._received(sms)
+            elif isinstance(sms, StatusReport):
+                self._report(sms)      # one whose notification could not be read at the time
+
+    def _missed(self, what: str, error: Exception) -> None:
+        log.warning("the modem announced %s but it could not be read (%s: %s); it stays on the SIM and is read at "
+                    "the next poll", what, type(error).__name__, error)
+        self._report_missed = self._report_missed or what == "a delivery report"
+        self.sweep = True
 
     def _drop(self) -> None:
         modem, self._modem = self._modem, None
@@ -143,3 +160,27 @@ class Sms:
     def close(self) -> None:
         with self._lock:
             self._drop()
+
+
+def _modem_class():
+    """GsmModem, with each notification's read guarded. The library reads a new message or a
+    delivery report on a short thread of its own (AT+CMGR); when that read times out (the modem
+    busy with a send) the thread dies with a traceback and the message is forgotten. Here the
+    channel is told, and its next poll reads what the SIM still holds."""
+    from gsmmodem.modem import GsmModem
+
+    class StationModem(GsmModem):
+        station_missed: Callable[[str, Exception], None] = staticmethod(lambda what, error: None)
+
+        def _handleSmsReceived(self, notificationLine):
+            try:
+                return super()._handleSmsReceived(notificationLine)
+            except Exception as e:
+                self.station_missed("a new SMS", e)
+
+        def _handleSmsStatusReport(self, notificationLine):
+            try:
+                return super()._handleSmsStatusReport(notificationLine)
+            except Exception as e:
+                self.station_missed("a delivery report", e)
+    return StationModem
