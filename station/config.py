@@ -49,6 +49,22 @@ def _at_least_a_minute(v: Any) -> str | None:
     return None if v >= 60 else "at least 60 (seconds)"
 
 
+def _broker(v: str) -> str | None:
+    # TLS always: the events say who pressed and where, and the claims decide what is published.
+    if v == "" or re.fullmatch(r"mqtts://[^:/\s]+(:\d{1,5})?", v):
+        return None
+    return '"mqtts://HOST:PORT" (TLS; a plain mqtt:// link is refused)'
+
+
+def _station_id(v: str) -> str | None:
+    return None if re.fullmatch(r"[a-z0-9][a-z0-9_-]{1,31}", v) or v == "" else \
+        "2 to 32 lower-case letters, digits, - or _ (it names the station's MQTT account and topics)"
+
+
+def _audience_precision(v: str) -> str | None:
+    return None if v in ("exact", "1km", "10km", "city", "none") else '"exact", "1km", "10km", "city" or "none"'
+
+
 def _gps_port(v: str) -> str | None:
     return None if v == "" or v.startswith("/") else 'a device path such as "/dev/ttyAMA0", or "" for none'
 
@@ -254,6 +270,27 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "checkin_word": Key("OK", str, _ack_word),
         "time_zone": Key("UTC", str, _zone),
     },
+    "network": {
+        "enabled": Key(False, bool),
+        "broker": Key("", str, _broker),
+        "station_id": Key("", str, _station_id),
+        "password_file": Key("", str),
+        "ca_file": Key("", str),
+        "topic_root": Key("ngo", str, _station_id),
+        "precision": Key("exact", str, _audience_precision),
+        "claim_wait_s": Key(60.0, (int, float), _positive),
+        "keepalive_s": Key(30, int, _positive),
+    },
+    "hub": {
+        "database": Key("hub.db", str),
+        "broker": Key("", str, _broker),
+        "username": Key("hub", str, _station_id),
+        "password_file": Key("", str),
+        "ca_file": Key("", str),
+        "topic_root": Key("ngo", str, _station_id),
+        "fold_window_s": Key(600.0, (int, float), _positive),
+        "keepalive_s": Key(30, int, _positive),
+    },
     "email": {
         "host": Key("", str),
         "port": Key(587, int, _port),
@@ -388,6 +425,11 @@ def validate(raw: dict[str, Any], source: Path | None = None, base_dir: Path | N
     if w["silent_alarm_after_s"] and w["silent_alarm_after_s"] < 2 * w["report_every_s"]:
         raise ConfigError(f"[watch] silent_alarm_after_s: expected 0 (no alarm) or at least twice report_every_s "
                           f"({2 * w['report_every_s']:g}), found {w['silent_alarm_after_s']!r}")
+    n = sections["network"]
+    if n["enabled"]:
+        for key in ("broker", "station_id", "password_file"):
+            if not n[key]:
+                raise ConfigError(f"[network] {key}: expected a value when enabled = true, found nothing")
     if sections["radio"]["reconnect_min_s"] > sections["radio"]["reconnect_max_s"]:
         raise ConfigError(
             "[radio] reconnect_min_s: expected at most reconnect_max_s "

@@ -19,6 +19,7 @@ from station.clock import StationClock
 from station.config import Config
 from station.decode.packets import Position, Rules
 from station.escalation.service import Escalation
+from station.network.service import Network
 from station.watch.service import Watch
 from station.gps import GpsReader, GpsTracker
 from station.indicators import alarm_level, make_indicators
@@ -163,10 +164,15 @@ class Station:
         self._reader = dbmod.connect(cfg.database_path)
         self._keeper_reader = dbmod.connect(cfg.database_path)
         self.watch.restore(self._reader)
+        # The network first: its triggers queue the alerts stored from now on, and the relay asks it
+        # for the hub's claim before a post leaves.
+        self.network = Network(cfg, self.writer, self.clock, on_acknowledged=self._wake_monitor.set,
+                               wake_relay=lambda: self.relay.wake() if self.relay else None).start()
         self.relay = None
         if cfg.relay["enabled"] and cfg.lists.get("destinations"):
             from station.relay.service import Relay
-            self.relay = Relay(cfg, self.writer, self.clock, on_internet=self.indicators.internet).start()
+            self.relay = Relay(cfg, self.writer, self.clock, on_internet=self.indicators.internet,
+                               claim_gate=self.network.gate if self.network.enabled else None).start()
         self.jobs = JobRunner(self._reader, self.writer, {
             "configure": self._job_configure,
             "lend": lambda args, by: {"ok": self.link.lend(min(float(args.get("seconds", 60)), 900))},
@@ -278,6 +284,7 @@ class Station:
         self.escalation.stop()
         if self.relay:
             self.relay.stop()
+        self.network.stop()
         if self.gps:
             self.gps.stop()
         self._monitor.join(3)
@@ -307,7 +314,8 @@ class Station:
         self.relay = None
         if self.cfg.relay["enabled"] and self.cfg.lists.get("destinations"):
             from station.relay.service import Relay
-            self.relay = Relay(self.cfg, self.writer, self.clock, on_internet=self.indicators.internet).start()
+            self.relay = Relay(self.cfg, self.writer, self.clock, on_internet=self.indicators.internet,
+                               claim_gate=self.network.gate if self.network.enabled else None).start()
 
     def apply_watch(self, cfg: Config) -> None:
         """[watch] live: the next sweep uses it, and the decoder knows a new check-in word."""
@@ -556,6 +564,7 @@ class Station:
             "relay": (self.relay.status(self._reader, time.time()) if self.relay else {"enabled": False}),
             "escalation": self.escalation.status(self._reader),
             "watch": self.watch.status(self._reader, self.clock.now()),
+            "network": self.network.status(self._reader),
         }
 
     def _write_status(self, phase: str) -> None:

@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 
 
 class Relay:
-    def __init__(self, cfg: Config, writer: Writer, clock, on_internet: Callable[[bool], None] | None = None):
+    def __init__(self, cfg: Config, writer: Writer, clock, on_internet: Callable[[bool], None] | None = None,
+                 claim_gate=None):
         rc = cfg.relay
         self.destinations = cfg.destinations(read_secrets=True)
         self.clients: dict = {}
@@ -51,7 +52,8 @@ class Relay:
                                          online_after=rc["online_after"], offline_after=rc["offline_after"],
                                          on_change=changed)
         self.worker = RelayWorker(writer, self.plan, self.clients, self.connectivity, clock,
-                                  max_attempts=rc["max_attempts"], backoff_max_s=rc["backoff_max_s"])
+                                  max_attempts=rc["max_attempts"], backoff_max_s=rc["backoff_max_s"],
+                                  claim_gate=claim_gate)
 
     def start(self) -> "Relay":
         self.connectivity.start()

@@ -27,7 +27,7 @@ SWEEP_EVERY_S = 0.5   # X's window, when a 429 comes without a reset time
 class RelayWorker:
     def __init__(self, writer: Writer, plan: ob.Plan, clients: dict, connectivity, clock, *,
                  max_attempts: int = 8, backoff_max_s: float = 900.0, rng: random.Random | None = None,
-                 idle_s: float = 1.0, backoff_base_s: float = BACKOFF_BASE_S):
+                 idle_s: float = 1.0, backoff_base_s: float = BACKOFF_BASE_S, claim_gate=None):
         self.writer = writer
         self.plan = plan
         self.clients = clients
@@ -38,6 +38,8 @@ class RelayWorker:
         self.rng = rng or random.Random()
         self.idle_s = idle_s
         self.backoff_base_s = backoff_base_s
+        # On the NGO's network: whether the hub gives this station the post (station/network/claims.py).
+        self.claim_gate = claim_gate
         self.alive_at = time.monotonic()
         self.sent = 0
         self.passes = 0           # complete plan-and-drain passes: what "nothing happened" is measured in
@@ -126,13 +128,22 @@ class RelayWorker:
                 self.writer.call(lambda db: db.execute(
                     "UPDATE outbox SET reason=?, updated_at=? WHERE id=? AND state='ready'", (reason, at, row["id"])))
             return until
+        claim = None
+        if self.claim_gate is not None:
+            claim, holder = self.claim_gate(row)
+            if claim == "wait":
+                return at + 1.0
+            if claim == "denied":
+                why = f"posted by station {holder}: the hub gave it the claim"
+                self.writer.call(lambda db: ob.transition(db, row["id"], (ob.READY,), ob.CANCELLED, at, reason=why))
+                return None
         cost = 0.0 if row["kind"] == "retraction" else (dest.cost_per_link_post if row["has_link"]
                                                          else dest.cost_per_post)
         # Committed before the request: if the station dies now, the row says it may have left.
         first = row["first_attempt_at"] or at
         if not self.writer.call(lambda db: ob.transition(
                 db, row["id"], (ob.READY,), ob.SENDING, at, attempts=row["attempts"] + 1, sent_at=at, cost=cost,
-                first_attempt_at=first)):
+                first_attempt_at=first, claim=claim)):
             return
         try:
             if row["kind"] == "retraction":

@@ -261,8 +261,24 @@ def _v12(db: sqlite_utils.Database) -> None:
     }, pk="node_num", defaults={"battery_warned": 0})
 
 
+def _v13(db: sqlite_utils.Database) -> None:
+    """Many stations, one network (station/network): the events this station owes the hub, in
+    order (written by triggers in the same transaction as what they report, so a crash never
+    loses one), and the hub's publication claims, so that one post goes out however many
+    stations heard the alert."""
+    db.execute("""CREATE TABLE network_queue (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,
+                  body TEXT NOT NULL, created_at REAL NOT NULL, published_at REAL)""")
+    db.execute("CREATE INDEX network_queue_unpublished ON network_queue(seq) WHERE published_at IS NULL")
+    db["network_claims"].create({
+        "incident_id": int, "destination": str, "state": str, "holder": str, "requested_at": float,
+        "answered_at": float,
+    }, pk=("incident_id", "destination"), not_null={"state"})
+    # How the hub's claim stood when a post left: granted, or "alone" (posted without it).
+    db["outbox"].add_column("claim", str)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10,
-                                                             _v11, _v12]
+                                                             _v11, _v12, _v13]
 
 
 def schema_version(db: sqlite_utils.Database) -> int:
@@ -271,13 +287,17 @@ def schema_version(db: sqlite_utils.Database) -> int:
 
 def migrate(db: sqlite_utils.Database) -> int:
     """Apply the pending migrations, each in its own transaction; return the schema version."""
+    return apply(db, MIGRATIONS, "database")
+
+
+def apply(db: sqlite_utils.Database, migrations: list[Callable[[sqlite_utils.Database], None]], what: str) -> int:
     current = schema_version(db)
-    if current > len(MIGRATIONS):
+    if current > len(migrations):
         raise RuntimeError(
-            f"database schema version {current} is newer than this station ({len(MIGRATIONS)}): "
+            f"{what} schema version {current} is newer than this station ({len(migrations)}): "
             "upgrade the station software instead of downgrading it"
         )
-    for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
+    for version, step in enumerate(migrations[current:], start=current + 1):
         db.execute("BEGIN IMMEDIATE")
         try:
             step(db)
@@ -286,4 +306,4 @@ def migrate(db: sqlite_utils.Database) -> int:
         except BaseException:
             db.execute("ROLLBACK")
             raise
-    return len(MIGRATIONS)
+    return len(migrations)

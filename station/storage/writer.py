@@ -62,7 +62,8 @@ _STOP = object()
 
 
 class Writer:
-    def __init__(self, path: Path | str, batch_max: int = 512, window_s: float = 0.005):
+    def __init__(self, path: Path | str, batch_max: int = 512, window_s: float = 0.005, *, schema=migrate):
+        """`schema`: the migrations to bring the file to (the hub's database has its own)."""
         self.path = Path(path)
         self.batch_max = batch_max
         self.window_s = window_s
@@ -71,7 +72,7 @@ class Writer:
         # file, not left in free space for whoever seizes the card (station/retention.py).
         self.db.execute("PRAGMA secure_delete=ON")
         try:
-            migrate(self.db)
+            schema(self.db)
             self.db_check = dbmod.quick_check(self.db)
         except sqlite3.OperationalError as e:
             self.db.conn.close()

@@ -1,0 +1,73 @@
+"""The broker's configuration for the NGO's network, written for Debian's mosquitto (2.0): TLS only,
+no anonymous client, one account per station and one for the hub, and the ACL that makes the
+topics mean who sent them:
+
+- a station writes only `<root>/stations/<its account>/events` and reads only
+  `<root>/hub/to/<its account>`: it cannot speak for another station, nor grant itself a claim;
+- the hub reads every station's events and alone writes under `<root>/hub/`.
+
+Persistent sessions and QoS 1 messages are kept on disk (`persistence`), so a station away for a
+week finds what the hub told it, and the hub what the stations said, after a broker restart. The
+same accounts and ACL carry over to a clustered broker (EMQX, VerneMQ) with its own syntax."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+ACL = """# Written by `station hub broker-config`: who may read and write which topic.
+# The hub reads every station's events and alone writes what stations are told.
+user {hub}
+topic read {root}/stations/+/events
+topic write {root}/hub/#
+
+# Each station (its account name is its station id) writes only its own events and reads only
+# what the hub tells it.
+pattern write {root}/stations/%u/events
+pattern read {root}/hub/to/%u
+"""
+
+CONF = """# Written by `station hub broker-config`.
+{user}per_listener_settings false
+allow_anonymous false
+password_file {passwords}
+acl_file {acl}
+persistence true
+persistence_location {data}/
+autosave_interval 10
+# A week offline at a few events a minute, per station: its session keeps what the hub says.
+max_queued_messages 100000
+max_inflight_messages 100
+log_type error
+log_type warning
+log_type notice
+
+listener {port} {bind}
+cafile {ca}
+certfile {cert}
+keyfile {key}
+tls_version tlsv1.2
+"""
+
+
+def write(folder: Path, *, accounts: dict[str, str], cert: Path, key: Path, ca: Path, port: int = 8883,
+          bind: str = "0.0.0.0", root: str = "ngo", hub: str = "hub", user: str | None = None) -> Path:
+    """mosquitto.conf, the ACL and the hashed password file in `folder`; the conf's path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = folder / "data"
+    data.mkdir(exist_ok=True)
+    passwords, acl = folder / "passwords", folder / "acl"
+    passwords.write_text("")
+    passwords.chmod(0o600)
+    for name, password in accounts.items():
+        # mosquitto_passwd hashes it (PBKDF2-SHA512); -b takes it from the command line, so it is run
+        # here, not typed by someone into a shell history.
+        subprocess.run(["mosquitto_passwd", "-b", str(passwords), name, password], check=True,
+                       capture_output=True, text=True)
+    acl.write_text(ACL.format(hub=hub, root=root))
+    conf = folder / "mosquitto.conf"
+    # `user`: whom mosquitto runs as once started as root (Debian's unit: mosquitto, who must own
+    # these files); None leaves mosquitto's default.
+    conf.write_text(CONF.format(passwords=passwords, acl=acl, data=data, port=port, bind=bind, ca=ca, cert=cert,
+                                key=key, user=f"user {user}\n" if user else ""))
+    return conf

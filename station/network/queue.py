@@ -1,0 +1,59 @@
+"""The events this station owes the hub, written by SQLite triggers in the same transaction as the
+change they report: an alert stored is an event queued, whichever process stored it (the daemon,
+the console acknowledging, a command resolving), and a power cut between the two cannot happen.
+
+Each event has its sequence number (the queue's rowid): the hub applies each (station, seq) once,
+whatever the broker redelivers, and a station that was offline for a week sends its backlog in
+order. Positions leave the station at the precision [network] precision allows (link.py)."""
+
+from __future__ import annotations
+
+import json
+
+import sqlite_utils
+
+_PACKET = "(SELECT {col} FROM packets WHERE id = NEW.opening_packet)"
+_OPENED = f"""json_object('incident', NEW.id, 'node', NEW.node_num, 'opened_at', NEW.opened_at,
+    'source', NEW.source, 'trust', NEW.trust, 'drill', NEW.drill, 'state', NEW.state, 'lat', NEW.lat,
+    'lon', NEW.lon, 'packet_id', {_PACKET.format(col="packet_id")}, 'snr', {_PACKET.format(col="snr")},
+    'hops', {_PACKET.format(col="hops")}, 'heard_at', {_PACKET.format(col="received_at")})"""
+_STATE = """json_object('incident', NEW.id, 'state', NEW.state, 'duress', NEW.duress,
+    'acknowledged_by', NEW.acknowledged_by, 'acknowledged_at', NEW.acknowledged_at,
+    'resolved_by', NEW.resolved_by, 'resolved_at', NEW.resolved_at, 'resolution', NEW.resolution)"""
+# The station's clock is the writer's: a trigger cannot call it, so an event takes the time of
+# what it reports.
+TRIGGERS = {
+    "network_incident_opened": f"""CREATE TRIGGER IF NOT EXISTS network_incident_opened AFTER INSERT ON incidents
+        WHEN NEW.press_test = 0
+        BEGIN INSERT INTO network_queue (kind, body, created_at) VALUES ('incident', {_OPENED}, NEW.opened_at); END""",
+    "network_incident_state": f"""CREATE TRIGGER IF NOT EXISTS network_incident_state
+        AFTER UPDATE OF state, duress ON incidents
+        WHEN NEW.press_test = 0 AND (NEW.state IS NOT OLD.state OR NEW.duress IS NOT OLD.duress)
+        BEGIN INSERT INTO network_queue (kind, body, created_at)
+              VALUES ('state', {_STATE}, COALESCE(NEW.resolved_at, NEW.acknowledged_at, NEW.opened_at)); END""",
+}
+
+
+def install(db: sqlite_utils.Database) -> None:
+    for sql in TRIGGERS.values():
+        db.execute(sql)
+
+
+def uninstall(db: sqlite_utils.Database) -> None:
+    """[network] turned off: nothing more is queued (what is queued stays, for a later return)."""
+    for name in TRIGGERS:
+        db.execute(f"DROP TRIGGER IF EXISTS {name}")
+
+
+def put(db: sqlite_utils.Database, kind: str, body: dict, at: float) -> int:
+    return db.execute("INSERT INTO network_queue (kind, body, created_at) VALUES (?,?,?)",
+                      (kind, json.dumps(body), at)).lastrowid
+
+
+def unpublished(db: sqlite_utils.Database, after: int, limit: int) -> list[tuple[int, str, str, float]]:
+    return db.execute("SELECT seq, kind, body, created_at FROM network_queue WHERE published_at IS NULL AND seq > ? "
+                      "ORDER BY seq LIMIT ?", (after, limit)).fetchall()
+
+
+def depth(db: sqlite_utils.Database) -> int:
+    return db.execute("SELECT COUNT(*) FROM network_queue WHERE published_at IS NULL").fetchone()[0]

@@ -1,0 +1,143 @@
+"""This station on the NGO's network: its events to the hub (from network_queue, in order, each
+marked published at the broker's acknowledgement), and what the hub says back on the station's own
+topic: another station's acknowledgement of an alert this one heard too (the room stops ringing),
+and the publication claims (claims.py). With no broker or no hub the station does everything it
+does alone; the queue waits for them."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from station import incidents
+from station.escalation.channels import ChannelError, read_secret
+from station.incidents import log_event
+from station.network import claims, queue
+from station.network.mqtt import Broker, MqttLink
+from station.network.publisher import DurablePublisher
+from station.relay.compose import locate
+from station.wording import Wording
+
+log = logging.getLogger(__name__)
+
+
+def topics(root: str, station: str) -> tuple[str, str]:
+    """(where this station's events go, where the hub answers it)."""
+    return f"{root}/stations/{station}/events", f"{root}/hub/to/{station}"
+
+
+class Network:
+    def __init__(self, cfg, writer, clock, *, on_acknowledged=lambda: None, wake_relay=lambda: None):
+        n = cfg.network
+        self.enabled = n["enabled"]
+        self.cfg = cfg
+        self.writer = writer
+        self.clock = clock
+        self.on_acknowledged = on_acknowledged
+        self.wake_relay = wake_relay
+        self.station = n["station_id"]
+        self.precision = n["precision"]
+        self.places = cfg.places()
+        self.radius_km = cfg.relay["city_radius_km"]
+        self.claim_wait_s = float(n["claim_wait_s"])
+        self.events_topic, self.answers_topic = topics(n["topic_root"], self.station)
+        self.link: MqttLink | None = None
+        self.problem = ""
+        self.applied = 0
+        self.publisher = DurablePublisher(writer, clock, lambda: self.link, fetch=self._fetch, mark=_mark,
+                                          name="network")
+
+    def start(self) -> "Network":
+        self.writer.call(queue.install if self.enabled else queue.uninstall)
+        if not self.enabled:
+            return self
+        n = self.cfg.network
+        try:
+            password = read_secret(n["password_file"], self.cfg.base_dir, "[network] password_file")
+        except ChannelError as e:
+            self.problem = e.reason
+            log.error("the network link cannot start: %s; the station works alone", e.reason)
+            return self
+        host, port = Broker.parse(n["broker"])
+        ca = str(self.cfg.base_dir / n["ca_file"]) if n["ca_file"] else None
+        self.link = MqttLink(Broker(host, port, self.station, password, ca, n["keepalive_s"]),
+                             f"station-{self.station}", subscriptions=[self.answers_topic],
+                             on_message=self._message, on_state=lambda up: self.publisher.wake()).start()
+        self.publisher.start()
+        return self
+
+    def stop(self) -> None:
+        if self.link is not None:
+            self.publisher.stop()
+            self.link.stop()
+
+    def wake(self) -> None:
+        self.publisher.wake()
+
+    # -- to the hub ----------------------------------------------------------------------------
+    def _payload(self, seq: int, kind: str, body: str, at: float) -> bytes:
+        data = json.loads(body)
+        if "lat" in data:
+            # The hub's audience gets the precision [network] precision allows, never more.
+            where = locate(data.get("lat"), data.get("lon"), self.precision, list(self.places), self.radius_km)
+            data["lat"], data["lon"] = (where.lat, where.lon) if where else (None, None)
+            data["place"] = where.text if where else None
+        return json.dumps({"v": 1, "station": self.station, "seq": seq, "kind": kind, "at": at,
+                           "data": data}).encode()
+
+    def _fetch(self, reader, after: int, limit: int) -> list[tuple[int, str, bytes]]:
+        return [(seq, self.events_topic, self._payload(seq, kind, body, at))
+                for seq, kind, body, at in queue.unpublished(reader, after, limit)]
+
+    # -- from the hub --------------------------------------------------------------------------
+    def _message(self, topic: str, payload: bytes) -> None:
+        try:
+            msg = json.loads(payload)
+            kind = msg["kind"]
+            iid = int(msg["incident"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("a message from the hub is not one: %r", payload[:120])
+            return                       # garbage is dropped (acknowledged), never retried forever
+        at = self.clock.now()
+        if kind == "acknowledged":
+            by = str(msg.get("by") or "?")[:80]
+            station = str(msg.get("station") or "?")[:40]
+            if self.writer.call(lambda db: _acknowledged_elsewhere(db, iid, by, station, at)):
+                self.on_acknowledged()
+        elif kind == "claim":
+            self.writer.call(lambda db: claims.answered(db, iid, str(msg.get("destination")), bool(msg.get("granted")),
+                                                        str(msg.get("holder") or "?")[:40], at))
+            self.wake_relay()
+        else:
+            log.info("the hub sent %r, which this station does not know", kind)
+        self.applied += 1
+
+    def gate(self, row: dict) -> tuple[str, str | None]:
+        """For the relay: may this row go out? See claims.py."""
+        if not self.enabled:
+            return claims.GRANTED, None
+        return self.writer.call(lambda db: claims.gate(db, row["incident_id"], row["destination"],
+                                                       self.clock.now(), self.claim_wait_s))
+
+    def status(self, reader) -> dict:
+        if not self.enabled:
+            return {"enabled": False}
+        return {"enabled": True, "station": self.station, "connected": bool(self.link and self.link.connected),
+                "error": self.problem or (self.link.error if self.link else ""), "queue": queue.depth(reader),
+                "inflight": self.publisher.inflight, "published": self.publisher.published, "from_hub": self.applied,
+                "at": time.time()}
+
+
+def _mark(db, seqs: list[int], at: float) -> None:
+    db.conn.executemany("UPDATE network_queue SET published_at=? WHERE seq=?", [(at, s) for s in seqs])
+
+
+def _acknowledged_elsewhere(db, iid: int, by: str, station: str, at: float) -> bool:
+    row = db.execute("SELECT state FROM incidents WHERE id=?", (iid,)).fetchone()
+    if row is None or row[0] != incidents.OPEN:
+        return False
+    incidents.acknowledge(db, iid, f"{by} at {station}", at)
+    log_event(db, iid, at, "hub", "acknowledged at another station",
+              Wording("{by} at station {station}: the room here falls silent", by=by, station=station))
+    return True

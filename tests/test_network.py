@@ -1,0 +1,203 @@
+"""Many stations, one network, from the view of the wearer (her SOS, heard by three stations, is one
+alert and one post on the NGO's accounts, not three), of the office staff at each station (an
+acknowledgement in one office silences the others within seconds), and of the adversary on the
+network (a station's credentials cannot speak for another station or grant a claim; nothing
+travels in clear).
+
+A real mosquitto (Debian's package), configured as `station hub broker-config` writes it; three
+stations on virtual radios; the hub in this process, on its own database."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+import ssl
+import time
+
+import pytest
+
+from station import config, incidents, registry
+from station.hub.service import Hub
+from station.storage.writer import Writer
+from tests.broker import Mosquitto
+from tests.conftest import wait_until
+from tests.fakes.social import FakeX
+from tests.relay.conftest import secret_files
+
+STATIONS = ("kibera", "mathare", "korogocho")
+AMINA = 0xB5A1E001
+
+
+@pytest.fixture
+def net(tmp_path):
+    accounts = {"hub": "hub-secret", **{s: f"{s}-secret" for s in STATIONS}, "intruder": "intruder-secret"}
+    mq = Mosquitto(tmp_path / "broker", accounts).start()
+    made = []
+
+    def hub(**extra) -> Hub:
+        cfg = config.validate({"hub": {"database": str(tmp_path / "hub.db"), "broker": mq.url,
+                                       "password_file": mq.password_file("hub"), "ca_file": str(mq.ca), **extra}},
+                              None, tmp_path)
+        h = Hub(cfg).start()
+        made.append(h)
+        return h
+    mq.hub = hub
+    mq.made = made
+    yield mq
+    for h in made:
+        h.stop()
+    mq.stop()
+
+
+def station(harness, net, name: str, **kw):
+    h = harness("idle", network={"enabled": True, "broker": net.url, "station_id": name,
+                                 "password_file": net.password_file(name), "ca_file": str(net.ca),
+                                 "claim_wait_s": 30.0}, **kw)
+    if h.station is not None:
+        wait_until(lambda: h.station.network.link.connected, 15, what=f"{name} on the broker")
+    return h
+
+
+def hub_rows(hub: Hub, sql: str, params: tuple = ()) -> list[tuple]:
+    with sqlite3.connect(hub.writer.path) as db:
+        return db.execute(sql, params).fetchall()
+
+
+def heard_by_all(stations) -> None:
+    """Amina presses once; the packet reaches every station's radio (the same sender, the same id)."""
+    first = stations[0].sim.stage
+    packets = first.people["amina"].press(first.clock)
+    assert packets
+    for h in stations:
+        for p in packets:
+            h.sim.stage.send(p, sender=h.sim.stage.people["amina"])
+
+
+def local_alert(h) -> int:
+    return wait_until(lambda: h.count("SELECT COALESCE(MAX(id), 0) FROM incidents WHERE node_num=?", (AMINA,)), 15,
+                      what="the alert at the station")
+
+
+def test_three_stations_hear_one_sos_and_the_hub_holds_one_alert_with_each_reception(harness, net):
+    hub = net.hub()
+    stations = [station(harness, net, s) for s in STATIONS]
+    heard_by_all(stations)
+    for h in stations:
+        local_alert(h)
+    wait_until(lambda: len(hub_rows(hub, "SELECT * FROM receptions")) == 3, 20, what="three receptions at the hub")
+    [(hub_id, node, state)] = hub_rows(hub, "SELECT id, node_num, state FROM hub_incidents")
+    assert (node, state) == (AMINA, "open")
+    got = hub_rows(hub, "SELECT station, hub_incident, hops, heard_at IS NOT NULL FROM receptions ORDER BY station")
+    assert [(s, i, heard) for s, i, _hops, heard in got] == [(s, hub_id, 1) for s in sorted(STATIONS)]
+    # Every event arrived once: the queue at each station is empty and marked.
+    for h in stations:
+        wait_until(lambda h=h: h.count("SELECT COUNT(*) FROM network_queue WHERE published_at IS NULL") == 0, 10,
+                   what="the station's queue to be published")
+
+
+def test_an_acknowledgement_in_one_office_silences_the_other_rooms_within_seconds(harness, net):
+    net.hub()
+    stations = [station(harness, net, s) for s in STATIONS]
+    heard_by_all(stations)
+    ids = [local_alert(h) for h in stations]
+    for h in stations:
+        wait_until(lambda h=h: h.station.indicators.level == "open", 10, what="every room to ring")
+    a = stations[0]
+    a.station.writer.call(lambda db: incidents.acknowledge(db, ids[0], "Fatou", a.station.clock.now()))
+    started = time.monotonic()
+    for h, iid in zip(stations[1:], ids[1:]):
+        wait_until(lambda h=h, iid=iid: h.count("SELECT state FROM incidents WHERE id=?", (iid,)) == "acknowledged",
+                   15, what="the acknowledgement to reach the other station")
+        assert h.rows("SELECT acknowledged_by FROM incidents WHERE id=?", (iid,))[0][0] == "Fatou at kibera"
+        wait_until(lambda h=h: h.station.indicators.level == "acknowledged", 5, what="the buzzer there to stop")
+    assert time.monotonic() - started < 15
+
+
+def test_her_sos_heard_by_three_stations_is_posted_once_per_destination(harness, net, tmp_path):
+    net.hub()
+    x = FakeX().up()
+    try:
+        files = secret_files(tmp_path)
+        stations = []
+        for s in STATIONS:
+            h = station(harness, net, s, start=False)
+            h.cfg = h.cfg.with_overrides(
+                relay={"probe_interval_s": 0.2, "offline_probe_interval_s": 0.05, "online_after": 1,
+                       "offline_after": 1},
+                destinations=[{"name": "x", "kind": "x", "api_base_url": x.url, "timeout_s": 2.0,
+                               **{k: files[k] for k in ("consumer_key_file", "consumer_secret_file",
+                                                        "access_token_file", "access_token_secret_file")}}])
+            w = Writer(h.cfg.database_path).start()
+            w.call(lambda db: registry.set_consent(db, AMINA, {"publish": "at-once", "name_mode": "pseudonym",
+                                                               "pseudonym": "Defender A", "precision": "city"},
+                                                   "test", time.time()))
+            w.stop()
+            h.start()
+            wait_until(lambda h=h: h.station.network.link.connected, 15, what="on the broker")
+            stations.append(h)
+        heard_by_all(stations)
+        ids = [local_alert(h) for h in stations]
+        wait_until(lambda: len(x.posts) == 1, 30, what="the one post")
+        # The two others were told who holds the claim, and cancelled their rows.
+        states = wait_until(lambda: sorted(h.count("SELECT state FROM outbox WHERE incident_id=? AND kind='alert'",
+                                                   (iid,)) for h, iid in zip(stations, ids)).count("cancelled") == 2
+                            and [h.rows("SELECT state, claim, reason FROM outbox WHERE incident_id=? AND kind='alert'",
+                                        (iid,))[0] for h, iid in zip(stations, ids)], 30, what="the others to stand down")
+        sent = [s for s in states if s[0] == "sent"]
+        assert len(sent) == 1 and sent[0][1] == "granted"
+        assert all("the hub gave it the claim" in s[2] for s in states if s[0] == "cancelled")
+        assert len(x.posts) == 1
+    finally:
+        x.down()
+
+
+def test_a_stations_credentials_cannot_publish_under_another_station_or_grant_a_claim(harness, net):
+    """The intruder's account (a stolen station's password) writes an alert under kibera's topic and
+    a claim answer to mathare: the broker's ACL drops both; the hub and mathare never see them."""
+    import paho.mqtt.client as mqtt
+    hub = net.hub()
+    mathare = station(harness, net, "mathare")
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="intruder", protocol=mqtt.MQTTv311)
+    c.username_pw_set("intruder", "intruder-secret")
+    c.tls_set(ca_certs=str(net.ca))
+    c.connect("localhost", net.port)
+    c.loop_start()
+    try:
+        forged = {"v": 1, "station": "kibera", "seq": 1, "kind": "incident", "at": time.time(),
+                  "data": {"incident": 1, "node": AMINA, "opened_at": time.time(), "source": "keyword"}}
+        c.publish("ngo/stations/kibera/events", json.dumps(forged), qos=1).wait_for_publish(5)
+        c.publish("ngo/hub/to/mathare", json.dumps({"kind": "claim", "incident": 1, "destination": "x",
+                                                    "granted": True, "holder": "mathare"}), qos=1).wait_for_publish(5)
+        # Its own topic goes through: proof that the broker took its messages and the ACL chose.
+        own = {"v": 1, "station": "intruder", "seq": 1, "kind": "hello", "at": time.time(), "data": {}}
+        c.publish("ngo/stations/intruder/events", json.dumps(own), qos=1).wait_for_publish(5)
+    finally:
+        c.loop_stop()
+        c.disconnect()
+    wait_until(lambda: hub_rows(hub, "SELECT id FROM stations WHERE id='intruder'"), 10, what="its own event")
+    assert hub_rows(hub, "SELECT COUNT(*) FROM hub_incidents")[0][0] == 0
+    assert hub_rows(hub, "SELECT id FROM stations") == [("intruder",)]
+    assert mathare.count("SELECT COUNT(*) FROM network_claims") == 0
+
+
+def test_nothing_travels_in_clear_and_a_wrong_password_is_refused(net):
+    with pytest.raises((ConnectionError, OSError, ssl.SSLError)):
+        s = socket.create_connection(("localhost", net.port), 3)
+        # An MQTT CONNECT in clear: the TLS listener takes it for a broken handshake and closes.
+        s.sendall(bytes.fromhex("101000044d5154540402003c0004746573740000"))
+        if not s.recv(10):
+            raise ConnectionError("closed")
+    import paho.mqtt.client as mqtt
+    refused = []
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="guess", protocol=mqtt.MQTTv311)
+    c.username_pw_set("kibera", "guessed")
+    c.tls_set(ca_certs=str(net.ca))
+    c.on_connect = lambda client, userdata, flags, rc, props: refused.append(rc.is_failure)
+    c.connect("localhost", net.port)
+    c.loop_start()
+    try:
+        wait_until(lambda: refused, 10, what="the broker's answer")
+    finally:
+        c.loop_stop()
+    assert refused == [True]
