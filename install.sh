@@ -265,12 +265,14 @@ TXT
 uninstall() {
     [ "$(id -u)" -eq 0 ] || die "uninstalling needs root: sudo ./install.sh --uninstall"
     if [ -z "$root" ]; then
-        run systemctl disable --now station.service station-console.service station-backup.timer || true
+        run systemctl disable --now station.service station-console.service station-backup.timer \
+            station-hub.service station-hub-broker.service || true
     else
-        run systemctl --root="$root" disable station.service station-console.service station-backup.timer || true
+        run systemctl --root="$root" disable station.service station-console.service station-backup.timer \
+            station-hub.service station-hub-broker.service || true
     fi
     for f in "$(units)"/station.service "$(units)"/station-console.service "$(units)"/station-backup.service \
-             "$(units)"/station-backup.timer \
+             "$(units)"/station-backup.timer "$(units)"/station-hub.service "$(units)"/station-hub-broker.service \
              "$(rules)/99-station.rules" "$root/etc/nginx/sites-enabled/station-console" \
              "$root/etc/nginx/sites-available/station-console"; do
         if [ -e "$f" ] || [ -L "$f" ]; then run rm -f "$f"; fi

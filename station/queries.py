@@ -207,6 +207,6 @@ def outbox(db: sqlite_utils.Database, *, include_done: bool = False, incident: i
         params.append(incident)
     where = ("WHERE " + " AND ".join(terms)) if terms else ""
     return _rows(db, f"""SELECT id, incident_id, destination, kind, state, reason, text, attempts, remote_id, url,
-                             cost, created_at, updated_at, sent_at, next_attempt_at
+                             cost, created_at, updated_at, sent_at, next_attempt_at, claim
                          FROM outbox {where} ORDER BY state='uncertain' DESC, priority, created_at LIMIT ?""",
                  (*params, limit))

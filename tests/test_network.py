@@ -31,6 +31,10 @@ AMINA = 0xB5A1E001
 
 @pytest.fixture
 def net(tmp_path):
+    import os
+    import shutil
+    if not shutil.which("mosquitto") and not os.environ.get("CI"):
+        pytest.skip("mosquitto is not installed (sudo apt-get install mosquitto)")
     accounts = {"hub": "hub-secret", **{s: f"{s}-secret" for s in STATIONS}, "intruder": "intruder-secret"}
     mq = Mosquitto(tmp_path / "broker", accounts).start()
     made = []
@@ -201,3 +205,67 @@ def test_nothing_travels_in_clear_and_a_wrong_password_is_refused(net):
     finally:
         c.loop_stop()
     assert refused == [True]
+
+
+def test_with_the_hub_unreachable_the_station_posts_alone_and_the_console_says_so(harness, net, tmp_path):
+    """No hub answers the claim: a wearer who consented is published all the same once
+    claim_wait_s has passed, and the alert's page says the post went without the hub's claim."""
+    x = FakeX().up()
+    try:
+        files = secret_files(tmp_path)
+        h = harness("idle", start=False, network={
+            "enabled": True, "broker": net.url, "station_id": "kibera", "password_file": net.password_file("kibera"),
+            "ca_file": str(net.ca), "claim_wait_s": 2.0})
+        h.cfg = h.cfg.with_overrides(
+            relay={"probe_interval_s": 0.2, "offline_probe_interval_s": 0.05, "online_after": 1, "offline_after": 1},
+            destinations=[{"name": "x", "kind": "x", "api_base_url": x.url, "timeout_s": 2.0,
+                           **{k: files[k] for k in ("consumer_key_file", "consumer_secret_file", "access_token_file",
+                                                    "access_token_secret_file")}}])
+        w = Writer(h.cfg.database_path).start()
+        w.call(lambda db: registry.set_consent(db, AMINA, {"publish": "at-once", "name_mode": "pseudonym",
+                                                           "pseudonym": "Defender A", "precision": "city"},
+                                               "test", time.time()))
+        w.stop()
+        h.start()
+        h.sim.stage.press("amina")
+        iid = local_alert(h)
+        wait_until(lambda: len(x.posts) == 1, 30, what="the post, alone")
+        [(state, claim)] = h.rows("SELECT state, claim FROM outbox WHERE incident_id=? AND kind='alert'", (iid,))
+        assert (state, claim) == ("sent", "alone")
+        from station import users
+        from tests.web.test_console_security import PASSWORD, login
+        from web.app import create_app
+        wr = Writer(h.cfg.database_path).start()
+        wr.call(lambda db: users.add(db, "coordinator", "coordinator", PASSWORD, time.time(), "test"))
+        wr.stop()
+        app = create_app(h.cfg)
+        app.config["TESTING"] = True
+        c = app.test_client()
+        login(c, "coordinator")
+        assert "posted without the hub&#39;s claim" in c.get(f"/alerts/{iid}").get_data(as_text=True)
+    finally:
+        x.down()
+
+
+def test_the_broker_down_for_a_while_mid_stream_loses_nothing_and_applies_nothing_twice(harness, net):
+    hub = net.hub()
+    kibera = station(harness, net, "kibera")
+    kibera.sim.stage.press("amina")
+    first = local_alert(kibera)
+    wait_until(lambda: len(hub_rows(hub, "SELECT * FROM receptions")) == 1, 15, what="the first alert at the hub")
+    net.stop()
+    # Alone meanwhile: the room still rings, the wearer's alerts are stored and queued.
+    for name in ("bashir", "chen"):
+        kibera.sim.stage.clock += 60
+        kibera.sim.stage.press(name) if name == "bashir" else kibera.sim.stage.act(
+            kibera.sim.stage.people[name], [kibera.sim.stage.people[name].text("SOS")])
+    wait_until(lambda: kibera.count("SELECT COUNT(*) FROM incidents") == 3, 15, what="two alerts while it is down")
+    assert kibera.count("SELECT COUNT(*) FROM network_queue WHERE published_at IS NULL") >= 2
+    kibera.station.writer.call(lambda db: incidents.acknowledge(db, first, "Fatou", kibera.station.clock.now()))
+    net.start()
+    wait_until(lambda: len(hub_rows(hub, "SELECT * FROM receptions")) == 3, 60, what="the backlog at the hub")
+    wait_until(lambda: hub_rows(hub, "SELECT state FROM hub_incidents ORDER BY id")[0] == ("acknowledged",), 15,
+               what="the acknowledgement made while the broker was down")
+    total = kibera.count("SELECT COUNT(*) FROM network_queue")
+    assert hub_rows(hub, "SELECT COUNT(*) FROM applied WHERE station='kibera'")[0][0] == total
+    assert hub_rows(hub, "SELECT COUNT(*) FROM hub_incidents")[0][0] == 3

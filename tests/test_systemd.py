@@ -79,7 +79,7 @@ def test_units_call_commands_that_exist():
     from station.cli import cli
     for unit in UNITS:
         s = parse(unit)
-        if "Service" in s and "ExecStart" in s["Service"]:
+        if "Service" in s and s["Service"].get("ExecStart", "").split()[0].endswith("/station"):
             args = s["Service"]["ExecStart"].split()[1:]
             command = [a for a in args if not a.startswith("--") and not a.startswith("/")]
             assert CliRunner().invoke(cli, [*command, "--help"]).exit_code == 0, unit.name

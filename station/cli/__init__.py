@@ -7,8 +7,8 @@ import os
 import click
 
 from station import __version__, at_rest
-from station.cli import (alerts, backup, bracelets, console, doctor, drill, escalation, maps, nodes, outbox, radio,
-                         run, status, users)
+from station.cli import (alerts, backup, bracelets, console, doctor, drill, escalation, hub, maps, nodes, outbox,
+                         radio, run, status, users)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,7 +30,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 for module in (run, status, alerts, nodes, bracelets, outbox, drill, escalation, backup, doctor, users, console, maps,
-               radio):
+               radio, hub):
     module.register(cli)
 
 

@@ -1,0 +1,61 @@
+"""`station hub broker-config` and `station hub status`, from the view of the technician who sets
+up the NGO's broker (one account per station, a password file for each, TLS, the ACL) and of the
+coordinator reading the hub at a terminal."""
+
+from __future__ import annotations
+
+import json
+import stat
+
+from click.testing import CliRunner
+
+from station.cli import cli
+from station.hub import merge, schema
+from station.storage import db as dbmod
+from tests.fakes.smtp import make_ca_and_server
+
+
+def test_broker_config_writes_an_account_per_station_tls_only_and_the_acl(tmp_path):
+    ca, cert, key = make_ca_and_server(tmp_path / "tls")
+    out = tmp_path / "broker"
+    result = CliRunner().invoke(cli, ["hub", "broker-config", str(out), "--station", "kibera", "--station", "mathare",
+                                      "--cert", str(cert), "--key", str(key), "--ca", str(ca)])
+    assert result.exit_code == 0, result.output
+    conf = (out / "mosquitto.conf").read_text()
+    assert "allow_anonymous false" in conf and f"certfile {cert}" in conf and "listener 8883" in conf
+    assert "user mosquitto" in conf and "persistence true" in conf
+    acl = (out / "acl").read_text()
+    assert "pattern write ngo/stations/%u/events" in acl and "pattern read ngo/hub/to/%u" in acl
+    assert "user hub\ntopic read ngo/stations/+/events\ntopic write ngo/hub/#" in acl
+    users = [line.split(":")[0] for line in (out / "passwords").read_text().splitlines()]
+    assert users == ["hub", "kibera", "mathare"]
+    for name in users:
+        p = out / f"{name}.password"
+        assert stat.S_IMODE(p.stat().st_mode) == 0o600 and len(p.read_text().strip()) >= 24
+        assert p.read_text().strip() not in (out / "passwords").read_text()      # stored hashed
+
+
+def test_broker_config_refuses_a_station_named_like_the_hub_or_not_a_topic_word(tmp_path):
+    ca, cert, key = make_ca_and_server(tmp_path / "tls")
+    for bad in ("hub", "Kibera Office", "a/b"):
+        result = CliRunner().invoke(cli, ["hub", "broker-config", str(tmp_path / "b"), "--station", bad,
+                                          "--cert", str(cert), "--key", str(key), "--ca", str(ca)])
+        assert result.exit_code == 2, (bad, result.output)
+
+
+def test_hub_status_lists_the_stations_and_each_alert_with_who_heard_it(tmp_path):
+    db = dbmod.connect(tmp_path / "hub.db")
+    schema.migrate(db)
+    for station, local in (("kibera", 5), ("mathare", 9)):
+        merge.apply(db, station, 1, "incident", 1000, {"incident": local, "node": 0xB5A1E001, "opened_at": 1000.0,
+                                                       "source": "keyword", "packet_id": 7}, 1001, 600)
+    merge.apply(db, "kibera", 2, "claim", 1002, {"incident": 5, "destination": "x"}, 1002, 600)
+    db.conn.commit()
+    cfg = tmp_path / "hub.toml"
+    cfg.write_text(f'[hub]\ndatabase = "{tmp_path / "hub.db"}"\n')
+    data = json.loads(CliRunner().invoke(cli, ["--config", str(cfg), "hub", "status", "--json"]).output)
+    assert [s["id"] for s in data["stations"]] == ["kibera", "mathare"]
+    [alert] = data["alerts"]
+    assert alert["node"] == "!b5a1e001" and alert["stations"] == "kibera, mathare" and alert["claims"] == "x: kibera"
+    text = CliRunner().invoke(cli, ["--config", str(cfg), "hub", "status"]).output
+    assert "HEARD BY" in text and "kibera, mathare" in text
