@@ -66,6 +66,8 @@ class Station:
         self.sim: SimRadio | None = None
         self.gps: GpsReader | None = None
         self.gps_tracker: GpsTracker | None = None
+        self.relay = None
+        self.network: Network | None = None
         self._stop = threading.Event()
         self._wake_monitor = threading.Event()
         self._keeper_lock = threading.Lock()
@@ -284,7 +286,8 @@ class Station:
         self.escalation.stop()
         if self.relay:
             self.relay.stop()
-        self.network.stop()
+        if self.network is not None:
+            self.network.stop()
         if self.gps:
             self.gps.stop()
         self._monitor.join(3)
@@ -355,6 +358,8 @@ class Station:
         self.receipts.wake()
         if self.relay:
             self.relay.wake()
+        if self.network is not None:
+            self.network.wake()
         self._wake_monitor.set()
 
     def _on_link_state(self, state: LinkState) -> None:

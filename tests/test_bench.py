@@ -101,3 +101,14 @@ def test_escalation_benchmark_quick_mode_times_every_channel_and_the_idle_cpu(tm
     # The watch swept its 100 wearers while idle and found nothing to raise (all heard, none late).
     assert results["watch_sweeps_while_idle"] >= 1 and results["watch_alarms_while_idle"] == 0
     assert results["watch_sweep_ms_100_wearers"] > 0
+
+
+@pytest.mark.slow
+def test_network_benchmark_quick_mode_times_ten_stations_to_the_hub_and_a_backlog(tmp_path):
+    results = quick(tmp_path, "network.py")
+    assert results["quick"] is True and results["commit"]
+    live = results["live"]
+    assert live["stations"] == 10 and live["events"] > 0
+    assert 0 < live["commit_to_hub_ms"]["p50"] <= live["commit_to_hub_ms"]["p99"]
+    assert live["hub_peak_rss_mib"] > 0
+    assert results["backlog"]["events"] == 2000 and results["backlog"]["caught_up_s"] > 0

@@ -144,12 +144,13 @@ def test_her_sos_heard_by_three_stations_is_posted_once_per_destination(harness,
         ids = [local_alert(h) for h in stations]
         wait_until(lambda: len(x.posts) == 1, 30, what="the one post")
         # The two others were told who holds the claim, and cancelled their rows.
-        states = wait_until(lambda: sorted(h.count("SELECT state FROM outbox WHERE incident_id=? AND kind='alert'",
-                                                   (iid,)) for h, iid in zip(stations, ids)).count("cancelled") == 2
-                            and [h.rows("SELECT state, claim, reason FROM outbox WHERE incident_id=? AND kind='alert'",
-                                        (iid,))[0] for h, iid in zip(stations, ids)], 30, what="the others to stand down")
-        sent = [s for s in states if s[0] == "sent"]
-        assert len(sent) == 1 and sent[0][1] == "granted"
+        def rows():
+            return [tuple(h.rows("SELECT state, claim, reason FROM outbox WHERE incident_id=? AND kind='alert'",
+                                 (iid,))[0]) for h, iid in zip(stations, ids)]
+        states = wait_until(lambda: sorted(r[0] for r in rows()) == ["cancelled", "cancelled", "sent"] and rows(), 30,
+                            what="one sent, the others standing down")
+        [sent] = [s for s in states if s[0] == "sent"]
+        assert sent[1] == "granted"
         assert all("the hub gave it the claim" in s[2] for s in states if s[0] == "cancelled")
         assert len(x.posts) == 1
     finally:
@@ -230,8 +231,10 @@ def test_with_the_hub_unreachable_the_station_posts_alone_and_the_console_says_s
         h.sim.stage.press("amina")
         iid = local_alert(h)
         wait_until(lambda: len(x.posts) == 1, 30, what="the post, alone")
-        [(state, claim)] = h.rows("SELECT state, claim FROM outbox WHERE incident_id=? AND kind='alert'", (iid,))
-        assert (state, claim) == ("sent", "alone")
+        wait_until(lambda: h.count("SELECT state FROM outbox WHERE incident_id=? AND kind='alert'", (iid,)) == "sent",
+                   10, what="the row marked sent")
+        [(claim,)] = h.rows("SELECT claim FROM outbox WHERE incident_id=? AND kind='alert'", (iid,))
+        assert claim == "alone" and len(x.posts) == 1
         from station import users
         from tests.web.test_console_security import PASSWORD, login
         from web.app import create_app

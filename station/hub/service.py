@@ -18,6 +18,7 @@ from station.storage.writer import Writer
 
 log = logging.getLogger(__name__)
 MAX_EVENT_BYTES = 64 * 1024
+NEW, DUPLICATE, REFUSED = "new", "duplicate", "refused"
 
 
 class _Clock:
@@ -69,13 +70,14 @@ class Hub:
             self.link.stop()
         self.writer.stop()
 
-    def _message(self, topic: str, payload: bytes) -> None:
+    def _message(self, topic: str, payload: bytes, ack) -> None:
         m = self._topic.match(topic)
         # The station is the one the topic names: the broker's ACL lets each account write only
         # under its own, whatever the message says of itself.
         if m is None or len(payload) > MAX_EVENT_BYTES:
             self.refused += 1
             log.warning("hub: a message on %s that is not a station's event: dropped", topic[:80])
+            ack()
             return
         station = m.group(1)
         try:
@@ -86,20 +88,38 @@ class Hub:
         except (ValueError, KeyError, TypeError) as e:
             self.refused += 1
             log.warning("hub: an event from station %s that cannot be read (%s): dropped", station, e)
+            ack()
             return
         now = self.clock.now()
-        try:
-            new = self.writer.call(lambda db: merge.apply(db, station, seq, kind, at, data, now, self.fold_window_s))
-        except (KeyError, ValueError, TypeError) as e:
-            # A well-formed message whose content cannot be applied: kept out, counted, never retried.
-            self.refused += 1
-            log.warning("hub: event %d from station %s cannot be applied (%s): dropped", seq, station, e)
-            return
-        if new:
-            self.applied += 1
-            self.publisher.wake()
-        else:
-            self.duplicates += 1
+
+        def job(db):
+            db.execute("SAVEPOINT event")
+            try:
+                new = merge.apply(db, station, seq, kind, at, data, now, self.fold_window_s)
+                db.execute("RELEASE event")
+                return NEW if new else DUPLICATE
+            except (KeyError, ValueError, TypeError) as e:
+                # Well-formed, but its content cannot be applied: kept out, remembered as seen
+                # (never retried), counted.
+                db.execute("ROLLBACK TO event")
+                db.execute("RELEASE event")
+                db.execute("INSERT OR IGNORE INTO applied (station, seq, at) VALUES (?,?,?)", (station, seq, now))
+                log.warning("hub: event %d from station %s cannot be applied (%s): dropped", seq, station, e)
+                return REFUSED
+
+        def committed(result: str) -> None:
+            # Acknowledged to the broker only now, in the order received (the writer commits in order).
+            ack()
+            if result == NEW:
+                self.applied += 1
+                self.publisher.wake()
+            elif result == DUPLICATE:
+                self.duplicates += 1
+            else:
+                self.refused += 1
+        # Not waited for: events arriving together share a commit, and a week's backlog drains at
+        # the disk's pace, not one fsync per event.
+        self.writer.submit(job, on_commit=committed, name="hub-event")
 
     def _fetch(self, reader, after: int, limit: int) -> list[tuple[int, str, bytes]]:
         rows = reader.execute("SELECT id, station, body FROM outgoing WHERE published_at IS NULL AND id > ? "

@@ -39,8 +39,9 @@ class Broker:
 
 class MqttLink:
     def __init__(self, broker: Broker, client_id: str, *, subscriptions: list[str],
-                 # Stores the message (or decides it is garbage) before it returns.
-                 on_message: Callable[[str, bytes], None],
+                 # on_message(topic, payload, ack): calls ack() once the message is stored (or judged
+                 # garbage), from any thread; a message never acknowledged comes again.
+                 on_message: Callable[[str, bytes, Callable[[], None]], None],
                  on_state: Callable[[bool], None] = lambda up: None):
         import paho.mqtt.client as mqtt
         self.broker = broker
@@ -111,10 +112,8 @@ class MqttLink:
 
     def _message(self, msg) -> None:
         try:
-            self.on_message(msg.topic, msg.payload)
+            self.on_message(msg.topic, msg.payload, lambda: self.client.ack(msg.mid, msg.qos))
         except Exception:
             # Not acknowledged: the broker gives it again after the next reconnection (a database
             # that could not write); a message that can never be taken is dropped by its handler.
             log.exception("MQTT message on %s could not be stored; it will come again", msg.topic)
-            return
-        self.client.ack(msg.mid, msg.qos)

@@ -14,6 +14,7 @@ from station.storage import db as dbmod
 log = logging.getLogger(__name__)
 BATCH = 200
 MAX_INFLIGHT = 500
+IDLE_S = 0.1
 
 
 class DurablePublisher:
@@ -60,7 +61,9 @@ class DurablePublisher:
                 except Exception:
                     log.exception("publishing step failed")
                     sent = 0
-                self._wake.wait(0.02 if sent or self._inflight else 0.5)
+                # Idle, a look every IDLE_S on a partial index (microseconds): rows written by other
+                # processes (the console, a command) wake nobody here.
+                self._wake.wait(0.02 if sent or self._inflight else IDLE_S)
                 self._wake.clear()
         finally:
             reader.conn.close()

@@ -91,14 +91,15 @@ class Network:
                 for seq, kind, body, at in queue.unpublished(reader, after, limit)]
 
     # -- from the hub --------------------------------------------------------------------------
-    def _message(self, topic: str, payload: bytes) -> None:
+    def _message(self, topic: str, payload: bytes, ack) -> None:
         try:
             msg = json.loads(payload)
             kind = msg["kind"]
             iid = int(msg["incident"])
         except (ValueError, KeyError, TypeError):
             log.warning("a message from the hub is not one: %r", payload[:120])
-            return                       # garbage is dropped (acknowledged), never retried forever
+            ack()                        # garbage is dropped, never retried forever
+            return
         at = self.clock.now()
         if kind == "acknowledged":
             by = str(msg.get("by") or "?")[:80]
@@ -112,6 +113,7 @@ class Network:
         else:
             log.info("the hub sent %r, which this station does not know", kind)
         self.applied += 1
+        ack()
 
     def gate(self, row: dict) -> tuple[str, str | None]:
         """For the relay: may this row go out? See claims.py."""

@@ -1,0 +1,186 @@
+"""Network benchmark: ten stations at 10 alerts a second each through one mosquitto (TLS, ACL,
+persistence, as `station hub broker-config` writes it) to the hub (`station hub run`, its own
+process): station-commit to hub-commit latency p50/p99, the hub's CPU and peak RSS; then one
+station's week-long offline backlog (100,000 events) caught up: the time it takes and the hub's
+status query (what its console would show) p95 meanwhile.
+
+Each station is the station's own code path from the commit on: an alert stored in its SQLite
+file, queued by the trigger in the same transaction, published by its network link; its radio is
+left out (bench/ingest.py measures that part).
+
+    .venv/bin/python bench/network.py            # 30 s at 100 alerts/s, backlog 100,000
+    .venv/bin/python bench/network.py --quick    # 3 s, backlog 2,000; writes only to --out (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from measured import commit, private_files, save  # noqa: E402
+from station import config  # noqa: E402
+from station.network import queue  # noqa: E402
+from station.network.service import Network  # noqa: E402
+from station.storage.writer import Writer  # noqa: E402
+from tests.broker import Mosquitto  # noqa: E402
+from tests.conftest import wait_until  # noqa: E402
+
+STATIONS = [f"s{i:02d}" for i in range(10)]
+HUB_STATUS_SQL = """SELECT i.id, i.state, (SELECT group_concat(station, ', ') FROM receptions r
+                    WHERE r.hub_incident = i.id) FROM hub_incidents i ORDER BY (i.state = 'resolved'), i.id DESC
+                    LIMIT 100"""
+
+
+class _Clock:
+    @staticmethod
+    def now() -> float:
+        return time.time()
+
+
+def _proc_cpu_rss(pid: int) -> tuple[float, int]:
+    import os
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    hwm = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+               if line.startswith("VmHWM:"))
+    return cpu, hwm // 1024
+
+
+def _station(work: Path, mq: Mosquitto, name: str) -> tuple[Network, Writer]:
+    cfg = config.validate({"storage": {"database": str(work / f"{name}.db")},
+                           "network": {"enabled": True, "broker": mq.url, "station_id": name,
+                                       "password_file": mq.password_file(name), "ca_file": str(mq.ca)}},
+                          None, work)
+    writer = Writer(cfg.database_path).start()
+    return Network(cfg, writer, _Clock()), writer
+
+
+def _alert(writer: Writer, node: int) -> None:
+    now = time.time()
+    writer.call(lambda db: db.execute("INSERT INTO incidents (node_num, opened_at, last_press_at, source, state, trust) "
+                                      "VALUES (?,?,?,'keyword','open','registered')", (node, now, now)))
+
+
+def _hub(work: Path, mq: Mosquitto) -> subprocess.Popen:
+    cfg = work / "hub.toml"
+    cfg.write_text(f'[hub]\ndatabase = "{work / "hub.db"}"\nbroker = "{mq.url}"\n'
+                   f'password_file = "{mq.password_file("hub")}"\nca_file = "{mq.ca}"\n[log]\nlevel = "WARNING"\n')
+    proc = subprocess.Popen([sys.executable, "-m", "station", "--config", str(cfg), "hub", "run"],
+                            stdout=subprocess.DEVNULL, stderr=open(work / "hub.log", "ab"))
+    wait_until(lambda: (work / "hub.db").exists(), 20, what="the hub to start")
+    return proc
+
+
+def _applied(work: Path, station: str | None = None) -> int:
+    with sqlite3.connect(work / "hub.db") as db:
+        if station is None:
+            return db.execute("SELECT COUNT(*) FROM applied").fetchone()[0]
+        return db.execute("SELECT COUNT(*) FROM applied WHERE station=?", (station,)).fetchone()[0]
+
+
+def run(seconds: float, rate: float, backlog: int) -> dict:
+    private_files()
+    work = Path(tempfile.mkdtemp(prefix="bench-network-"))
+    mq = Mosquitto(work / "broker", {"hub": "hub-pw", **{s: f"{s}-pw" for s in STATIONS}, "late": "late-pw"}).start()
+    hub = _hub(work, mq)
+    nets = [_station(work, mq, s) for s in STATIONS]
+    try:
+        for net, _ in nets:
+            net.start()
+        wait_until(lambda: all(n.link.connected for n, _ in nets), 20, what="every station on the broker")
+        cpu0, _ = _proc_cpu_rss(hub.pid)
+        t0 = time.monotonic()
+        stop = threading.Event()
+
+        def feed(i: int, writer: Writer) -> None:
+            k, start = 0, time.monotonic()
+            while not stop.is_set():
+                _alert(writer, 0x30000000 + i * 1_000_000 + k)
+                k += 1
+                time.sleep(max(0.0, start + k / rate - time.monotonic()))
+        feeders = [threading.Thread(target=feed, args=(i, w), daemon=True) for i, (_, w) in enumerate(nets)]
+        for f in feeders:
+            f.start()
+        time.sleep(seconds)
+        stop.set()
+        for f in feeders:
+            f.join()
+        total = sum(w.call(lambda db: db.execute("SELECT COUNT(*) FROM network_queue").fetchone()[0])
+                    for _, w in nets)
+        wait_until(lambda: _applied(work) >= total, 120, what="the hub to apply every event")
+        elapsed = time.monotonic() - t0
+        cpu1, rss = _proc_cpu_rss(hub.pid)
+        took = []
+        with sqlite3.connect(work / "hub.db") as hdb:
+            hub_at = {(s, q): a for s, q, a in hdb.execute("SELECT station, seq, at FROM applied")}
+        for name, (_, w) in zip(STATIONS, nets):
+            for seq, created in w.call(lambda db: db.execute("SELECT seq, created_at FROM network_queue").fetchall()):
+                took.append((hub_at[(name, seq)] - created) * 1000)
+        took.sort()
+        live = {"stations": len(STATIONS), "alerts_per_s_each": rate, "events": total,
+                "commit_to_hub_ms": {"p50": round(statistics.median(took), 1),
+                                     "p99": round(took[int(len(took) * 0.99) - 1], 1), "max": round(took[-1], 1)},
+                "hub_cpu_percent": round((cpu1 - cpu0) / elapsed * 100, 1), "hub_peak_rss_mib": rss}
+
+        # A station offline for a week: its backlog queued, then the link comes up.
+        late, lw = _station(work, mq, "late")
+        lw.call(queue.install)
+        now = time.time()
+        lw.call(lambda db: db.conn.executemany(
+            "INSERT INTO incidents (node_num, opened_at, last_press_at, source, state, trust) "
+            "VALUES (?,?,?,'keyword','open','registered')",
+            [(0x40000000 + k, now - 7 * 86400 + k, now - 7 * 86400 + k) for k in range(backlog)]))
+        t1 = time.monotonic()
+        late.start()
+        page_ms = []
+        while _applied(work, "late") < backlog:
+            q0 = time.perf_counter()
+            with sqlite3.connect(f"file:{work / 'hub.db'}?mode=ro", uri=True) as hdb:
+                hdb.execute(HUB_STATUS_SQL).fetchall()
+            page_ms.append((time.perf_counter() - q0) * 1000)
+            if time.monotonic() - t1 > 1800:
+                raise RuntimeError("the backlog did not drain in 30 minutes")
+            time.sleep(0.2)
+        caught_up = time.monotonic() - t1
+        page_ms.sort()
+        late.stop()
+        lw.stop()
+        backlog_result = {"events": backlog, "caught_up_s": round(caught_up, 1),
+                          "events_per_s": round(backlog / caught_up),
+                          "hub_status_query_ms": {"p50": round(statistics.median(page_ms), 1),
+                                                  "p95": round(page_ms[int(len(page_ms) * 0.95) - 1], 1)
+                                                  if len(page_ms) > 1 else round(page_ms[0], 1)}}
+    finally:
+        for net, w in nets:
+            net.stop()
+            w.stop()
+        hub.terminate()
+        hub.wait(20)
+        mq.stop()
+    return {"live": live, "backlog": backlog_result,
+            "note": "stations, broker and hub on one 2-core machine; the hub in its own process"}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    results = {"commit": commit(), "quick": args.quick,
+               **(run(3.0, 10.0, 2000) if args.quick else run(30.0, 10.0, 100_000))}
+    print(results)
+    return save(results, args.out, args.quick, "network.json")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
