@@ -51,6 +51,7 @@ def register(cli: click.Group) -> None:
     @click.pass_context
     def status_cmd(ctx, as_json: bool) -> None:
         """The stations the hub has heard from, and every alert with the stations that heard it."""
+        from station.hub import views
         cfg = load_config(ctx)
         path = cfg.base_dir / cfg.hub["database"]
         if not path.exists():
@@ -58,14 +59,7 @@ def register(cli: click.Group) -> None:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
             stations = [dict(zip(("id", "last_seen", "events", "last_seq"), r)) for r in db.execute(
                 "SELECT id, last_seen, events, last_seq FROM stations ORDER BY id")]
-            alerts = [dict(zip(("id", "node", "state", "opened_at", "acknowledged", "stations", "claims"), r))
-                      for r in db.execute(
-                """SELECT i.id, printf('!%08x', i.node_num), i.state, i.opened_at,
-                          i.acknowledged_by || ' at ' || i.acknowledged_station,
-                          (SELECT group_concat(station, ', ') FROM receptions r WHERE r.hub_incident = i.id),
-                          (SELECT group_concat(destination || ': ' || station, ', ') FROM claims c
-                           WHERE c.hub_incident = i.id)
-                   FROM hub_incidents i ORDER BY (i.state = 'resolved'), i.id DESC LIMIT 100""")]
+            alerts = views.alerts(db)
         if as_json:
             emit_json({"stations": stations, "alerts": alerts})
             return
