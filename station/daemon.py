@@ -68,6 +68,8 @@ class Station:
         self.gps_tracker: GpsTracker | None = None
         self.relay = None
         self.network: Network | None = None
+        self.link: RadioLink | None = None
+        self._last_radio: RadioInfo | None = None     # what the last run's handshake said
         self._stop = threading.Event()
         self._wake_monitor = threading.Event()
         self._keeper_lock = threading.Lock()
@@ -135,11 +137,12 @@ class Station:
                                  (cfg.watch["checkin_word"],)), self.clock,
             fold_window_s=cfg.alerts["fold_window_s"], drill=self.sim is not None,
             receipt_texts={"received": rc["received_text"], "cancel": rc["cancel_text"]} if rc["enabled"] else None,
-            on_effects=self._on_effects, own_node=lambda: self.link.state.node_num,
-            office_channel=lambda index: self.link.radio_info is not None and self.link.radio_info.office_channel(index),
+            on_effects=self._on_effects, own_node=self._own_node, office_channel=self._office_channel,
             routing_answer=lambda db, *answer: self.receipts.answer_in_tx(db, *answer), pin_key=self.pin_key,
             spool=self.spool, on_held_alert=self._held_alert)
         self.ingest.on_stored = lambda p: self._held.pop((getattr(p, "from"), p.id), None)
+        got = self.writer.call(lambda db: records.get_state(db, "radio_info"))
+        self._last_radio = RadioInfo.from_state(got[0]) if got else None
         # What a restart found in the spool (the disk was full or locked when the last daemon
         # stopped): stored before the radio gives anything new.
         self.ingest.replay_spool()
@@ -188,6 +191,26 @@ class Station:
         self._monitor = threading.Thread(target=self._monitor_loop, name="station-monitor", daemon=True)
         self._monitor.start()
         return self
+
+    def _radio_info(self) -> RadioInfo | None:
+        """The radio's handshake, or until the link has one (the spool replayed at start), the
+        last run's: a press replayed from the spool is judged on the same office channel."""
+        if self.link is not None and self.link.radio_info is not None:
+            return self.link.radio_info
+        return self._last_radio
+
+    def _own_node(self) -> int | None:
+        if self.link is not None and self.link.state.node_num:
+            return self.link.state.node_num
+        info = self._last_radio
+        try:
+            return int(info.node.lstrip("!"), 16) if info is not None and info.node else None
+        except ValueError:
+            return None
+
+    def _office_channel(self, index: int) -> bool:
+        info = self._radio_info()
+        return info is not None and info.office_channel(index)
 
     def _pin_key(self) -> PinKey:
         """The PIN key (drawn on first start); PIN hashes from before it are keyed now."""

@@ -196,3 +196,17 @@ def test_sighup_reloads_the_destinations_and_log_level_and_the_daemon_lives_on(t
         proc.wait(20)
         radio.stop()
     assert proc.returncode == 0
+
+
+def test_a_press_replayed_from_the_spool_before_the_radio_answers_is_judged_on_the_office_channel(tmp_path):
+    """At start the spool's packets are stored before the radio has said anything (on a slow Pi the
+    writer gets there first): they are judged with what the radio said at the last run, so Amina's
+    press on the office channel is hers, not "unverified", and a DM to another node stays theirs."""
+    from station.daemon import Station
+    from station.radio.info import Channel, RadioInfo
+    from tests.conftest import make_config
+    s = Station(make_config(tmp_path))
+    assert s._own_node() is None and s._office_channel(0) is False          # nothing known: nothing assumed
+    s._last_radio = RadioInfo(node="!5a7a7001", channels=[
+        Channel(index=0, role="PRIMARY", name="Kibera", public=False, precision_bits=32, secret=True)])
+    assert s._own_node() == 0x5A7A7001 and s._office_channel(0) and not s._office_channel(1)
