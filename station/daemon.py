@@ -596,8 +596,11 @@ class Station:
         }
 
     def _write_status(self, phase: str) -> None:
+        snapshot = self.status_snapshot(phase)
+        if self.network is not None:
+            self.network.health(snapshot)
         try:
-            runtime.write_status(self.cfg.database_path, self.status_snapshot(phase))
+            runtime.write_status(self.cfg.database_path, snapshot)
         except OSError as e:
             log.warning("could not write the status snapshot to %s: %s",
                         runtime.status_path(self.cfg.database_path), e)

@@ -75,3 +75,22 @@ def test_an_event_the_hub_cannot_apply_is_refused_and_changes_nothing(hub, data)
         finally:
             hub.execute("ROLLBACK")
     assert hub.execute("SELECT COUNT(*) FROM applied").fetchone()[0] == 0
+
+
+def test_the_hub_keeps_her_newest_position_each_post_and_each_stations_health(hub):
+    merge.apply(hub, "kibera", 1, "incident", 1000, opened(5), 1001, 600)
+    merge.apply(hub, "mathare", 1, "incident", 1000, opened(9), 1001, 600)
+    merge.apply(hub, "mathare", 2, "position", 1100, {"incident": 9, "lat": -1.26, "lon": 36.85, "fix_at": 1100.0},
+                1101, 600)
+    merge.apply(hub, "kibera", 2, "position", 1050, {"incident": 5, "lat": -1.25, "lon": 36.84, "fix_at": 1050.0},
+                1102, 600)                      # older, arriving later: the newer one stays
+    merge.apply(hub, "kibera", 3, "presses", 1060, {"incident": 5, "press_count": 3}, 1103, 600)
+    merge.apply(hub, "kibera", 4, "post", 1070, {"incident": 5, "destination": "x", "kind": "alert", "seq": 0,
+                                                 "state": "sent", "url": "https://x.example/1", "claim": "granted"},
+                1104, 600)
+    merge.apply(hub, "kibera", 5, "health", 1080, {"radio": "connected", "queue": 0, "lat": -1.3, "lon": 36.8},
+                1105, 600)
+    assert hub.execute("SELECT lat, lon, press_count FROM hub_incidents").fetchone() == (-1.26, 36.85, 3)
+    assert hub.execute("SELECT station, state, claim FROM posts").fetchall() == [("kibera", "sent", "granted")]
+    health, lat = hub.execute("SELECT health, lat FROM stations WHERE id='kibera'").fetchone()
+    assert json.loads(health)["radio"] == "connected" and lat == -1.3

@@ -119,7 +119,8 @@ def create_app(cfg: Config) -> Flask:
     app.jinja_env.filters["uncertainty"] = precision.describe
     app.jinja_env.filters["receipt_reason"] = reasons.plain
 
-    from web import accounts, alerts, api, auth, backups, exports, maps, pages, register, stream, technician, wearers
+    from web import (accounts, alerts, api, auth, backups, exports, maps, network, pages, register, stream, technician,
+                     wearers)
     app.register_blueprint(auth.bp)
     app.register_blueprint(accounts.bp)
     app.register_blueprint(backups.bp)
@@ -129,6 +130,8 @@ def create_app(cfg: Config) -> Flask:
     app.register_blueprint(wearers.bp)
     app.register_blueprint(technician.bp)
     app.register_blueprint(maps.bp)
+    app.register_blueprint(network.bp)
+    app.jinja_env.globals["network_link"] = network.nav_link
     app.register_blueprint(alerts.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(stream.bp)

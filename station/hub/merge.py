@@ -27,7 +27,8 @@ def apply(db: sqlite_utils.Database, station: str, seq: int, kind: str, at: floa
     db.execute("INSERT INTO stations (id, first_seen, last_seen, last_seq, events) VALUES (?,?,?,?,1) "
                "ON CONFLICT(id) DO UPDATE SET last_seen=excluded.last_seen, last_seq=MAX(last_seq, excluded.last_seq), "
                "events=events+1", (station, now, now, seq))
-    handler = {"incident": _incident, "state": _state, "claim": _claim}.get(kind)
+    handler = {"incident": _incident, "state": _state, "claim": _claim, "position": _position, "presses": _presses,
+               "post": _post, "health": _health}.get(kind)
     if handler is None:
         log.info("station %s sent an event of kind %r, which this hub does not know", station, kind)
         return True
@@ -116,3 +117,42 @@ def _claim(db, station: str, data: dict, now: float, fold_window_s: float) -> No
                             (row[0], destination)).fetchone()[0]
     tell(db, station, {"kind": "claim", "incident": local, "destination": destination, "granted": holder == station,
                        "holder": holder}, now)
+
+
+def _hub_of(db, station: str, local: int) -> int | None:
+    row = db.execute("SELECT hub_incident FROM receptions WHERE station=? AND local_incident=?",
+                     (station, local)).fetchone()
+    return row[0] if row else None
+
+
+def _position(db, station: str, data: dict, now: float, fold_window_s: float) -> None:
+    hub = _hub_of(db, station, int(data["incident"]))
+    if hub is not None and data.get("lat") is not None:
+        # The newest fix wins, whichever station heard it.
+        db.execute("UPDATE hub_incidents SET lat=?, lon=?, place=?, fix_at=? WHERE id=? AND COALESCE(fix_at, 0) <= ?",
+                   (data["lat"], data.get("lon"), data.get("place"), data.get("fix_at"), hub,
+                    data.get("fix_at") or now))
+
+
+def _presses(db, station: str, data: dict, now: float, fold_window_s: float) -> None:
+    hub = _hub_of(db, station, int(data["incident"]))
+    if hub is not None:
+        db.execute("UPDATE hub_incidents SET press_count=MAX(press_count, ?) WHERE id=?",
+                   (int(data.get("press_count") or 1), hub))
+
+
+def _post(db, station: str, data: dict, now: float, fold_window_s: float) -> None:
+    hub = _hub_of(db, station, int(data["incident"]))
+    if hub is None:
+        return
+    db.execute("INSERT INTO posts (hub_incident, station, destination, kind, seq, state, url, claim, at) "
+               "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(hub_incident, station, destination, kind, seq) DO UPDATE SET "
+               "state=excluded.state, url=excluded.url, claim=excluded.claim, at=excluded.at",
+               (hub, station, str(data["destination"])[:64], str(data.get("kind"))[:16], int(data.get("seq") or 0),
+                str(data.get("state"))[:16], (data.get("url") or None) and str(data["url"])[:300],
+                data.get("claim"), now))
+
+
+def _health(db, station: str, data: dict, now: float, fold_window_s: float) -> None:
+    db.execute("UPDATE stations SET health=?, health_at=?, lat=COALESCE(?, lat), lon=COALESCE(?, lon) WHERE id=?",
+               (json.dumps(data)[:4000], now, data.get("lat"), data.get("lon"), station))

@@ -40,7 +40,19 @@ def _v2(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX hub_incidents_state ON hub_incidents(state, id)")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
+def _v3(db: sqlite_utils.Database) -> None:
+    """What the hub's console shows besides the alerts: each station's health as it last said it
+    (and where it is), how many presses each alert has had, and each post and who made it."""
+    for col, typ in (("health", str), ("health_at", float), ("lat", float), ("lon", float)):
+        db["stations"].add_column(col, typ)
+    db["hub_incidents"].add_column("press_count", int, not_null_default=1)
+    db["hub_incidents"].add_column("fix_at", float)
+    db["posts"].create({"hub_incident": int, "station": str, "destination": str, "kind": str, "seq": int,
+                        "state": str, "url": str, "claim": str, "at": float},
+                       pk=("hub_incident", "station", "destination", "kind", "seq"))
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
 
 
 def migrate(db: sqlite_utils.Database) -> int:

@@ -23,7 +23,7 @@ def _fmt(m: float) -> str:
 
 
 # Colours of the overview's marks: alerts in red, a duress in black on red, bracelets in blue.
-COLOURS = {"alert": "#b00020", "duress": "#5a0010", "bracelet": "#1a5fb4"}
+COLOURS = {"alert": "#b00020", "duress": "#5a0010", "bracelet": "#1a5fb4", "station": "#26a269"}
 
 
 def grid_svg(origin: tuple[float, float], origin_label: str, points: list[tuple], size: int = 420,

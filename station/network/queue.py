@@ -31,7 +31,29 @@ TRIGGERS = {
         WHEN NEW.press_test = 0 AND (NEW.state IS NOT OLD.state OR NEW.duress IS NOT OLD.duress)
         BEGIN INSERT INTO network_queue (kind, body, created_at)
               VALUES ('state', {_STATE}, COALESCE(NEW.resolved_at, NEW.acknowledged_at, NEW.opened_at)); END""",
+    # Her position as it moves, while the alert is live.
+    "network_incident_moved": """CREATE TRIGGER IF NOT EXISTS network_incident_moved AFTER UPDATE OF lat, lon ON incidents
+        WHEN NEW.press_test = 0 AND NEW.state != 'resolved' AND (NEW.lat IS NOT OLD.lat OR NEW.lon IS NOT OLD.lon)
+        BEGIN INSERT INTO network_queue (kind, body, created_at) VALUES ('position', json_object('incident', NEW.id,
+              'lat', NEW.lat, 'lon', NEW.lon, 'fix_at', NEW.fix_at), COALESCE(NEW.fix_at, NEW.last_press_at)); END""",
+    "network_incident_pressed": """CREATE TRIGGER IF NOT EXISTS network_incident_pressed
+        AFTER UPDATE OF press_count ON incidents WHEN NEW.press_test = 0 AND NEW.press_count IS NOT OLD.press_count
+        BEGIN INSERT INTO network_queue (kind, body, created_at) VALUES ('presses', json_object('incident', NEW.id,
+              'press_count', NEW.press_count, 'last_press_at', NEW.last_press_at), NEW.last_press_at); END""",
+    # What became of each post: the hub shows who posted what, and where.
+    "network_post": """CREATE TRIGGER IF NOT EXISTS network_post AFTER UPDATE OF state ON outbox
+        WHEN NEW.state IN ('sent', 'failed', 'uncertain', 'cancelled') AND NEW.state IS NOT OLD.state
+        BEGIN INSERT INTO network_queue (kind, body, created_at) VALUES ('post', json_object('incident',
+              NEW.incident_id, 'destination', NEW.destination, 'kind', NEW.kind, 'seq', NEW.seq, 'state', NEW.state,
+              'url', NEW.url, 'claim', NEW.claim), NEW.updated_at); END""",
 }
+
+
+def health(db: sqlite_utils.Database, body: dict, at: float) -> None:
+    """The station's health: only the newest waits in the queue (after a week away the hub needs
+    how the station is, not how it was every minute)."""
+    db.execute("DELETE FROM network_queue WHERE kind='health' AND published_at IS NULL")
+    put(db, "health", body, at)
 
 
 def install(db: sqlite_utils.Database) -> None:

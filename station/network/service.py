@@ -20,6 +20,7 @@ from station.relay.compose import locate
 from station.wording import Wording
 
 log = logging.getLogger(__name__)
+HEALTH_EVERY_S = 60.0
 
 
 def topics(root: str, station: str) -> tuple[str, str]:
@@ -45,6 +46,8 @@ class Network:
         self.link: MqttLink | None = None
         self.problem = ""
         self.applied = 0
+        self._health_sent = float("-inf")
+        self._health_state: dict | None = None
         self.publisher = DurablePublisher(writer, clock, lambda: self.link, fetch=self._fetch, mark=_mark,
                                           name="network")
 
@@ -114,6 +117,26 @@ class Network:
             log.info("the hub sent %r, which this station does not know", kind)
         self.applied += 1
         ack()
+
+    def health(self, snapshot: dict) -> None:
+        """From the daemon's status snapshot: what the hub's console shows of this station (its
+        radio, its relay, its queue), and where it is when its GPS knows. Sent when the radio or
+        the relay changes, else once a minute."""
+        if not self.enabled:
+            return
+        radio, relay = snapshot.get("radio") or {}, snapshot.get("relay") or {}
+        fix = (snapshot.get("gps") or {}).get("fix") or {}
+        state = {"phase": (snapshot.get("station") or {}).get("phase"), "radio": radio.get("status"),
+                 "virtual": bool(radio.get("virtual")), "relay_online": relay.get("online")}
+        if state == self._health_state and time.monotonic() - self._health_sent < HEALTH_EVERY_S:
+            return
+        self._health_state, self._health_sent = state, time.monotonic()
+        body = {**state, "outbox_ready": (relay.get("outbox") or {}).get("ready"),
+                "queue": (snapshot.get("network") or {}).get("queue"),
+                "escalation_running": (snapshot.get("escalation") or {}).get("running"),
+                "lat": fix.get("lat"), "lon": fix.get("lon")}
+        at = self.clock.now()
+        self.writer.submit(lambda db: queue.health(db, body, at), name="network-health")
 
     def gate(self, row: dict) -> tuple[str, str | None]:
         """For the relay: may this row go out? See claims.py."""
