@@ -182,7 +182,8 @@ def status(db: sqlite_utils.Database, profile=None) -> dict[str, Any]:
     path = database_file(db)
     got = runtime.read_status(path) if path else None
     snap, newest = got if got else ({}, 0.0)
-    for key in ("station", "radio", "gps", "clock", "ingest", "indicators", "relay", "database"):
+    for key in ("station", "radio", "gps", "clock", "ingest", "indicators", "relay", "database", "escalation", "watch",
+                "network"):
         out[key] = snap.get(key)
     phase = (out.get("station") or {}).get("phase")
     info, problems = radio_report(db, profile)

@@ -314,3 +314,21 @@ def test_the_hub_down_for_a_while_finds_every_event_waiting_in_its_session(harne
     again = net.hub()
     wait_until(lambda: len(hub_rows(again, "SELECT * FROM receptions")) == 2, 20, what="the event kept for the hub")
     assert hub_rows(again, "SELECT COUNT(*) FROM hub_incidents")[0][0] == 2
+
+
+def test_the_station_console_says_whether_it_reaches_the_hub_and_what_waits(harness, net):
+    from station import users
+    from tests.web.test_console_security import PASSWORD, login
+    from web.app import create_app
+    h = station(harness, net, "kibera")
+    wr = Writer(h.cfg.database_path).start()
+    wr.call(lambda db: users.add(db, "viewer", "viewer", PASSWORD, time.time(), "test"))
+    wr.stop()
+    app = create_app(h.cfg)
+    app.config["TESTING"] = True
+    c = app.test_client()
+    login(c, "viewer")
+    wait_until(lambda: "connected as kibera" in c.get("/health").get_data(as_text=True), 10, what="the hub row")
+    net.stop()                                           # the broker goes away
+    wait_until(lambda: "NOT CONNECTED" in c.get("/health").get_data(as_text=True), 20, what="the hub row to say so")
+    net.start()
