@@ -88,7 +88,8 @@ def test_attack_benchmark_quick_mode_measures_a_wearers_sos_under_every_flood(tm
         assert r["n"] == results["sos_measured"] and 0 < r["p50_ms"] <= r["p99_ms"] <= r["max_ms"]
     # The floods really reached the console's password check, from one address and from many.
     assert int(results["login_flood_16_clients"]["login_answers"].get("429", 0)) > 0
-    assert int(results["login_flood_16_addresses"]["login_answers"].get("401", 0)) > 10
+    # (How many depends on the machine: each is a scrypt check; a loaded machine does fewer.)
+    assert int(results["login_flood_16_addresses"]["login_answers"].get("401", 0)) > 0
 
 
 @pytest.mark.slow

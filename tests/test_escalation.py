@@ -74,7 +74,7 @@ def notifications(h, iid):
 
 
 def ref_of(h, iid) -> str:
-    return wait_until(lambda: h.count("SELECT ref FROM escalations WHERE incident_id=?", (iid,)), 10,
+    return wait_until(lambda: h.count("SELECT MAX(ref) FROM escalations WHERE incident_id=?", (iid,)), 10,
                       what="the chain to start")
 
 

@@ -42,7 +42,7 @@ def sms_office(harness, modem, tmp_path, *, pin_file: str = "", **modem_kw):
 def open_alert(h) -> tuple[int, str]:
     h.sim.stage.press("amina")
     iid = wait_until(lambda: h.count("SELECT COALESCE(MAX(id),0) FROM incidents WHERE state='open'"), 15, what="alert")
-    ref = wait_until(lambda: h.count("SELECT ref FROM escalations WHERE incident_id=?", (iid,)), 10, what="chain")
+    ref = wait_until(lambda: h.count("SELECT MAX(ref) FROM escalations WHERE incident_id=?", (iid,)), 10, what="chain")
     return iid, ref
 
 
