@@ -15,13 +15,13 @@ from tests.fakes.smtp import make_ca_and_server
 
 
 class Mosquitto:
-    def __init__(self, folder: Path, accounts: dict[str, str]):
+    def __init__(self, folder: Path, accounts: dict[str, str], **limits):
         self.folder = folder
         self.accounts = accounts
         self.port = free_port()
         self.ca, cert, key = make_ca_and_server(folder / "tls", "localhost")
         self.conf = broker.write(folder, accounts=accounts, cert=cert, key=key, ca=self.ca, port=self.port,
-                                 bind="127.0.0.1", user="root" if os.geteuid() == 0 else None)
+                                 bind="127.0.0.1", user="root" if os.geteuid() == 0 else None, **limits)
         self.proc: subprocess.Popen | None = None
         self.url = f"mqtts://localhost:{self.port}"
 

@@ -29,14 +29,13 @@ STATIONS = ("kibera", "mathare", "korogocho")
 AMINA = 0xB5A1E001
 
 
-@pytest.fixture
-def net(tmp_path):
+def _broker(tmp_path, **limits):
     import os
     import shutil
     if not shutil.which("mosquitto") and not os.environ.get("CI"):
         pytest.skip("mosquitto is not installed (sudo apt-get install mosquitto)")
     accounts = {"hub": "hub-secret", **{s: f"{s}-secret" for s in STATIONS}, "intruder": "intruder-secret"}
-    mq = Mosquitto(tmp_path / "broker", accounts).start()
+    mq = Mosquitto(tmp_path / "broker", accounts, **limits).start()
     made = []
 
     def hub(**extra) -> Hub:
@@ -48,8 +47,24 @@ def net(tmp_path):
         return h
     mq.hub = hub
     mq.made = made
+    return mq
+
+
+@pytest.fixture
+def net(tmp_path):
+    mq = _broker(tmp_path)
     yield mq
-    for h in made:
+    for h in mq.made:
+        h.stop()
+    mq.stop()
+
+
+@pytest.fixture
+def tight_net(tmp_path):
+    """A broker that keeps only a few messages for a client that is away."""
+    mq = _broker(tmp_path, max_queued=5, max_inflight=2)
+    yield mq
+    for h in mq.made:
         h.stop()
     mq.stop()
 
@@ -333,3 +348,29 @@ def test_the_station_console_says_whether_it_reaches_the_hub_and_what_waits(harn
     net.stop()                                           # the broker goes away
     wait_until(lambda: "NOT CONNECTED" in c.get("/health").get_data(as_text=True), 20, what="the hub row to say so")
     net.start()
+
+
+def test_events_the_broker_dropped_for_an_absent_hub_are_sent_again_once_it_confirms_later_ones(harness, tight_net):
+    """The hub was away longer than the broker would keep its messages: the broker acknowledged
+    every event to the station and dropped most of them for the hub. The hub confirms what it
+    applies; the station sees the gap below what was confirmed and sends it again."""
+    net = tight_net
+    hub = net.hub()
+    kibera = station(harness, net, "kibera")
+    kibera.station.network.resend_grace_s = 1.0
+    hub.stop()
+    net.made.remove(hub)
+    now = time.time()
+    kibera.station.writer.call(lambda db: [db.execute(
+        "INSERT INTO incidents (node_num, opened_at, last_press_at, source, state, trust) "
+        "VALUES (?,?,?,'keyword','open','unregistered')", (0x20000000 + k, now, now)) for k in range(30)])
+    wait_until(lambda: kibera.count("SELECT COUNT(*) FROM network_queue WHERE published_at IS NULL") == 0, 15,
+               what="the broker to acknowledge every event")
+    again = net.hub()
+    kibera.sim.stage.press("amina")                     # life goes on: a newer event, confirmed
+    wait_until(lambda: hub_rows(again, "SELECT COUNT(*) FROM receptions")[0][0] == 31, 60,
+               what="every alert at the hub, the dropped ones sent again")
+    assert hub_rows(again, "SELECT COUNT(*) FROM hub_incidents")[0][0] == 31
+    assert kibera.station.network.publisher.resent > 0
+    wait_until(lambda: kibera.count("SELECT COUNT(*) FROM network_queue WHERE confirmed_at IS NULL "
+                                    "AND kind != 'health'") == 0, 15, what="every event confirmed")

@@ -35,9 +35,10 @@ acl_file {acl}
 persistence true
 persistence_location {data}/
 autosave_interval 10
-# A week offline at a few events a minute, per station: its session keeps what the hub says.
-max_queued_messages 100000
-max_inflight_messages 100
+# What the broker keeps for a client that is away (the hub down, a station offline). Beyond it
+# mosquitto drops the newest; the stations send again what the hub never confirmed.
+max_queued_messages {max_queued}
+max_inflight_messages {max_inflight}
 log_type error
 log_type warning
 log_type notice
@@ -51,7 +52,8 @@ tls_version tlsv1.2
 
 
 def write(folder: Path, *, accounts: dict[str, str], cert: Path, key: Path, ca: Path, port: int = 8883,
-          bind: str = "0.0.0.0", root: str = "ngo", hub: str = "hub", user: str | None = None) -> Path:
+          bind: str = "0.0.0.0", root: str = "ngo", hub: str = "hub", user: str | None = None,
+          max_queued: int = 100_000, max_inflight: int = 100) -> Path:
     """mosquitto.conf, the ACL and the hashed password file in `folder`; the conf's path."""
     folder.mkdir(parents=True, exist_ok=True)
     data = folder / "data"
@@ -69,5 +71,6 @@ def write(folder: Path, *, accounts: dict[str, str], cert: Path, key: Path, ca: 
     # `user`: whom mosquitto runs as once started as root (Debian's unit: mosquitto, who must own
     # these files); None leaves mosquitto's default.
     conf.write_text(CONF.format(passwords=passwords, acl=acl, data=data, port=port, bind=bind, ca=ca, cert=cert,
-                                key=key, user=f"user {user}\n" if user else ""))
+                                key=key, user=f"user {user}\n" if user else "", max_queued=max_queued,
+                                max_inflight=max_inflight))
     return conf

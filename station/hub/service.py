@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import time
 
 from station.escalation.channels import ChannelError, read_secret
@@ -19,6 +20,7 @@ from station.storage.writer import Writer
 log = logging.getLogger(__name__)
 MAX_EVENT_BYTES = 64 * 1024
 NEW, DUPLICATE, REFUSED = "new", "duplicate", "refused"
+CONFIRM_EVERY_S = 1.0
 
 
 class _Clock:
@@ -45,6 +47,12 @@ class Hub:
         self._topic = re.compile(rf"^{re.escape(self.root)}/stations/([a-z0-9][a-z0-9_-]{{1,31}})/events$")
         self.publisher = DurablePublisher(self.writer, self.clock, lambda: self.link, fetch=self._fetch,
                                           mark=_mark, name="hub-publisher")
+        # What each station will be told the hub has applied (station -> seqs), sent every
+        # CONFIRM_EVERY_S as ranges: the station sends again only what falls between them.
+        self._applied_seqs: dict[str, list[int]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._confirmer = threading.Thread(target=self._confirm_loop, name="hub-confirmer", daemon=True)
 
     def start(self) -> "Hub":
         h = self.cfg.hub
@@ -62,9 +70,13 @@ class Hub:
                              subscriptions=[f"{self.root}/stations/+/events"], on_message=self._message,
                              on_state=lambda up: self.publisher.wake()).start()
         self.publisher.start()
+        self._confirmer.start()
         return self
 
     def stop(self) -> None:
+        self._stop.set()
+        if self._confirmer.is_alive():
+            self._confirmer.join(5)
         self.publisher.stop()
         if self.link is not None:
             self.link.stop()
@@ -110,6 +122,8 @@ class Hub:
         def committed(result: str) -> None:
             # Acknowledged to the broker only now, in the order received (the writer commits in order).
             ack()
+            with self._lock:
+                self._applied_seqs.setdefault(station, []).append(seq)
             if result == NEW:
                 self.applied += 1
                 self.publisher.wake()
@@ -121,6 +135,23 @@ class Hub:
         # the disk's pace, not one fsync per event.
         self.writer.submit(job, on_commit=committed, name="hub-event")
 
+    def _confirm_loop(self) -> None:
+        while not self._stop.wait(CONFIRM_EVERY_S):
+            with self._lock:
+                pending, self._applied_seqs = self._applied_seqs, {}
+            if not pending:
+                continue
+            now = self.clock.now()
+            try:
+                self.writer.call(lambda db, pending=pending, now=now: [
+                    merge.tell(db, station, {"kind": "applied", "ranges": ranges(seqs)}, now)
+                    for station, seqs in pending.items()])
+            except Exception:
+                # Not told this time: each station sends those events again, and is told then.
+                log.exception("hub: confirmations could not be queued")
+                continue
+            self.publisher.wake()
+
     def _fetch(self, reader, after: int, limit: int) -> list[tuple[int, str, bytes]]:
         rows = reader.execute("SELECT id, station, body FROM outgoing WHERE published_at IS NULL AND id > ? "
                               "ORDER BY id LIMIT ?", (after, limit)).fetchall()
@@ -130,6 +161,17 @@ class Hub:
         return {"connected": bool(self.link and self.link.connected), "error": self.link.error if self.link else "",
                 "applied": self.applied, "duplicates": self.duplicates, "refused": self.refused,
                 "published": self.publisher.published}
+
+
+def ranges(seqs: list[int]) -> list[list[int]]:
+    """[3, 4, 5, 9, 7] -> [[3, 5], [7, 7], [9, 9]]."""
+    out: list[list[int]] = []
+    for n in sorted(set(seqs)):
+        if out and n == out[-1][1] + 1:
+            out[-1][1] = n
+        else:
+            out.append([n, n])
+    return out
 
 
 def _mark(db, ids: list[int], at: float) -> None:

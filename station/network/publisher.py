@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Callable
 
 from station.storage import db as dbmod
@@ -15,19 +16,25 @@ log = logging.getLogger(__name__)
 BATCH = 200
 MAX_INFLIGHT = 500
 IDLE_S = 0.1
+LOST_CHECK_S = 5.0
 
 
 class DurablePublisher:
     def __init__(self, writer, clock, link_of: Callable[[], object | None], *,
                  fetch: Callable[..., list[tuple[int, str, bytes]]],
-                 mark: Callable[..., None], name: str):
+                 mark: Callable[..., None], name: str,
+                 lost: Callable[..., list[tuple[int, str, bytes]]] | None = None):
         """`fetch(reader, after, limit)`: (id, topic, payload) not yet published, in order;
-        `mark(db, ids, at)`: record those the broker has."""
+        `mark(db, ids, at)`: record those the broker has; `lost(reader, limit)`: rows published
+        that the receiver shows it never got, to send again (looked for every LOST_CHECK_S)."""
         self.writer = writer
         self.clock = clock
         self.link_of = link_of
         self.fetch = fetch
         self.mark = mark
+        self.lost = lost
+        self.resent = 0
+        self._lost_checked = 0.0
         self.published = 0
         self._inflight: list[tuple[object, int]] = []
         self._sent_upto = 0
@@ -84,6 +91,15 @@ class DurablePublisher:
             self._inflight.append((info, row_id))
             self._sent_upto = row_id
             sent += 1
+        if not sent and self.lost is not None and time.monotonic() - self._lost_checked >= LOST_CHECK_S:
+            self._lost_checked = time.monotonic()
+            for row_id, topic, payload in self.lost(reader, BATCH):
+                info = link.publish(topic, payload)
+                if info is None:
+                    break
+                self._inflight.append((info, row_id))
+                sent += 1
+                self.resent += 1
         return sent
 
     def _settle(self) -> None:

@@ -79,3 +79,24 @@ def unpublished(db: sqlite_utils.Database, after: int, limit: int) -> list[tuple
 
 def depth(db: sqlite_utils.Database) -> int:
     return db.execute("SELECT COUNT(*) FROM network_queue WHERE published_at IS NULL").fetchone()[0]
+
+
+def confirm(db: sqlite_utils.Database, ranges: list[tuple[int, int]], at: float) -> None:
+    """The hub applied these (station, seq) ranges: nothing of them is ever sent again."""
+    db.conn.executemany("UPDATE network_queue SET confirmed_at=? WHERE seq BETWEEN ? AND ? AND confirmed_at IS NULL",
+                        [(at, a, b) for a, b in ranges])
+
+
+def confirmed_upto(db: sqlite_utils.Database) -> int:
+    return db.execute("SELECT COALESCE(MAX(seq), 0) FROM network_queue WHERE confirmed_at IS NOT NULL").fetchone()[0]
+
+
+def lost(db: sqlite_utils.Database, upto: int, published_before: float, limit: int) -> list[tuple]:
+    """Published rows the hub has not confirmed though it confirmed later ones: lost on the way."""
+    return db.execute("SELECT seq, kind, body, created_at FROM network_queue WHERE confirmed_at IS NULL AND seq < ? "
+                      "AND published_at IS NOT NULL AND published_at < ? ORDER BY seq LIMIT ?",
+                      (upto, published_before, limit)).fetchall()
+
+
+def unconfirmed(db: sqlite_utils.Database) -> int:
+    return db.execute("SELECT COUNT(*) FROM network_queue WHERE confirmed_at IS NULL").fetchone()[0]

@@ -21,6 +21,7 @@ from station.wording import Wording
 
 log = logging.getLogger(__name__)
 HEALTH_EVERY_S = 60.0
+RESEND_GRACE_S = 60.0
 
 
 def topics(root: str, station: str) -> tuple[str, str]:
@@ -48,8 +49,12 @@ class Network:
         self.applied = 0
         self._health_sent = float("-inf")
         self._health_state: dict | None = None
+        # What the hub has confirmed, up to where: a row older than that still unconfirmed after
+        # resend_grace_s was lost between the broker and the hub, and goes again.
+        self.confirmed_upto = 0
+        self.resend_grace_s = RESEND_GRACE_S
         self.publisher = DurablePublisher(writer, clock, lambda: self.link, fetch=self._fetch, mark=_mark,
-                                          name="network")
+                                          name="network", lost=self._lost)
 
     def start(self) -> "Network":
         self.writer.call(queue.install if self.enabled else queue.uninstall)
@@ -93,18 +98,33 @@ class Network:
         return [(seq, self.events_topic, self._payload(seq, kind, body, at))
                 for seq, kind, body, at in queue.unpublished(reader, after, limit)]
 
+    def _lost(self, reader, limit: int) -> list[tuple[int, str, bytes]]:
+        if not self.confirmed_upto:
+            self.confirmed_upto = queue.confirmed_upto(reader)
+        rows = queue.lost(reader, self.confirmed_upto, self.clock.now() - self.resend_grace_s, limit)
+        if rows:
+            log.warning("%d events the broker took never reached the hub (it confirmed later ones): sending them "
+                        "again", len(rows))
+        return [(seq, self.events_topic, self._payload(seq, kind, body, at)) for seq, kind, body, at in rows]
+
     # -- from the hub --------------------------------------------------------------------------
     def _message(self, topic: str, payload: bytes, ack) -> None:
         try:
             msg = json.loads(payload)
             kind = msg["kind"]
-            iid = int(msg["incident"])
+            if kind == "applied":
+                ranges = [(int(a), int(b)) for a, b in msg["ranges"]]
+            else:
+                iid = int(msg["incident"])
         except (ValueError, KeyError, TypeError):
             log.warning("a message from the hub is not one: %r", payload[:120])
             ack()                        # garbage is dropped, never retried forever
             return
         at = self.clock.now()
-        if kind == "acknowledged":
+        if kind == "applied":
+            self.writer.call(lambda db: queue.confirm(db, ranges, at))
+            self.confirmed_upto = max([self.confirmed_upto, *(b for _, b in ranges)])
+        elif kind == "acknowledged":
             by = str(msg.get("by") or "?")[:80]
             station = str(msg.get("station") or "?")[:40]
             if self.writer.call(lambda db: _acknowledged_elsewhere(db, iid, by, station, at)):
@@ -151,6 +171,7 @@ class Network:
         return {"enabled": True, "station": self.station, "connected": bool(self.link and self.link.connected),
                 "error": self.problem or (self.link.error if self.link else ""), "queue": queue.depth(reader),
                 "inflight": self.publisher.inflight, "published": self.publisher.published, "from_hub": self.applied,
+                "resent": self.publisher.resent, "unconfirmed": queue.unconfirmed(reader),
                 "at": time.time()}
 
 

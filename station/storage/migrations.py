@@ -277,8 +277,16 @@ def _v13(db: sqlite_utils.Database) -> None:
     db["outbox"].add_column("claim", str)
 
 
+def _v14(db: sqlite_utils.Database) -> None:
+    """The hub's own word that it applied an event, beyond the broker's acknowledgement: a broker may
+    drop what it queued for a hub that was away too long, and a row the hub never confirmed while
+    it confirmed later ones is sent again (station/network/service.py)."""
+    db["network_queue"].add_column("confirmed_at", float)
+    db.execute("CREATE INDEX network_queue_unconfirmed ON network_queue(seq) WHERE confirmed_at IS NULL")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10,
-                                                             _v11, _v12, _v13]
+                                                             _v11, _v12, _v13, _v14]
 
 
 def schema_version(db: sqlite_utils.Database) -> int:

@@ -39,7 +39,7 @@ PAST = {
     "notifications": ("created_at", "updated_at", "claimed_at", "sent_at"),
     # alarmed_heard is a copy of nodes.last_heard, and must move with it to stay equal.
     "watch_state": ("alarmed_heard", "checkin_since", "last_checkin_at", "checkin_missed_at"),
-    "network_queue": ("created_at", "published_at"),
+    "network_queue": ("created_at", "published_at", "confirmed_at"),
     "network_claims": ("requested_at", "answered_at"),
 }
 # Deadlines this run set: in the future when set, so moved whenever they are this run's.
