@@ -256,3 +256,18 @@ def test_a_console_on_a_busy_port_says_so_in_one_line(tmp_path):
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in out.stderr
     assert "is another console running?" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_a_first_demo_in_a_fresh_folder_makes_its_data_folder_and_runs(tmp_path):
+    """`station demo` where nothing was ever run: its default database folder does not exist yet."""
+    import subprocess
+    import sys
+
+    from .conftest import free_port
+    cfg = tmp_path / "station.toml"
+    cfg.write_text(f'[console]\nport = {free_port()}\n')
+    run = subprocess.run([sys.executable, "-m", "station", "--config", str(cfg), "demo", "--seconds", "3",
+                          "--database", str(tmp_path / "fresh" / "station-data" / "demo.db")],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout[-1500:] + run.stderr[-1500:]
+    assert (tmp_path / "fresh" / "station-data" / "demo.db").exists()

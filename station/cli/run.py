@@ -90,6 +90,8 @@ def register(cli: click.Group) -> None:
         cfg = _override(load_config(ctx), radio={"port": "sim", "scenario": scenario},
                         storage={"database": str(Path(database).resolve())}, gpio={"enabled": False})
         _logging("WARNING")
+        # A first demo in a fresh folder: its PIN key is made before its database, which would make the folder.
+        cfg.database_path.parent.mkdir(parents=True, exist_ok=True)
         # The demo cast's PINs have six digits, whatever [alerts] min_pin_digits asks of real ones.
         register_cast(cfg.database_path, pin_policy=PinPolicy(PinKey.load(configured_key_path(cfg))))
         click.echo(f"station demo: scenario {scenario!r}, database {cfg.database_path}")
