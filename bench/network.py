@@ -29,6 +29,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from measured import commit, private_files, save  # noqa: E402
 from station import config  # noqa: E402
+from station.clock import SystemClock  # noqa: E402
 from station.hub import views  # noqa: E402
 from station.network import queue  # noqa: E402
 from station.network.service import Network  # noqa: E402
@@ -37,12 +38,6 @@ from tests.broker import Mosquitto  # noqa: E402
 from tests.conftest import wait_until  # noqa: E402
 
 STATIONS = [f"s{i:02d}" for i in range(10)]
-
-
-class _Clock:
-    @staticmethod
-    def now() -> float:
-        return time.time()
 
 
 def _pct(sorted_values: list[float], q: float) -> float:
@@ -66,7 +61,7 @@ def _station(work: Path, mq: Mosquitto, name: str) -> tuple[Network, Writer]:
                                        "password_file": mq.password_file(name), "ca_file": str(mq.ca)}},
                           None, work)
     writer = Writer(cfg.database_path).start()
-    return Network(cfg, writer, _Clock()), writer
+    return Network(cfg, writer, SystemClock()), writer
 
 
 def _alert(writer: Writer, node: int) -> None:

@@ -30,6 +30,15 @@ class ClockStatus:
     pending_step_s: float = 0.0   # a step seen and not yet taken (timers are being moved)
 
 
+class SystemClock:
+    """The system's time, for what has no GPS and no database of its own to keep steps for (the
+    hub, a benchmark's stations): the same now() as StationClock."""
+
+    @staticmethod
+    def now() -> float:
+        return time.time()
+
+
 class StationClock:
     """Timestamps that run on the monotonic clock between steps.
 

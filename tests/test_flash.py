@@ -228,7 +228,7 @@ def test_without_a_port_the_station_radio_is_flashed(tmp_path, bench):
 
 
 def test_a_bracelet_flashed_to_2_8_keeps_the_battery_reports_the_watch_counts_on(tmp_path, bench):
-    """2.8 turns every telemetry broadcast off once, on upgrade (NodeDB.cpp:2599-2616): the flash
+    """2.8 turns every telemetry broadcast off once, on upgrade (NodeDB.cpp:2600-2616): the flash
     sees that the configuration changed and puts it back, so the bracelet does not fall silent."""
     _, nrf = bench
     board = nrf("rak4631")

@@ -78,6 +78,35 @@ def station(harness, net, name: str, **kw):
     return h
 
 
+def publishing_to(h, x, files: dict) -> None:
+    """The station (not started) posts to the fake X, and Amina consents to immediate publication."""
+    h.cfg = h.cfg.with_overrides(
+        relay={"probe_interval_s": 0.2, "offline_probe_interval_s": 0.05, "online_after": 1, "offline_after": 1},
+        destinations=[{"name": "x", "kind": "x", "api_base_url": x.url, "timeout_s": 2.0,
+                       **{k: files[k] for k in ("consumer_key_file", "consumer_secret_file", "access_token_file",
+                                                "access_token_secret_file")}}])
+    w = Writer(h.cfg.database_path).start()
+    w.call(lambda db: registry.set_consent(db, AMINA, {"publish": "at-once", "name_mode": "pseudonym",
+                                                       "pseudonym": "Defender A", "precision": "city"},
+                                           "test", time.time()))
+    w.stop()
+
+
+def console(h, role: str):
+    """The station's console, logged in as `role`."""
+    from station import users
+    from tests.web.test_console_security import PASSWORD, login
+    from web.app import create_app
+    w = Writer(h.cfg.database_path).start()
+    w.call(lambda db: users.add(db, role, role, PASSWORD, time.time(), "test"))
+    w.stop()
+    app = create_app(h.cfg)
+    app.config["TESTING"] = True
+    c = app.test_client()
+    login(c, role)
+    return c
+
+
 def hub_rows(hub: Hub, sql: str, params: tuple = ()) -> list[tuple]:
     with sqlite3.connect(hub.writer.path) as db:
         return db.execute(sql, params).fetchall()
@@ -144,17 +173,7 @@ def test_her_sos_heard_by_three_stations_is_posted_once_per_destination(harness,
         stations = []
         for s in STATIONS:
             h = station(harness, net, s, start=False)
-            h.cfg = h.cfg.with_overrides(
-                relay={"probe_interval_s": 0.2, "offline_probe_interval_s": 0.05, "online_after": 1,
-                       "offline_after": 1},
-                destinations=[{"name": "x", "kind": "x", "api_base_url": x.url, "timeout_s": 2.0,
-                               **{k: files[k] for k in ("consumer_key_file", "consumer_secret_file",
-                                                        "access_token_file", "access_token_secret_file")}}])
-            w = Writer(h.cfg.database_path).start()
-            w.call(lambda db: registry.set_consent(db, AMINA, {"publish": "at-once", "name_mode": "pseudonym",
-                                                               "pseudonym": "Defender A", "precision": "city"},
-                                                   "test", time.time()))
-            w.stop()
+            publishing_to(h, x, files)
             h.start()
             wait_until(lambda h=h: h.station.network.link.connected, 15, what="on the broker")
             stations.append(h)
@@ -240,16 +259,7 @@ def test_with_the_hub_unreachable_the_station_posts_alone_and_the_console_says_s
         h = harness("idle", start=False, network={
             "enabled": True, "broker": net.url, "station_id": "kibera", "password_file": net.password_file("kibera"),
             "ca_file": str(net.ca), "claim_wait_s": 2.0})
-        h.cfg = h.cfg.with_overrides(
-            relay={"probe_interval_s": 0.2, "offline_probe_interval_s": 0.05, "online_after": 1, "offline_after": 1},
-            destinations=[{"name": "x", "kind": "x", "api_base_url": x.url, "timeout_s": 2.0,
-                           **{k: files[k] for k in ("consumer_key_file", "consumer_secret_file", "access_token_file",
-                                                    "access_token_secret_file")}}])
-        w = Writer(h.cfg.database_path).start()
-        w.call(lambda db: registry.set_consent(db, AMINA, {"publish": "at-once", "name_mode": "pseudonym",
-                                                           "pseudonym": "Defender A", "precision": "city"},
-                                               "test", time.time()))
-        w.stop()
+        publishing_to(h, x, files)
         h.start()
         h.sim.stage.press("amina")
         iid = local_alert(h)
@@ -258,16 +268,7 @@ def test_with_the_hub_unreachable_the_station_posts_alone_and_the_console_says_s
                    10, what="the row marked sent")
         [(claim,)] = h.rows("SELECT claim FROM outbox WHERE incident_id=? AND kind='alert'", (iid,))
         assert claim == "alone" and len(x.posts) == 1
-        from station import users
-        from tests.web.test_console_security import PASSWORD, login
-        from web.app import create_app
-        wr = Writer(h.cfg.database_path).start()
-        wr.call(lambda db: users.add(db, "coordinator", "coordinator", PASSWORD, time.time(), "test"))
-        wr.stop()
-        app = create_app(h.cfg)
-        app.config["TESTING"] = True
-        c = app.test_client()
-        login(c, "coordinator")
+        c = console(h, "coordinator")
         assert "posted without the hub&#39;s claim" in c.get(f"/alerts/{iid}").get_data(as_text=True)
     finally:
         x.down()
@@ -333,17 +334,8 @@ def test_the_hub_down_for_a_while_finds_every_event_waiting_in_its_session(harne
 
 
 def test_the_station_console_says_whether_it_reaches_the_hub_and_what_waits(harness, net):
-    from station import users
-    from tests.web.test_console_security import PASSWORD, login
-    from web.app import create_app
     h = station(harness, net, "kibera")
-    wr = Writer(h.cfg.database_path).start()
-    wr.call(lambda db: users.add(db, "viewer", "viewer", PASSWORD, time.time(), "test"))
-    wr.stop()
-    app = create_app(h.cfg)
-    app.config["TESTING"] = True
-    c = app.test_client()
-    login(c, "viewer")
+    c = console(h, "viewer")
     wait_until(lambda: "connected as kibera" in c.get("/health").get_data(as_text=True), 10, what="the hub row")
     net.stop()                                           # the broker goes away
     wait_until(lambda: "NOT CONNECTED" in c.get("/health").get_data(as_text=True), 20, what="the hub row to say so")

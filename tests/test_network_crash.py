@@ -77,16 +77,14 @@ def test_kill_9_of_the_hub_while_it_applies_a_backlog_loses_nothing_and_doubles_
     """The hub acknowledges an event to the broker only after its commit: killed between the two,
     it gets the event again and knows it has it."""
     from station import config
+    from station.clock import SystemClock
     from station.network.service import Network
-
-    class Clock:
-        now = staticmethod(time.time)
     cfg = config.validate({"storage": {"database": str(tmp_path / "kibera.db")},
                            "network": {"enabled": True, "broker": net.url, "station_id": "kibera",
                                        "password_file": net.password_file("kibera"), "ca_file": str(net.ca)}},
                           None, tmp_path)
     writer = Writer(cfg.database_path).start()
-    link = Network(cfg, writer, Clock()).start()
+    link = Network(cfg, writer, SystemClock()).start()
     hub_cfg = tmp_path / "hub.toml"
     hub_cfg.write_text(f'[hub]\ndatabase = "{tmp_path / "hub.db"}"\nbroker = "{net.url}"\n'
                        f'password_file = "{net.password_file("hub")}"\nca_file = "{net.ca}"\n')

@@ -9,8 +9,8 @@ import json
 import logging
 import re
 import threading
-import time
 
+from station.clock import SystemClock
 from station.escalation.channels import ChannelError, read_secret
 from station.hub import merge, schema
 from station.network.mqtt import Broker, MqttLink
@@ -23,12 +23,6 @@ NEW, DUPLICATE, REFUSED = "new", "duplicate", "refused"
 CONFIRM_EVERY_S = 1.0
 
 
-class _Clock:
-    @staticmethod
-    def now() -> float:
-        return time.time()
-
-
 class HubError(Exception):
     pass
 
@@ -39,7 +33,7 @@ class Hub:
         self.cfg = cfg
         self.root = h["topic_root"]
         self.fold_window_s = float(h["fold_window_s"])
-        self.clock = clock or _Clock()
+        self.clock = clock or SystemClock()
         path = cfg.base_dir / h["database"]
         self.writer = Writer(path, schema=schema.migrate).start()
         self.link: MqttLink | None = None

@@ -121,22 +121,40 @@ class Network:
             ack()                        # garbage is dropped, never retried forever
             return
         at = self.clock.now()
+        after = None
         if kind == "applied":
-            self.writer.call(lambda db: queue.confirm(db, ranges, at))
+            def job(db):
+                queue.confirm(db, ranges, at)
             self.confirmed_upto = max([self.confirmed_upto, *(b for _, b in ranges)])
         elif kind == "acknowledged":
-            by = str(msg.get("by") or "?")[:80]
-            station = str(msg.get("station") or "?")[:40]
-            if self.writer.call(lambda db: _acknowledged_elsewhere(db, iid, by, station, at)):
-                self.on_acknowledged()
+            by, station = str(msg.get("by") or "?")[:80], str(msg.get("station") or "?")[:40]
+
+            def job(db):
+                return _acknowledged_elsewhere(db, iid, by, station, at)
+
+            def after(silenced):
+                if silenced:
+                    self.on_acknowledged()
         elif kind == "claim":
-            self.writer.call(lambda db: claims.answered(db, iid, str(msg.get("destination")), bool(msg.get("granted")),
-                                                        str(msg.get("holder") or "?")[:40], at))
-            self.wake_relay()
+            def job(db):
+                claims.answered(db, iid, str(msg.get("destination")), bool(msg.get("granted")),
+                                str(msg.get("holder") or "?")[:40], at)
+
+            def after(result):
+                self.wake_relay()
         else:
             log.info("the hub sent %r, which this station does not know", kind)
-        self.applied += 1
-        ack()
+            ack()
+            return
+
+        def committed(result) -> None:
+            # Acknowledged to the broker once stored, in order; not waited for on the network
+            # thread (a job that fails is never acknowledged, and comes again).
+            ack()
+            self.applied += 1
+            if after is not None:
+                after(result)
+        self.writer.submit(job, on_commit=committed, name=f"hub-{kind}")
 
     def health(self, snapshot: dict) -> None:
         """From the daemon's status snapshot: what the hub's console shows of this station (its

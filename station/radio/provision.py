@@ -40,7 +40,7 @@ POSITION_BROADCAST_S = 300      # a wearer's track every 5 minutes, more often w
 # (station/watch). Positions are no heartbeat: a bracelet that has not moved sends its position only
 # every 12 h (Default.h:23, PositionModule.cpp:506-515). Since 2.7.13 device telemetry reaches the
 # mesh only when device_telemetry_enabled is set (DeviceTelemetry.cpp:33, an opt-in), and 2.8 turns
-# it off once on upgrade (NodeDB.cpp:2599-2616): a bracelet flashed with 2.8 must be checked again
+# it off once on upgrade (NodeDB.cpp:2600-2616): a bracelet flashed with 2.8 must be checked again
 # (station bracelets check --fix) or it falls silent. Default.cpp scales the interval for a client
 # on a mesh of more than 40 nodes (congestionScalingCoefficient); set the wearer's own interval then.
 TELEMETRY_S = 900

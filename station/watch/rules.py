@@ -70,7 +70,7 @@ class Wearer:
     last_checkin_at: float | None
     checkin_missed_at: float | None
     battery_warned: bool
-    live_silent: tuple | None         # (id, opened_at) of her unresolved silent alarm
+    live_silent: int | None           # her unresolved silent alarm
     live_checkin: int | None
 
     def silence_from(self, listening_since: float) -> float:
@@ -102,14 +102,8 @@ def wearers(db: sqlite_utils.Database, d: Defaults) -> list[Wearer]:
                    AND i.state != 'resolved')
            FROM bracelets b LEFT JOIN nodes n ON n.num=b.node_num LEFT JOIN watch_state w ON w.node_num=b.node_num""",
         (d.report_every_s, d.silent_alarm_s)).fetchall()
-    out = []
-    for r in rows:
-        silent = None
-        if r[18] is not None:
-            silent = (r[18], db.execute("SELECT opened_at FROM incidents WHERE id=?", (r[18],)).fetchone()[0])
-        out.append(Wearer(r[0], r[1], bool(r[2]), r[3], r[4], plan_of(r[5], r[6], r[7], d.zone), r[8] or 0.0, r[9],
-                          r[10], bool(r[11]), r[12], r[13], r[14], r[15], r[16], bool(r[17]), silent, r[19]))
-    return out
+    return [Wearer(r[0], r[1], bool(r[2]), r[3], r[4], plan_of(r[5], r[6], r[7], d.zone), r[8] or 0.0, r[9], r[10],
+                   bool(r[11]), r[12], r[13], r[14], r[15], r[16], bool(r[17]), r[18], r[19]) for r in rows]
 
 
 # -- what is due ---------------------------------------------------------------------------------

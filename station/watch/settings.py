@@ -129,6 +129,6 @@ def overview(db: sqlite_utils.Database, d: Defaults) -> list[dict]:
                     "last_heard": w.heard, "battery_level": w.battery, "external_power": w.external_power,
                     "last_checkin_at": w.last_checkin_at,
                     "next_checkin_due": w.plan.deadline(w.checkin_base()) if w.plan else None,
-                    "silent_alarm_open": w.live_silent[0] if w.live_silent else None,
+                    "silent_alarm_open": w.live_silent,
                     "checkin_alarm_open": w.live_checkin})
     return sorted(out, key=lambda r: r["label"])

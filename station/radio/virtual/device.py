@@ -186,9 +186,10 @@ class VirtualRadio:
             self.channels.append(ch)
 
     def boot_image(self, version: str) -> None:
-        """A flashed image boots with the saved settings. Going to 2.8, NodeDB.cpp:2599-2616 runs
+        """A flashed image boots with the saved settings. Going to 2.8, NodeDB.cpp:2600-2616 runs
         its one-time opt-in migration: every telemetry broadcast flag off (optInDisableTelemetry-
-        Broadcast, :1181-1192), whatever the node had chosen."""
+        Broadcast, :1181-1192), whatever the node had chosen. (github:meshtastic/firmware at
+        7754068, commit 8d2060620 "make position & telemetry broadcast opt-in", not yet tagged.)"""
         from station.radio.firmware import version_tuple
         before = self.profile.version
         self.profile = dataclasses.replace(firmware.nearest(version), version=version)
