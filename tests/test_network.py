@@ -228,6 +228,48 @@ def test_a_stations_credentials_cannot_publish_under_another_station_or_grant_a_
     assert mathare.count("SELECT COUNT(*) FROM network_claims") == 0
 
 
+def test_a_stations_credentials_cannot_take_over_the_hubs_session(harness, net):
+    """Someone holding a seized station's password connects with the hub's client id: while the
+    hub is away, to read what the broker keeps for it; while it is there, to knock it off. The
+    broker gives that account its own session only; the hub keeps its connection and finds every
+    event waiting."""
+    import paho.mqtt.client as mqtt
+    hub = net.hub()
+    kibera = station(harness, net, "kibera")
+    wait_until(lambda: hub.link.connected, 15, what="the hub on the broker")
+    hub.stop()
+    net.made.remove(hub)
+    kibera.sim.stage.press("amina")
+    local_alert(kibera)
+    wait_until(lambda: kibera.count("SELECT COUNT(*) FROM network_queue WHERE published_at IS NULL") == 0, 15,
+               what="the broker to keep the alert for the hub")
+    seen, sessions = [], []
+    thief = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="hub", clean_session=False,
+                        protocol=mqtt.MQTTv311)
+    thief.username_pw_set("intruder", "intruder-secret")
+    thief.tls_set(ca_certs=str(net.ca))
+    thief.on_connect = lambda c, u, flags, rc, p: sessions.append(flags.session_present)
+    thief.on_message = lambda c, u, msg: seen.append(msg.topic)
+    thief.connect("localhost", net.port)
+    thief.loop_start()
+    try:
+        wait_until(lambda: sessions, 10, what="the thief's connection")
+        assert sessions == [False]                  # not the hub's session: nothing of it is given
+        again = net.hub()
+        wait_until(lambda: len(hub_rows(again, "SELECT * FROM receptions")) == 1, 20, what="the kept alert")
+        # The thief connects again with the hub's id while the hub is there: the hub stays.
+        connects = again.link.connects
+        thief.reconnect()
+        wait_until(lambda: len(sessions) == 2, 10, what="the thief's second connection")
+        kibera.sim.stage.press("bashir")
+        wait_until(lambda: len(hub_rows(again, "SELECT * FROM receptions")) == 2, 20, what="the next alert")
+        assert again.link.connected and again.link.connects == connects
+    finally:
+        thief.loop_stop()
+        thief.disconnect()
+    assert seen == []
+
+
 def test_nothing_travels_in_clear_and_a_wrong_password_is_refused(net):
     with pytest.raises((ConnectionError, OSError, ssl.SSLError)):
         s = socket.create_connection(("localhost", net.port), 3)

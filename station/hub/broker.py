@@ -48,6 +48,10 @@ cafile {ca}
 certfile {cert}
 keyfile {key}
 tls_version tlsv1.2
+# A client's id is its account name, whatever it asks for: another account's credentials (a
+# seized station) cannot take over the hub's persistent session, read what waits in it or keep
+# disconnecting the hub by connecting with its id. (A listener's option in mosquitto 2.0.)
+use_username_as_clientid true
 """
 
 

@@ -60,7 +60,7 @@ class Hub:
             raise HubError(e.reason) from None
         host, port = Broker.parse(h["broker"])
         ca = str(self.cfg.base_dir / h["ca_file"]) if h["ca_file"] else None
-        self.link = MqttLink(Broker(host, port, h["username"], password, ca, h["keepalive_s"]), "hub",
+        self.link = MqttLink(Broker(host, port, h["username"], password, ca, h["keepalive_s"]), h["username"],
                              subscriptions=[f"{self.root}/stations/+/events"], on_message=self._message,
                              on_state=lambda up: self.publisher.wake()).start()
         self.publisher.start()

@@ -70,7 +70,9 @@ class Network:
         host, port = Broker.parse(n["broker"])
         ca = str(self.cfg.base_dir / n["ca_file"]) if n["ca_file"] else None
         self.link = MqttLink(Broker(host, port, self.station, password, ca, n["keepalive_s"]),
-                             f"station-{self.station}", subscriptions=[self.answers_topic],
+                             # The client id is the account name, which the broker enforces
+                             # (hub/broker.py): one session per account.
+                             self.station, subscriptions=[self.answers_topic],
                              on_message=self._message, on_state=lambda up: self.publisher.wake()).start()
         self.publisher.start()
         return self
