@@ -59,3 +59,55 @@ def test_hub_status_lists_the_stations_and_each_alert_with_who_heard_it(tmp_path
     assert alert["node"] == "!b5a1e001" and alert["stations"] == "kibera, mathare" and alert["claims"] == "x: kibera"
     text = CliRunner().invoke(cli, ["--config", str(cfg), "hub", "status"]).output
     assert "HEARD BY" in text and "kibera, mathare" in text
+
+
+def test_broker_config_for_a_rabbitmq_cluster_keeps_the_same_accounts_and_rules(tmp_path):
+    """The technician whose NGO outgrew one mosquitto: the same command writes the four files each
+    RabbitMQ node takes, with the same accounts, the same topic rules and sessions that survive a
+    node and a week away."""
+    import re
+
+    from station.hub.rabbitmq import password_hash
+    from station.network.mqtt import client_id
+    ca, cert, key = make_ca_and_server(tmp_path / "tls")
+    out = tmp_path / "rabbit"
+    result = CliRunner().invoke(cli, ["hub", "broker-config", str(out), "--station", "kibera", "--station", "mathare",
+                                      "--cert", str(cert), "--key", str(key), "--ca", str(ca),
+                                      "--rabbitmq", "rabbit@hub-a", "--rabbitmq", "rabbit@hub-b"])
+    assert result.exit_code == 0, result.output
+    assert "/var/lib/rabbitmq/.erlang.cookie" in result.output
+    conf = (out / "rabbitmq.conf").read_text()
+    for line in ("listeners.tcp = none", "mqtt.listeners.tcp = none", "mqtt.listeners.ssl.default = 0.0.0.0:8883",
+                 f"ssl_options.certfile = {cert}", "mqtt.allow_anonymous = false", "mqtt.durable_queue_type = quorum",
+                 "mqtt.subscription_ttl = infinity", "definitions.local.path = /etc/rabbitmq/definitions.json",
+                 "cluster_formation.classic_config.nodes.1 = rabbit@hub-a",
+                 "cluster_formation.classic_config.nodes.2 = rabbit@hub-b"):
+        assert line in conf.splitlines(), line
+    assert (out / "enabled_plugins").read_text() == "[rabbitmq_mqtt].\n"
+    assert stat.S_IMODE((out / "erlang.cookie").stat().st_mode) == 0o400
+    defs = json.loads((out / "definitions.json").read_text())
+    assert [u["name"] for u in defs["users"]] == ["hub", "kibera", "mathare"]
+    topics = {t["user"]: (t["write"], t["read"]) for t in defs["topic_permissions"]}
+    # RabbitMQ sees MQTT's ngo/stations/kibera/events as ngo.stations.kibera.events.
+    assert re.fullmatch(topics["kibera"][0], "ngo.stations.kibera.events")
+    assert not re.fullmatch(topics["kibera"][0], "ngo.stations.mathare.events")
+    assert re.fullmatch(topics["kibera"][1], "ngo.hub.to.kibera") and not re.fullmatch(topics["kibera"][1], "ngo.hub.to.mathare")
+    assert not re.fullmatch(topics["kibera"][0], "ngo.hub.to.mathare")
+    assert re.fullmatch(topics["hub"][0], "ngo.hub.to.mathare") and re.fullmatch(topics["hub"][1], "ngo.stations.*.events")
+    for user in defs["users"]:
+        password = (out / f"{user['name']}.password").read_text().strip()
+        assert password not in (out / "definitions.json").read_text()
+        salt = __import__("base64").b64decode(user["password_hash"])[:4]
+        assert user["password_hash"] == password_hash(password, salt)
+        # Each account opens only its own session queue, named from its client id.
+        [perm] = [p for p in defs["permissions"] if p["user"] == user["name"]]
+        own = f"mqtt-subscription-{client_id(user['name'], password)}qos1"
+        assert re.fullmatch(perm["configure"], own)
+        assert not any(re.fullmatch(perm["configure"], f"mqtt-subscription-{other}qos1") for other in ("hub", "kibera"))
+
+
+def test_broker_config_refuses_a_rabbitmq_node_that_is_not_name_at_host(tmp_path):
+    ca, cert, key = make_ca_and_server(tmp_path / "tls")
+    result = CliRunner().invoke(cli, ["hub", "broker-config", str(tmp_path / "b"), "--station", "kibera",
+                                      "--cert", str(cert), "--key", str(key), "--ca", str(ca), "--rabbitmq", "hub-a"])
+    assert result.exit_code == 2 and "NAME@HOST" in result.output

@@ -83,11 +83,17 @@ def register(cli: click.Group) -> None:
     @click.option("--root", default="ngo", show_default=True, help="The topic root ([network] topic_root).")
     @click.option("--user", "run_as", default="mosquitto", show_default=True,
                   help="Whom mosquitto runs as (it must read these files).")
-    def broker_config_cmd(folder: Path, stations, cert, key, ca, port, bind, root, run_as) -> None:
+    @click.option("--rabbitmq", "rabbit_nodes", multiple=True, metavar="rabbit@HOST",
+                  help="Write a RabbitMQ cluster's configuration instead, for these nodes (repeat for each).")
+    def broker_config_cmd(folder: Path, stations, cert, key, ca, port, bind, root, run_as, rabbit_nodes) -> None:
         """Write mosquitto's configuration for the network: TLS only, one account per station and
         the hub (a new password each, in FOLDER/NAME.password), and the ACL. Copy each station's
-        password file to it ([network] password_file); the hub's to the hub ([hub] password_file)."""
-        from station.hub import broker
+        password file to it ([network] password_file); the hub's to the hub ([hub] password_file).
+
+        With --rabbitmq, a RabbitMQ cluster's instead (rabbitmq.conf, enabled_plugins,
+        definitions.json, erlang.cookie: the same four files on every node), with the same accounts
+        and rules."""
+        from station.hub import broker, rabbitmq
         from station.config import ConfigError, _station_id
         accounts = {}
         for name in ("hub", *stations):
@@ -97,9 +103,15 @@ def register(cli: click.Group) -> None:
             accounts[name] = secrets.token_urlsafe(24)
         if len(accounts) != len(stations) + 1:
             raise click.BadParameter("each station once, and none named hub", param_hint="--station")
+        tls = {"cert": Path(cert).resolve(), "key": Path(key).resolve(), "ca": Path(ca).resolve()}
         try:
-            conf = broker.write(folder, accounts=accounts, cert=Path(cert).resolve(), key=Path(key).resolve(),
-                                ca=Path(ca).resolve(), port=port, bind=bind, root=root, user=run_as)
+            if rabbit_nodes:
+                conf = rabbitmq.write(folder, accounts=accounts, nodes=list(rabbit_nodes), port=port, bind=bind,
+                                      root=root, installed_in=Path("/etc/rabbitmq"), **tls)
+            else:
+                conf = broker.write(folder, accounts=accounts, port=port, bind=bind, root=root, user=run_as, **tls)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--rabbitmq") from None
         except (OSError, ConfigError) as e:
             raise click.ClickException(str(e)) from None
         for name, password in accounts.items():
@@ -107,4 +119,10 @@ def register(cli: click.Group) -> None:
             p.write_text(password + "\n")
             p.chmod(0o600)
         click.echo(f"wrote {conf} with accounts {', '.join(accounts)}; their passwords are in {folder}/NAME.password")
-        click.echo(f"run it: mosquitto -c {conf} (systemd: station-hub-broker.service)")
+        if rabbit_nodes:
+            click.echo(f"copy rabbitmq.conf, enabled_plugins and definitions.json to /etc/rabbitmq/ on each of "
+                       f"{', '.join(rabbit_nodes)}, and erlang.cookie to /var/lib/rabbitmq/.erlang.cookie "
+                       "(owner rabbitmq, mode 0400); start the first node, then the others "
+                       "(systemd: rabbitmq-server.service)")
+        else:
+            click.echo(f"run it: mosquitto -c {conf} (systemd: station-hub-broker.service)")

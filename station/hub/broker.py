@@ -8,7 +8,7 @@ topics mean who sent them:
 
 Persistent sessions and QoS 1 messages are kept on disk (`persistence`), so a station away for a
 week finds what the hub told it, and the hub what the stations said, after a broker restart. The
-same accounts and ACL carry over to a clustered broker (EMQX, VerneMQ) with its own syntax."""
+same accounts and rules, in RabbitMQ's terms, make a cluster's configuration (rabbitmq.py)."""
 
 from __future__ import annotations
 

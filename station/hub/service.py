@@ -13,7 +13,7 @@ import threading
 from station.clock import SystemClock
 from station.escalation.channels import ChannelError, read_secret
 from station.hub import merge, schema
-from station.network.mqtt import Broker, MqttLink
+from station.network.mqtt import Broker, MqttLink, client_id
 from station.network.publisher import DurablePublisher
 from station.storage.writer import Writer
 
@@ -60,7 +60,8 @@ class Hub:
             raise HubError(e.reason) from None
         host, port = Broker.parse(h["broker"])
         ca = str(self.cfg.base_dir / h["ca_file"]) if h["ca_file"] else None
-        self.link = MqttLink(Broker(host, port, h["username"], password, ca, h["keepalive_s"]), h["username"],
+        self.link = MqttLink(Broker(host, port, h["username"], password, ca, h["keepalive_s"]),
+                             client_id(h["username"], password),
                              subscriptions=[f"{self.root}/stations/+/events"], on_message=self._message,
                              on_state=lambda up: self.publisher.wake()).start()
         self.publisher.start()

@@ -1,8 +1,9 @@
 """One MQTT connection, as the station and the hub both use it (paho-mqtt 2, MQTT 3.1.1): TLS with
 the broker's certificate checked, one account per station, a persistent session (clean_session
 off, a fixed client id) so that what the broker holds for us while we are away is delivered when we
-come back, QoS 1 both ways. Nothing here is specific to mosquitto: a clustered broker (EMQX,
-VerneMQ, HiveMQ) takes the same session, QoS and ACL semantics from the MQTT standard.
+come back, QoS 1 both ways. Nothing here is specific to mosquitto: the same code runs on a
+three-node RabbitMQ cluster (tests/test_network_cluster.py), whose session, QoS and ACL semantics
+come from the same MQTT standard.
 
 paho retransmits an unacknowledged publish itself after a reconnection within this process; what a
 process that died had not seen acknowledged is sent again by its owner from its durable queue, and
@@ -10,6 +11,8 @@ the receiver applies each message once by its sequence number."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import re
 import ssl
@@ -35,6 +38,16 @@ class Broker:
         if not m:
             raise ValueError(f"a broker is mqtts://HOST:PORT, found {url!r}")
         return m.group(1), int(m.group(2) or 8883)
+
+
+def client_id(username: str, password: str) -> str:
+    """The client id an account connects with: its name and a tag only its password gives. A broker
+    closes a connection when another opens with the same id, whatever the account (RabbitMQ 3.10
+    does so before it refuses the newcomer), so a seized station's password must not be enough to
+    name the hub's id and keep knocking it off. mosquitto replaces the id by the account name
+    itself (use_username_as_clientid, hub/broker.py)."""
+    tag = hmac.new(password.encode(), b"station mqtt client id", hashlib.sha256).hexdigest()[:16]
+    return f"{username}-{tag}"
 
 
 class MqttLink:

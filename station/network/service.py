@@ -14,7 +14,7 @@ from station import incidents
 from station.escalation.channels import ChannelError, read_secret
 from station.incidents import log_event
 from station.network import claims, queue
-from station.network.mqtt import Broker, MqttLink
+from station.network.mqtt import Broker, MqttLink, client_id
 from station.network.publisher import DurablePublisher
 from station.relay.compose import locate
 from station.wording import Wording
@@ -70,9 +70,7 @@ class Network:
         host, port = Broker.parse(n["broker"])
         ca = str(self.cfg.base_dir / n["ca_file"]) if n["ca_file"] else None
         self.link = MqttLink(Broker(host, port, self.station, password, ca, n["keepalive_s"]),
-                             # The client id is the account name, which the broker enforces
-                             # (hub/broker.py): one session per account.
-                             self.station, subscriptions=[self.answers_topic],
+                             client_id(self.station, password), subscriptions=[self.answers_topic],
                              on_message=self._message, on_state=lambda up: self.publisher.wake()).start()
         self.publisher.start()
         return self
