@@ -61,6 +61,17 @@ def _station_id(v: str) -> str | None:
         "2 to 32 lower-case letters, digits, - or _ (it names the station's MQTT account and topics)"
 
 
+def _gateways(v: list) -> str | None:
+    if all(isinstance(g, str) and re.fullmatch(r"![0-9a-f]{8}", g) for g in v):
+        return None
+    return 'a list of node ids such as "!a1b2c3d4" (the gateways\' own, as they name themselves on the uplink)'
+
+
+def _uplink_channel(v: str) -> str | None:
+    return None if v == "" or re.fullmatch(r"[^/+#\s]{1,11}", v) else \
+        "a channel name of 1 to 11 characters, without / + # or spaces (as its topic names it)"
+
+
 def _audience_precision(v: str) -> str | None:
     return None if v in ("exact", "1km", "10km", "city", "none") else '"exact", "1km", "10km", "city" or "none"'
 
@@ -281,6 +292,18 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "claim_wait_s": Key(60.0, (int, float), _positive),
         "keepalive_s": Key(30, int, _positive),
     },
+    "uplink": {
+        "enabled": Key(False, bool),
+        "broker": Key("", str, _broker),
+        "username": Key("", str),
+        "password_file": Key("", str),
+        "ca_file": Key("", str),
+        "topic_root": Key("msh", str),
+        "channel": Key("", str, _uplink_channel),
+        "channel_key_file": Key("", str),
+        "gateways": Key([], list, _gateways),
+        "keepalive_s": Key(30, int, _positive),
+    },
     "hub": {
         "database": Key("hub.db", str),
         "broker": Key("", str, _broker),
@@ -430,6 +453,11 @@ def validate(raw: dict[str, Any], source: Path | None = None, base_dir: Path | N
         for key in ("broker", "station_id", "password_file"):
             if not n[key]:
                 raise ConfigError(f"[network] {key}: expected a value when enabled = true, found nothing")
+    u = sections["uplink"]
+    if u["enabled"]:
+        for key in ("broker", "username", "password_file", "channel", "channel_key_file", "gateways"):
+            if not u[key]:
+                raise ConfigError(f"[uplink] {key}: expected a value when enabled = true, found nothing")
     if sections["radio"]["reconnect_min_s"] > sections["radio"]["reconnect_max_s"]:
         raise ConfigError(
             "[radio] reconnect_min_s: expected at most reconnect_max_s "

@@ -68,6 +68,7 @@ class Station:
         self.gps_tracker: GpsTracker | None = None
         self.relay = None
         self.network: Network | None = None
+        self.uplink = None
         self.link: RadioLink | None = None
         self._last_radio: RadioInfo | None = None     # what the last run's handshake said
         self._stop = threading.Event()
@@ -120,12 +121,17 @@ class Station:
             RadioFinder(configured, candidates=self.auto_candidates, globs=self.auto_globs)
         port = configured if self.finder is None else (self.finder.find() or configured)
         seen = self._real_radio_seen()
-        if configured == "sim" or (configured == "auto" and port == "auto" and not seen):
+        hears_uplink = cfg.uplink["enabled"]
+        if configured == "sim" or (configured == "auto" and port == "auto" and not seen and not hears_uplink):
             self.sim = SimRadio(cfg.radio["scenario"], speed=self.sim_speed, corpus_dir=self.corpus_dir).start()
             port = self.sim.port
             log.warning("no radio configured or plugged in: running on the VIRTUAL radio (scenario %s); "
                         "its alerts are drills%s", cfg.radio["scenario"],
                         "; a radio plugged in later is taken at once" if configured == "auto" else "")
+        elif port == "auto" and hears_uplink and not seen:
+            # Real alerts come through the uplink: demo drills must never mix with them.
+            log.warning("no radio plugged in: hearing the mesh through the MQTT uplink only (receipts to the wearer "
+                        "wait for a radio); the virtual radio is not started")
         elif port == "auto":
             # This database has heard a real radio: demo drills must never mix with its alerts.
             log.warning("no radio plugged in; this database has seen a real radio (%s), so the virtual radio is "
@@ -159,7 +165,8 @@ class Station:
         self.keeper = RadioKeeper(self.link, self._registered_bracelets, self._radio_event)
         self.escalation = Escalation(cfg, self.writer, self.clock, on_acknowledged=self._wake_monitor.set,
                                      wake_mesh=self.receipts.wake)
-        self.watch = Watch(cfg, self.writer, self.clock, listening=lambda: self.link.state.status == "connected",
+        self.uplink = self._start_uplink()
+        self.watch = Watch(cfg, self.writer, self.clock, listening=self._listening,
                            drill=self.sim is not None, on_effects=self._on_effects, monotonic=self.monotonic)
         self.ingest.on_text = self._on_text
         self.ingest.responder_key = self.escalation.responder_key
@@ -191,6 +198,20 @@ class Station:
         self._monitor = threading.Thread(target=self._monitor_loop, name="station-monitor", daemon=True)
         self._monitor.start()
         return self
+
+    def _start_uplink(self):
+        if not self.cfg.uplink["enabled"]:
+            return None
+        from station.radio.uplink import Uplink, UplinkError
+        try:
+            return Uplink(self.cfg, self.ingest.on_packet).start()
+        except UplinkError as e:
+            event(log, "uplink.not_started", logging.ERROR, f"the MQTT uplink cannot start: {e}", reason=str(e))
+            return None
+
+    def _listening(self) -> bool:
+        """Whether the mesh reaches the station now: its radio, or the gateways' uplink."""
+        return self.link.state.status == "connected" or bool(self.uplink and self.uplink.listening)
 
     def _radio_info(self) -> RadioInfo | None:
         """The radio's handshake, or until the link has one (the spool replayed at start), the
@@ -311,6 +332,8 @@ class Station:
             self.relay.stop()
         if self.network is not None:
             self.network.stop()
+        if self.uplink is not None:
+            self.uplink.stop()
         if self.gps:
             self.gps.stop()
         self._monitor.join(3)
@@ -593,6 +616,8 @@ class Station:
             "escalation": self.escalation.status(self._reader),
             "watch": self.watch.status(self._reader, self.clock.now()),
             "network": self.network.status(self._reader),
+            "uplink": self.uplink.status() if self.uplink else {"enabled": self.cfg.uplink["enabled"],
+                                                                "connected": False},
         }
 
     def _write_status(self, phase: str) -> None:

@@ -118,14 +118,17 @@ class Ingest:
         self.checks.stop()
 
     # -- entry points (any thread; they only queue) --------------------------------------------
-    def on_packet(self, packet: mesh_pb2.MeshPacket, problem: str | None = None) -> None:
+    def on_packet(self, packet: mesh_pb2.MeshPacket, problem: str | None = None, *, office: bool | None = None) -> None:
+        """A packet heard: from the serial radio, or (`office` given: whether it was opened here
+        with the office channel's key) through the MQTT uplink (radio/uplink.py)."""
         at = self.clock.now()
         result = dec.classify(packet, self.rules)
         cancels = result.of(dec.Cancel)
         stored = _redacted(packet, [c.pin for c in cancels]) if cancels else packet
         alert = bool(result.of(dec.Alert))
         # Whether it came on the office channel is the radio's word now, kept with the packet.
-        office = packet.HasField("decoded") and self.office_channel(packet.channel)
+        if office is None:
+            office = packet.HasField("decoded") and self.office_channel(packet.channel)
         end = self.spool.append(stored, at, alert=alert, office=office) if self.spool is not None else None
         if alert:
             self.awaiting[(getattr(packet, "from"), packet.id)] = (packet, at)

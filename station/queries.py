@@ -183,7 +183,7 @@ def status(db: sqlite_utils.Database, profile=None) -> dict[str, Any]:
     got = runtime.read_status(path) if path else None
     snap, newest = got if got else ({}, 0.0)
     for key in ("station", "radio", "gps", "clock", "ingest", "indicators", "relay", "database", "escalation", "watch",
-                "network"):
+                "network", "uplink"):
         out[key] = snap.get(key)
     phase = (out.get("station") or {}).get("phase")
     info, problems = radio_report(db, profile)

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import struct
 
-from meshtastic.protobuf import config_pb2
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from meshtastic.protobuf import channel_pb2, config_pb2
 
 # Channels.cpp defaultpsk (the key behind the one-byte PSK "AQ=="), published and known to all.
 DEFAULT_PSK = base64.b64decode("1PG7OiApB1nwvP+rz05pAQ==")
@@ -47,3 +49,26 @@ def key_id(psk: bytes) -> str:
     if not key:
         return "none"
     return hashlib.sha256(key).hexdigest()[:8]
+
+
+def channel_name(settings: channel_pb2.ChannelSettings, preset: int) -> str:
+    return settings.name or PRESET_NAMES.get(preset, "Invalid")
+
+
+def channel_hash(settings: channel_pb2.ChannelSettings, preset: int) -> int:
+    """Channels.cpp generateHash: xor of the name's bytes, then of the expanded key's bytes."""
+    h = 0
+    for b in channel_name(settings, preset).encode():
+        h ^= b
+    for b in expand_psk(settings.psk):
+        h ^= b
+    return h
+
+
+def aes_ctr(key: bytes, packet_id: int, sender: int, data: bytes) -> bytes:
+    """CryptoEngine: AES-CTR with the nonce packet id (8 bytes LE), sender (4 bytes LE), 4 zeros."""
+    if not key:
+        return data
+    nonce = struct.pack("<QI", packet_id, sender) + b"\0" * 4
+    enc = Cipher(algorithms.AES(key), modes.CTR(nonce)).encryptor()
+    return enc.update(data) + enc.finalize()
