@@ -10,6 +10,9 @@ left out (bench/ingest.py measures that part).
 
     .venv/bin/python bench/network.py            # 30 s at 100 alerts/s, backlog 100,000
     .venv/bin/python bench/network.py --quick    # 3 s, backlog 2,000; writes only to --out (CI)
+    .venv/bin/python bench/network.py --rabbitmq # the same through a three-node RabbitMQ cluster
+                                                 # (the stations spread over its nodes, the hub on
+                                                 # the first): bench/results/network-rabbitmq.json
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from station.network import queue  # noqa: E402
 from station.network.service import Network  # noqa: E402
 from station.storage.writer import Writer  # noqa: E402
 from tests.broker import Mosquitto  # noqa: E402
+from tests.rabbitmq import RabbitCluster  # noqa: E402
 from tests.conftest import wait_until  # noqa: E402
 
 STATIONS = [f"s{i:02d}" for i in range(10)]
@@ -55,7 +59,20 @@ def _proc_cpu_rss(pid: int) -> tuple[float, int]:
     return cpu, hwm // 1024
 
 
-def _station(work: Path, mq: Mosquitto, name: str) -> tuple[Network, Writer]:
+class Cluster(RabbitCluster):
+    """The cluster as the benchmark uses a broker: an address for each client, spread over the nodes."""
+    def __init__(self, folder: Path, accounts: dict[str, str]):
+        super().__init__(folder, accounts)
+        self._next = 0
+
+    @property
+    def url(self) -> str:
+        port = self.ports[self._next % len(self.ports)]
+        self._next += 1
+        return f"mqtts://localhost:{port}"
+
+
+def _station(work: Path, mq, name: str) -> tuple[Network, Writer]:
     cfg = config.validate({"storage": {"database": str(work / f"{name}.db")},
                            "network": {"enabled": True, "broker": mq.url, "station_id": name,
                                        "password_file": mq.password_file(name), "ca_file": str(mq.ca)}},
@@ -70,7 +87,7 @@ def _alert(writer: Writer, node: int) -> None:
                                       "VALUES (?,?,?,'keyword','open','registered')", (node, now, now)))
 
 
-def _hub(work: Path, mq: Mosquitto) -> subprocess.Popen:
+def _hub(work: Path, mq) -> subprocess.Popen:
     cfg = work / "hub.toml"
     cfg.write_text(f'[hub]\ndatabase = "{work / "hub.db"}"\nbroker = "{mq.url}"\n'
                    f'password_file = "{mq.password_file("hub")}"\nca_file = "{mq.ca}"\n[log]\nlevel = "WARNING"\n')
@@ -87,10 +104,11 @@ def _applied(work: Path, station: str | None = None) -> int:
         return db.execute("SELECT COUNT(*) FROM applied WHERE station=?", (station,)).fetchone()[0]
 
 
-def run(seconds: float, rate: float, backlog: int) -> dict:
+def run(seconds: float, rate: float, backlog: int, rabbitmq: bool = False) -> dict:
     private_files()
     work = Path(tempfile.mkdtemp(prefix="bench-network-"))
-    mq = Mosquitto(work / "broker", {"hub": "hub-pw", **{s: f"{s}-pw" for s in STATIONS}, "late": "late-pw"}).start()
+    accounts = {"hub": "hub-pw", **{s: f"{s}-pw" for s in STATIONS}, "late": "late-pw"}
+    mq = (Cluster if rabbitmq else Mosquitto)(work / "broker", accounts).start()
     hub = _hub(work, mq)
     nets = [_station(work, mq, s) for s in STATIONS]
     try:
@@ -165,7 +183,8 @@ def run(seconds: float, rate: float, backlog: int) -> dict:
         hub.terminate()
         hub.wait(20)
         mq.stop()
-    return {"live": live, "backlog": backlog_result,
+    return {"broker": "RabbitMQ 3.10, three nodes" if rabbitmq else "mosquitto 2.0",
+            "live": live, "backlog": backlog_result,
             "note": "stations, broker and hub on one 2-core machine; the hub in its own process"}
 
 
@@ -173,11 +192,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--rabbitmq", action="store_true", help="through a three-node RabbitMQ cluster")
     args = ap.parse_args()
     results = {"commit": commit(), "quick": args.quick,
-               **(run(3.0, 10.0, 2000) if args.quick else run(30.0, 10.0, 100_000))}
+               **(run(3.0, 10.0, 2000, args.rabbitmq) if args.quick else run(30.0, 10.0, 100_000, args.rabbitmq))}
     print(results)
-    return save(results, args.out, args.quick, "network.json")
+    return save(results, args.out, args.quick, "network-rabbitmq.json" if args.rabbitmq else "network.json")
 
 
 if __name__ == "__main__":

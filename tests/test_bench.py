@@ -37,11 +37,11 @@ def test_ingest_benchmark_quick_mode_measures_throughput_latency_and_restart_los
         assert r["alerts_sent"] > 0 and 0 <= r["alerts_lost"] <= r["alerts_sent"]
 
 
-def quick(tmp_path, script: str) -> dict:
+def quick(tmp_path, script: str, *options: str) -> dict:
     out = tmp_path / "result.json"
     # From an operator's shell (umask 022), not the suite's 027: a benchmark must make its files
     # as the station does, or `station run` refuses them.
-    run = subprocess.run([sys.executable, f"bench/{script}", "--quick", "--out", str(out)],
+    run = subprocess.run([sys.executable, f"bench/{script}", "--quick", "--out", str(out), *options],
                          cwd=REPO, capture_output=True, text=True, timeout=300, preexec_fn=lambda: os.umask(0o022))
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     return json.loads(out.read_text())
@@ -113,3 +113,16 @@ def test_network_benchmark_quick_mode_times_ten_stations_to_the_hub_and_a_backlo
     assert 0 < live["commit_to_hub_ms"]["p50"] <= live["commit_to_hub_ms"]["p99"]
     assert live["hub_peak_rss_mib"] > 0
     assert results["backlog"]["events"] == 2000 and results["backlog"]["caught_up_s"] > 0
+
+
+@pytest.mark.slow
+def test_network_benchmark_quick_mode_runs_through_a_rabbitmq_cluster_too(tmp_path):
+    from tests import rabbitmq
+    if not rabbitmq.installed():
+        if os.environ.get("CI"):
+            pytest.fail("rabbitmq-server is not installed; .ci/run installs it")
+        pytest.skip("rabbitmq-server is not installed")
+    results = quick(tmp_path, "network.py", "--rabbitmq")
+    assert results["broker"].startswith("RabbitMQ") and results["live"]["events"] > 0
+    assert 0 < results["live"]["commit_to_hub_ms"]["p50"] <= results["live"]["commit_to_hub_ms"]["p99"]
+    assert results["backlog"]["events"] == 2000
