@@ -263,8 +263,12 @@ def test_rate_per_hour_spaces_posts(relay):
         h.incident(lat=1.0 + i, lon=1.0)
     h.worker.wake()
     wait_until(lambda: len(h.x.posts) == 4, 10, what="four posts")
-    gaps = [b.at - a.at for a, b in zip(h.x.posts, h.x.posts[1:])]
-    assert min(gaps) >= 0.45
+    # What the station promises is the spacing of the posts it starts (the rows' sent_at, taken as
+    # each leaves): measured at the server, a slow request under load followed by a quick one
+    # arrives closer together (0.28 s seen with both cores loaded), which no client can prevent.
+    started = [r["sent_at"] for r in h.rows("SELECT sent_at FROM outbox WHERE destination='x' ORDER BY sent_at")]
+    assert len(started) == 4
+    assert min(b - a for a, b in zip(started, started[1:])) >= 0.5 - 1e-6
 
 
 def test_sos_before_follow_ups_before_drills_and_oldest_first(relay):
