@@ -10,11 +10,15 @@ What the firmware does, from github:meshtastic/firmware src/mqtt/MQTT.cpp (HEAD 
 - a gateway never uplinks what it heard from MQTT (:699), and the firmware refuses a downlinked
   packet with a hop limit or start above 7 (:140-143);
 - a packet taken from MQTT gets `via_mqtt`, and `pki_encrypted` false: "Only local AES-CCM
-  decryption may establish PKI authentication" (:153-154).
+  decryption may establish PKI authentication" (:153-154);
+- the gateway's TLS does not check the broker's certificate (`setInsecure`, :503), so its MQTT
+  password is only as safe as the LAN it crosses; and it uplinks other nodes' packets to a broker
+  whose address is not private only when they carry "OK to MQTT" (:406, :514, :712-717).
 
 From that, what the station trusts:
 - a packet it opened itself with the office channel's private key proves what one its radio
-  opened proves: it was sealed with the office's key (trust.py, "channel");
+  opened proves: it was sealed with the office's key (trust.py, "channel"), whoever could write
+  to the broker;
 - a decoded copy (the gateway's encryption off) is the gateway's word, not the key's: taken, but
   as heard off the office channel (unverified for a registered bracelet) and the operator told to
   set `encryption_enabled` on the gateway;
