@@ -194,6 +194,24 @@ def test_status_shows_the_relay_uncertain_posts_and_budget(run_cli):
     assert "internet DOWN" in out and "1 MAY HAVE BEEN POSTED" in out and "x budget 0.45 of 10.00" in out
 
 
+def test_status_says_whether_the_hub_and_the_uplink_are_reached_and_what_they_dropped(run_cli):
+    """The technician at a terminal: is the station on the NGO's network, and does it hear the
+    office's gateway (and what garbage came through it)?"""
+    from station import runtime
+    from station.storage import db as dbmod
+    from station.storage.migrations import migrate
+    migrate(dbmod.connect(run_cli.db_path))
+    runtime.write_status(run_cli.db_path, {
+        "network": {"enabled": True, "connected": False, "error": "disconnected: TLS handshake failed", "queue": 3,
+                    "unconfirmed": 5},
+        "uplink": {"enabled": True, "connected": True, "channel": "Natalia", "gateways": ["!0ff1ce01"], "taken": 12,
+                   "dropped": {"not a ServiceEnvelope": 2, "from a gateway not in [uplink] gateways": 1}}})
+    out = run_cli("status").output
+    assert "hub       NOT CONNECTED: disconnected: TLS handshake failed; 3 events waiting, 5 not yet confirmed" in out
+    assert "uplink    hearing Natalia through !0ff1ce01; 12 packets taken, 3 envelopes dropped" in out
+    assert "2 not a ServiceEnvelope" in out
+
+
 def test_demo_starts_the_console_with_a_one_time_account(tmp_path):
     import re
     import signal

@@ -42,6 +42,18 @@ def register(cli: click.Group) -> None:
             ("rejected", ", ".join(f"{k}: {v}" for k, v in c["rejects"].items()) or "none"),
             ("relay", _relay_line(st.get("relay") or {}, c.get("outbox") or {})),
         ]
+        network, uplink = st.get("network") or {}, st.get("uplink") or {}
+        if network.get("enabled"):
+            lines.append(("hub", (f"connected as {network.get('station')}" if network.get("connected") else
+                                  f"NOT CONNECTED: {network.get('error') or '?'}")
+                          + f"; {network.get('queue') or 0} events waiting, {network.get('unconfirmed') or 0} "
+                            "not yet confirmed by the hub"))
+        if uplink.get("enabled"):
+            dropped = uplink.get("dropped") or {}
+            lines.append(("uplink", (f"hearing {uplink.get('channel')} through {', '.join(uplink.get('gateways') or [])}"
+                                     if uplink.get("connected") else f"NOT CONNECTED: {uplink.get('error') or '?'}")
+                          + f"; {uplink.get('taken') or 0} packets taken, {sum(dropped.values())} envelopes dropped"
+                          + "".join(f", {n} {why}" for why, n in sorted(dropped.items()))))
         for k, v in lines:
             click.echo(f"{k:<9} {safe(v)}")
 
