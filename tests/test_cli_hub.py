@@ -25,8 +25,10 @@ def test_broker_config_writes_an_account_per_station_tls_only_and_the_acl(tmp_pa
     assert "allow_anonymous false" in conf and f"certfile {cert}" in conf and "listener 8883" in conf
     assert "user mosquitto" in conf and "persistence true" in conf
     acl = (out / "acl").read_text()
-    assert "pattern write ngo/stations/%u/events" in acl and "pattern read ngo/hub/to/%u" in acl
+    assert "user kibera\ntopic write ngo/stations/kibera/events\ntopic read ngo/hub/to/kibera\n" in acl
+    assert "user mathare\ntopic write ngo/stations/mathare/events\ntopic read ngo/hub/to/mathare\n" in acl
     assert "user hub\ntopic read ngo/stations/+/events\ntopic write ngo/hub/#" in acl
+    assert "pattern" not in acl and "msh/" not in acl      # only the named accounts, no uplink without gateways
     users = [line.split(":")[0] for line in (out / "passwords").read_text().splitlines()]
     assert users == ["hub", "kibera", "mathare"]
     for name in users:
@@ -111,3 +113,19 @@ def test_broker_config_refuses_a_rabbitmq_node_that_is_not_name_at_host(tmp_path
     result = CliRunner().invoke(cli, ["hub", "broker-config", str(tmp_path / "b"), "--station", "kibera",
                                       "--cert", str(cert), "--key", str(key), "--ca", str(ca), "--rabbitmq", "hub-a"])
     assert result.exit_code == 2 and "NAME@HOST" in result.output
+
+
+def test_broker_config_gives_a_gateway_its_uplink_and_nothing_else(tmp_path):
+    ca, cert, key = make_ca_and_server(tmp_path / "tls")
+    out = tmp_path / "broker"
+    result = CliRunner().invoke(cli, ["hub", "broker-config", str(out), "--station", "kibera", "--gateway", "gw-office",
+                                      "--cert", str(cert), "--key", str(key), "--ca", str(ca)])
+    assert result.exit_code == 0, result.output
+    acl = (out / "acl").read_text()
+    assert "user gw-office\ntopic write msh/2/e/#\n" in acl
+    assert "user kibera\ntopic write ngo/stations/kibera/events\ntopic read ngo/hub/to/kibera\ntopic read msh/2/e/#" in acl
+    assert acl.count("gw-office") == 1 and (out / "gw-office.password").exists()
+    refused = CliRunner().invoke(cli, ["hub", "broker-config", str(tmp_path / "r"), "--station", "kibera",
+                                       "--gateway", "gw", "--cert", str(cert), "--key", str(key), "--ca", str(ca),
+                                       "--rabbitmq", "rabbit@a"])
+    assert refused.exit_code == 2 and "office's mosquitto" in refused.output

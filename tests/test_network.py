@@ -34,8 +34,9 @@ def _broker(tmp_path, **limits):
     import shutil
     if not shutil.which("mosquitto") and not os.environ.get("CI"):
         pytest.skip("mosquitto is not installed (sudo apt-get install mosquitto)")
-    accounts = {"hub": "hub-secret", **{s: f"{s}-secret" for s in STATIONS}, "intruder": "intruder-secret"}
-    mq = Mosquitto(tmp_path / "broker", accounts, **limits).start()
+    accounts = {"hub": "hub-secret", **{s: f"{s}-secret" for s in STATIONS}, "intruder": "intruder-secret",
+                "gw-office": "gateway-secret"}
+    mq = Mosquitto(tmp_path / "broker", accounts, gateways=("gw-office",), **limits).start()
     made = []
 
     def hub(**extra) -> Hub:
@@ -226,6 +227,42 @@ def test_a_stations_credentials_cannot_publish_under_another_station_or_grant_a_
     assert hub_rows(hub, "SELECT COUNT(*) FROM hub_incidents")[0][0] == 0
     assert ("kibera",) not in hub_rows(hub, "SELECT id FROM stations")
     assert mathare.count("SELECT COUNT(*) FROM network_claims") == 0
+
+
+def test_a_gateways_password_taken_on_the_lan_cannot_speak_as_a_station(net):
+    """A Meshtastic gateway's TLS does not check the broker's certificate, so its password can be
+    taken on the office LAN. With it, someone writes alerts as a station of its own name and as
+    kibera: the hub sees neither, while a station's own event goes through as the control."""
+    import paho.mqtt.client as mqtt
+    hub = net.hub()
+    wait_until(lambda: hub.link.connected, 15, what="the hub")
+
+    def client(account: str, password: str) -> mqtt.Client:
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=account, protocol=mqtt.MQTTv311)
+        c.username_pw_set(account, password)
+        c.tls_set(ca_certs=str(net.ca))
+        c.connect("localhost", net.port)
+        c.loop_start()
+        return c
+    forged = {"v": 1, "seq": 1, "kind": "incident", "at": time.time(),
+              "data": {"incident": 1, "node": AMINA, "opened_at": time.time(), "source": "keyword"}}
+    gw = client("gw-office", "gateway-secret")
+    try:
+        for topic in ("ngo/stations/gw-office/events", "ngo/stations/kibera/events"):
+            gw.publish(topic, json.dumps(forged), qos=1).wait_for_publish(5)
+    finally:
+        gw.loop_stop()
+        gw.disconnect()
+    own = client("intruder", "intruder-secret")
+    try:
+        hello = {"v": 1, "seq": 1, "kind": "hello", "at": time.time(), "data": {}}
+        own.publish("ngo/stations/intruder/events", json.dumps(hello), qos=1).wait_for_publish(5)
+    finally:
+        own.loop_stop()
+        own.disconnect()
+    wait_until(lambda: hub_rows(hub, "SELECT id FROM stations WHERE id='intruder'"), 10, what="the control event")
+    assert hub_rows(hub, "SELECT id FROM stations") == [("intruder",)]
+    assert hub_rows(hub, "SELECT COUNT(*) FROM hub_incidents")[0][0] == 0
 
 
 def test_a_stations_credentials_cannot_take_over_the_hubs_session(harness, net):

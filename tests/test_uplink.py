@@ -146,10 +146,10 @@ def test_only_what_the_station_opened_with_the_office_key_speaks_for_the_office_
 def broker(tmp_path):
     if not shutil.which("mosquitto") and not os.environ.get("CI"):
         pytest.skip("mosquitto is not installed (sudo apt-get install mosquitto)")
-    mq = Mosquitto(tmp_path / "broker", {"gateway": "gateway-secret", "station": "station-secret"})
-    # Only the gateway's account writes the uplink; the station reads it.
-    (mq.folder / "acl").write_text("user gateway\ntopic write msh/2/e/#\n\nuser station\ntopic read msh/2/e/#\n")
-    mq.start()
+    # As `station hub broker-config --station station --gateway gateway` writes it: only the
+    # gateway's account writes the uplink; the station reads it.
+    mq = Mosquitto(tmp_path / "broker", {"gateway": "gateway-secret", "station": "station-secret"},
+                   gateways=("gateway",)).start()
     gw = Gateway("localhost", mq.port, "gateway", "gateway-secret", str(mq.ca))
     mq.gateway = gw
     yield mq

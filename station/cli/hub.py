@@ -85,7 +85,11 @@ def register(cli: click.Group) -> None:
                   help="Whom mosquitto runs as (it must read these files).")
     @click.option("--rabbitmq", "rabbit_nodes", multiple=True, metavar="rabbit@HOST",
                   help="Write a RabbitMQ cluster's configuration instead, for these nodes (repeat for each).")
-    def broker_config_cmd(folder: Path, stations, cert, key, ca, port, bind, root, run_as, rabbit_nodes) -> None:
+    @click.option("--gateway", "gateways", multiple=True, metavar="NAME",
+                  help="An account for a Meshtastic gateway radio, which may write only its MQTT uplink "
+                       "(msh/2/e/...), read by the stations' [uplink]; repeat for each.")
+    def broker_config_cmd(folder: Path, stations, cert, key, ca, port, bind, root, run_as, rabbit_nodes,
+                          gateways) -> None:
         """Write mosquitto's configuration for the network: TLS only, one account per station and
         the hub (a new password each, in FOLDER/NAME.password), and the ACL. Copy each station's
         password file to it ([network] password_file); the hub's to the hub ([hub] password_file).
@@ -96,20 +100,25 @@ def register(cli: click.Group) -> None:
         from station.hub import broker, rabbitmq
         from station.config import ConfigError, _station_id
         accounts = {}
-        for name in ("hub", *stations):
+        for name in ("hub", *stations, *gateways):
             problem = _station_id(name)
             if problem:
-                raise click.BadParameter(f"{name!r}: expected {problem}", param_hint="--station")
+                raise click.BadParameter(f"{name!r}: expected {problem}",
+                                         param_hint="--gateway" if name in gateways else "--station")
             accounts[name] = secrets.token_urlsafe(24)
-        if len(accounts) != len(stations) + 1:
-            raise click.BadParameter("each station once, and none named hub", param_hint="--station")
+        if len(accounts) != len(stations) + len(gateways) + 1:
+            raise click.BadParameter("each station and gateway once, and none named hub", param_hint="--station")
+        if gateways and rabbit_nodes:
+            raise click.BadParameter("the gateways' uplink goes to the office's mosquitto, not to the cluster",
+                                     param_hint="--gateway")
         tls = {"cert": Path(cert).resolve(), "key": Path(key).resolve(), "ca": Path(ca).resolve()}
         try:
             if rabbit_nodes:
                 conf = rabbitmq.write(folder, accounts=accounts, nodes=list(rabbit_nodes), port=port, bind=bind,
                                       root=root, installed_in=Path("/etc/rabbitmq"), **tls)
             else:
-                conf = broker.write(folder, accounts=accounts, port=port, bind=bind, root=root, user=run_as, **tls)
+                conf = broker.write(folder, accounts=accounts, port=port, bind=bind, root=root, user=run_as,
+                                    gateways=tuple(gateways), **tls)
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--rabbitmq") from None
         except (OSError, ConfigError) as e:
