@@ -421,7 +421,16 @@ class Station:
     def _sync_radio(self, info: RadioInfo) -> None:
         if not self.link.wait_connected(self.cfg.radio["handshake_timeout_s"]):
             return
-        if self.keeper.sync(info):
+        try:
+            synced = self.keeper.sync(info)
+        except Exception as e:
+            # A database that cannot be read (a full disk has been seen to give "disk I/O error"
+            # here) must not end this thread with a traceback: the keys are given at the next
+            # handshake, and the operator is told.
+            event(log, "radio.keys_not_synced", logging.ERROR, f"the bracelets' keys were not given to the radio: "
+                  f"{e}; tried again at the next connection", reason=str(e))
+            return
+        if synced:
             self._store_radio(info)
 
     def _store_radio(self, info: RadioInfo) -> None:
