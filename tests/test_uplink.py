@@ -269,3 +269,34 @@ def test_a_decoded_envelope_claiming_her_key_cannot_cancel_her_alert(harness, tm
                what="the forged cancel stored")
     h.settle()
     assert h.count("SELECT state FROM incidents WHERE id=?", (iid,)) == "open"
+
+
+def test_a_flood_of_good_looking_packets_is_capped_at_what_a_mesh_can_carry(harness, tmp_path, broker):
+    """Someone with the gateway's password and no channel key sends decoded packets, as a gateway
+    with its encryption off would, as fast as the broker takes them: past what LoRa can carry
+    they are counted and dropped, not written to the station's disk by the thousand. (The
+    bucket's clock stands still here, so a slow machine cannot stretch the flood into a trickle.)"""
+    h = harness("idle", uplink=uplink_section(tmp_path, broker))
+    wait_until(lambda: h.station.uplink.listening, 15, what="the station on the broker")
+    u = h.station.uplink
+    u.bucket.clock = lambda: 0.0
+    visitor = cast()["visitor"]
+    visitor.channel = OFFICE_CHANNEL          # the name is all a decoded envelope needs
+    sent = uplink.BURST + 300
+    for i in range(sent):
+        broker.gateway.client.publish(*envelope(visitor, visitor.text(f"hello {i}"), gateway=GATEWAY,
+                                                encrypted=False), qos=1)
+    wait_until(lambda: u.taken + sum(u.dropped.values()) == sent, 60, what="every envelope seen")
+    assert (u.taken, u.dropped[uplink.FLOOD]) == (uplink.BURST, sent - uplink.BURST)
+    wait_until(lambda: h.count("SELECT COUNT(*) FROM packets WHERE from_num=?", (visitor.num,)) == uplink.BURST, 30,
+               what="the burst stored")
+
+
+def test_the_uplinks_bucket_refills_at_its_rate_and_never_beyond_its_burst():
+    now = [0.0]
+    b = uplink.Bucket(10.0, 3, lambda: now[0])
+    assert [b.take() for _ in range(4)] == [True, True, True, False]
+    now[0] += 0.1
+    assert [b.take(), b.take()] == [True, False]
+    now[0] += 3600
+    assert sum(b.take() for _ in range(10)) == 3

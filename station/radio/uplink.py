@@ -32,6 +32,7 @@ import base64
 import logging
 import re
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
@@ -45,12 +46,34 @@ log = logging.getLogger(__name__)
 HOP_MAX = 7                 # MQTT.cpp:140, mesh/MeshTypes.h HOP_MAX
 MAX_ENVELOPE_BYTES = 1024   # a LoRa packet is at most 256 bytes; an envelope adds two short strings
 PKI_CHANNEL = "PKI"
+# More than a LoRa mesh can carry: LongFast moves a packet in about a second of air, and even a
+# dozen gateways on several channels stay far below this. Beyond it, someone is writing to the
+# broker, and the station drops (and counts) rather than fill its disk.
+MAX_PACKETS_PER_S = 50.0
+BURST = 200
 
 # Why an envelope was dropped: the counters' names.
-BAD_TOPIC, GARBAGE, UNKNOWN_GATEWAY, OTHER_CHANNEL, PKI_SEALED, WRONG_KEY, BAD_PACKET = (
+BAD_TOPIC, GARBAGE, UNKNOWN_GATEWAY, OTHER_CHANNEL, PKI_SEALED, WRONG_KEY, BAD_PACKET, FLOOD = (
     "not an uplink topic", "not a ServiceEnvelope", "from a gateway not in [uplink] gateways",
     "on another channel", "a PKI-sealed DM (only the recipient's radio opens it)",
-    "does not open with the channel key", "an impossible packet")
+    "does not open with the channel key", "an impossible packet", "faster than a LoRa mesh can carry")
+
+
+class Bucket:
+    """A token bucket: `rate` a second, up to `burst` at once; `clock` is monotonic seconds."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float]):
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self.tokens, self.at = float(burst), clock()
+
+    def take(self) -> bool:
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + max(0.0, now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
 
 
 @dataclass(frozen=True)
@@ -140,7 +163,7 @@ class Uplink:
     what a gateway sends while the station is disconnected is lost to it, as a serial radio's
     packets are beyond its 8 to 32 kept for an absent host. Run the station near its broker."""
 
-    def __init__(self, cfg, on_packet: Callable[..., None]):
+    def __init__(self, cfg, on_packet: Callable[..., None], *, monotonic: Callable[[], float] = time.monotonic):
         from station.escalation.channels import ChannelError, read_secret
         u = cfg.uplink
         self.cfg = cfg
@@ -165,6 +188,7 @@ class Uplink:
         self.dropped: Counter[str] = Counter()
         self._told_clear = False
         self._lock = threading.Lock()
+        self.bucket = Bucket(MAX_PACKETS_PER_S, BURST, monotonic)
 
     def start(self) -> "Uplink":
         from station.network.mqtt import Broker, MqttLink, client_id
@@ -190,6 +214,10 @@ class Uplink:
 
     def _message(self, topic: str, payload: bytes, ack) -> None:
         got = open_envelope(topic, payload, root=self.root, channel=self.channel, gateways=self.gateways)
+        if not isinstance(got, str):
+            with self._lock:
+                if not self.bucket.take():
+                    got = FLOOD
         if isinstance(got, str):
             with self._lock:
                 self.dropped[got] += 1
