@@ -15,11 +15,18 @@ from station.storage import db as dbmod
 from tests.fakes.smtp import make_ca_and_server
 
 
-def test_broker_config_writes_an_account_per_station_tls_only_and_the_acl(tmp_path):
+def broker_config(tmp_path, out, *args: str):
+    """`station hub broker-config OUT ARGS...` with a CA and a certificate of the test's own; the
+    result and the certificate's path."""
     ca, cert, key = make_ca_and_server(tmp_path / "tls")
+    result = CliRunner().invoke(cli, ["hub", "broker-config", str(out), *args, "--cert", str(cert), "--key", str(key),
+                                      "--ca", str(ca)])
+    return result, cert
+
+
+def test_broker_config_writes_an_account_per_station_tls_only_and_the_acl(tmp_path):
     out = tmp_path / "broker"
-    result = CliRunner().invoke(cli, ["hub", "broker-config", str(out), "--station", "kibera", "--station", "mathare",
-                                      "--cert", str(cert), "--key", str(key), "--ca", str(ca)])
+    result, cert = broker_config(tmp_path, out, "--station", "kibera", "--station", "mathare")
     assert result.exit_code == 0, result.output
     conf = (out / "mosquitto.conf").read_text()
     assert "allow_anonymous false" in conf and f"certfile {cert}" in conf and "listener 8883" in conf
@@ -38,10 +45,8 @@ def test_broker_config_writes_an_account_per_station_tls_only_and_the_acl(tmp_pa
 
 
 def test_broker_config_refuses_a_station_named_like_the_hub_or_not_a_topic_word(tmp_path):
-    ca, cert, key = make_ca_and_server(tmp_path / "tls")
     for bad in ("hub", "Kibera Office", "a/b"):
-        result = CliRunner().invoke(cli, ["hub", "broker-config", str(tmp_path / "b"), "--station", bad,
-                                          "--cert", str(cert), "--key", str(key), "--ca", str(ca)])
+        result, _ = broker_config(tmp_path, tmp_path / "b", "--station", bad)
         assert result.exit_code == 2, (bad, result.output)
 
 
@@ -71,11 +76,9 @@ def test_broker_config_for_a_rabbitmq_cluster_keeps_the_same_accounts_and_rules(
 
     from station.hub.rabbitmq import password_hash
     from station.network.mqtt import client_id
-    ca, cert, key = make_ca_and_server(tmp_path / "tls")
     out = tmp_path / "rabbit"
-    result = CliRunner().invoke(cli, ["hub", "broker-config", str(out), "--station", "kibera", "--station", "mathare",
-                                      "--cert", str(cert), "--key", str(key), "--ca", str(ca),
-                                      "--rabbitmq", "rabbit@hub-a", "--rabbitmq", "rabbit@hub-b"])
+    result, cert = broker_config(tmp_path, out, "--station", "kibera", "--station", "mathare",
+                                 "--rabbitmq", "rabbit@hub-a", "--rabbitmq", "rabbit@hub-b")
     assert result.exit_code == 0, result.output
     assert "/var/lib/rabbitmq/.erlang.cookie" in result.output
     conf = (out / "rabbitmq.conf").read_text()
@@ -109,23 +112,18 @@ def test_broker_config_for_a_rabbitmq_cluster_keeps_the_same_accounts_and_rules(
 
 
 def test_broker_config_refuses_a_rabbitmq_node_that_is_not_name_at_host(tmp_path):
-    ca, cert, key = make_ca_and_server(tmp_path / "tls")
-    result = CliRunner().invoke(cli, ["hub", "broker-config", str(tmp_path / "b"), "--station", "kibera",
-                                      "--cert", str(cert), "--key", str(key), "--ca", str(ca), "--rabbitmq", "hub-a"])
+    result, _ = broker_config(tmp_path, tmp_path / "b", "--station", "kibera", "--rabbitmq", "hub-a")
     assert result.exit_code == 2 and "NAME@HOST" in result.output
 
 
 def test_broker_config_gives_a_gateway_its_uplink_and_nothing_else(tmp_path):
-    ca, cert, key = make_ca_and_server(tmp_path / "tls")
     out = tmp_path / "broker"
-    result = CliRunner().invoke(cli, ["hub", "broker-config", str(out), "--station", "kibera", "--gateway", "gw-office",
-                                      "--cert", str(cert), "--key", str(key), "--ca", str(ca)])
+    result, _ = broker_config(tmp_path, out, "--station", "kibera", "--gateway", "gw-office")
     assert result.exit_code == 0, result.output
     acl = (out / "acl").read_text()
     assert "user gw-office\ntopic write msh/2/e/#\n" in acl
     assert "user kibera\ntopic write ngo/stations/kibera/events\ntopic read ngo/hub/to/kibera\ntopic read msh/2/e/#" in acl
     assert acl.count("gw-office") == 1 and (out / "gw-office.password").exists()
-    refused = CliRunner().invoke(cli, ["hub", "broker-config", str(tmp_path / "r"), "--station", "kibera",
-                                       "--gateway", "gw", "--cert", str(cert), "--key", str(key), "--ca", str(ca),
-                                       "--rabbitmq", "rabbit@a"])
+    refused, _ = broker_config(tmp_path, tmp_path / "r", "--station", "kibera", "--gateway", "gw",
+                               "--rabbitmq", "rabbit@a")
     assert refused.exit_code == 2 and "office's mosquitto" in refused.output
