@@ -42,6 +42,13 @@ def expand_psk(psk: bytes) -> bytes:
     return psk
 
 
+def own_key(psk: bytes) -> bool:
+    """A key of its own: not none, not the published default nor one of its one-byte variants
+    (Channels.cpp getKey), whether written as the shorthand or spelled out."""
+    key = expand_psk(psk)
+    return len(psk) > 1 and bool(key) and key != DEFAULT_PSK
+
+
 def key_id(psk: bytes) -> str:
     """What two keys are compared by on screen and in the database: 4 bytes of SHA-256 of the
     expanded key. It says whether two radios share a key, and nothing that helps guess it."""

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from meshtastic.protobuf import channel_pb2, config_pb2, mesh_pb2
 
 from station.radio import firmware
-from station.radio.channels import PRESET_NAMES, key_id
+from station.radio.channels import PRESET_NAMES, key_id, own_key
 
 LoRa = config_pb2.Config.LoRaConfig
 
@@ -42,8 +42,7 @@ class Channel:
     public: bool           # the default key under the preset's name: anyone can read it
     precision_bits: int
     key_id: str = ""       # channels.key_id: compares keys, never shows one
-    # A key of its own: not none, not the published default or one of its one-byte variants
-    # (Channels.cpp getKey), so only radios given it can read or write on this channel.
+    # A key of its own (channels.own_key), so only radios given it can read or write on this channel.
     secret: bool = False
 
 
@@ -170,8 +169,8 @@ class HandshakeNotes:
             public = ch.settings.psk == b"\x01" and name == preset_name
             chans.append(Channel(i, name, _name(channel_pb2.Channel.Role, ch.role), public,
                                  ch.settings.module_settings.position_precision, key_id(ch.settings.psk),
-                                 len(ch.settings.psk) > 1))
-        own_key = bytes(self.security.public_key) if self.security else b""
+                                 own_key(ch.settings.psk)))
+        own_public = bytes(self.security.public_key) if self.security else b""
         keys = {n: base64.b64encode(info.user.public_key).decode() for n, info in self.nodes.items()
                 if n != own and len(info.user.public_key) == 32}
         return RadioInfo(
@@ -180,8 +179,8 @@ class HandshakeNotes:
             modem_preset=_name(LoRa.ModemPreset, lora.modem_preset) if lora.use_preset else "custom",
             role=_name(config_pb2.Config.DeviceConfig.Role, self.device.role if self.device else 0),
             hop_limit=lora.hop_limit, tx_enabled=lora.tx_enabled, channels=chans,
-            pki=bool(md.hasPKC) and len(own_key) == 32, key_fingerprint=fingerprint(own_key),
-            public_key=base64.b64encode(own_key).decode() if own_key else "",
+            pki=bool(md.hasPKC) and len(own_public) == 32, key_fingerprint=fingerprint(own_public),
+            public_key=base64.b64encode(own_public).decode() if own_public else "",
             excluded_modules=firmware.excluded_modules(md.excluded_modules),
             nodedb_size=len(self.nodes), keys=keys,
             favorites=sorted(n for n, i in self.nodes.items() if i.is_favorite and n != own),

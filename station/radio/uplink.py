@@ -40,7 +40,7 @@ from typing import Callable
 from google.protobuf.message import DecodeError
 from meshtastic.protobuf import channel_pb2, mesh_pb2, mqtt_pb2
 
-from station.radio.channels import DEFAULT_PSK, aes_ctr, channel_hash, expand_psk
+from station.radio.channels import aes_ctr, channel_hash, expand_psk, own_key
 
 log = logging.getLogger(__name__)
 HOP_MAX = 7                 # MQTT.cpp:140, mesh/MeshTypes.h HOP_MAX
@@ -92,8 +92,8 @@ class Channel:
 
     @property
     def private(self) -> bool:
-        """Like the radio's office channel (radio/info.py): a key of its own, not the default."""
-        return bool(self.key) and self.key != DEFAULT_PSK and len(self.psk) != 1
+        """Like the radio's office channel (radio/info.py): a key of its own."""
+        return own_key(self.psk)
 
 
 @dataclass(frozen=True)
