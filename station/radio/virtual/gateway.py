@@ -1,9 +1,15 @@
 """A gateway: a radio of the office's with its MQTT module on, uplinking what it hears, as the
-firmware does it (github:meshtastic/firmware src/mqtt/MQTT.cpp onSend, :697-760, HEAD 7754068):
-the packet still sealed with its channel's key when `mqtt.encryption_enabled` is set (else the
-decoded copy), in a `ServiceEnvelope` naming the channel and the gateway's own node id, on
-`<root>/2/e/<channel>/<gateway id>`; a PKI-sealed DM on the channel "PKI", sealed. Published at
-QoS 0, as PubSubClient does. For the tests of the station's uplink (radio/uplink.py)."""
+firmware does it (github:meshtastic/firmware src/mqtt/MQTT.cpp onSend, HEAD 7754068):
+- the packet still sealed with its channel's key when `mqtt.encryption_enabled` is set, else the
+  decoded copy (:734-744), whose `channel` is then the index that opened it (Router.cpp:937),
+  where the sealed one carries the channel hash;
+- a PKI-sealed DM on the channel "PKI", still sealed (:726-731);
+- in a `ServiceEnvelope` naming the channel and the gateway's own node id, on
+  `<root>/2/e/<channel>/<gateway id>` (:746-753);
+- published at QoS 0: MQTT::publish calls PubSubClient's publish, which has no other (:479).
+One difference, which the station's tests do not depend on: this client checks the broker's
+certificate, where the firmware's TLS does not (`setInsecure`, :503). For the tests of the
+station's uplink (radio/uplink.py)."""
 
 from __future__ import annotations
 
@@ -23,7 +29,7 @@ def envelope(sender: Bracelet, packet: mesh_pb2.MeshPacket, *, gateway: str, to_
     else:
         p = mesh_pb2.MeshPacket()
         p.CopyFrom(packet)
-        p.channel = 0               # the gateway's channel index, as its decoded copy carries it
+        p.channel = 0               # the index of the gateway's channel that opened it (Router.cpp:937)
     p.rx_snr = snr
     p.hop_start = p.hop_start or 3
     p.hop_limit = p.hop_start - hops_away
