@@ -300,3 +300,21 @@ def test_the_uplinks_bucket_refills_at_its_rate_and_never_beyond_its_burst():
     assert [b.take(), b.take()] == [True, False]
     now[0] += 3600
     assert sum(b.take() for _ in range(10)) == 3
+
+
+@pytest.mark.parametrize("psk, own", [
+    (b"", False), (b"\x00", False), (b"\x01", False), (b"\x05", False),                  # none, the shorthands
+    (base64.b64decode("1PG7OiApB1nwvP+rz05pAQ=="), False),                              # the default, spelled out
+    (bytes(range(1, 17)), True), (bytes(range(1, 33)), True),
+])
+def test_a_key_of_its_own_is_neither_none_nor_the_published_default_however_written(psk, own):
+    """Someone who reads the published default key reads the channel, however the radio writes
+    the key: the radio's office channel (radio/info.py) and the uplink's both ask channels.own_key."""
+    from meshtastic.protobuf import channel_pb2
+
+    from station.radio.info import HandshakeNotes
+    assert uplink.Channel("Natalia", psk).private is own
+    notes = HandshakeNotes()
+    notes.feed(mesh_pb2.FromRadio(channel=channel_pb2.Channel(
+        index=0, role=channel_pb2.Channel.Role.PRIMARY, settings=channel_pb2.ChannelSettings(name="Natalia", psk=psk))))
+    assert notes.info(0.0).office_channel(0) is own

@@ -163,7 +163,7 @@ class Uplink:
     what a gateway sends while the station is disconnected is lost to it, as a serial radio's
     packets are beyond its 8 to 32 kept for an absent host. Run the station near its broker."""
 
-    def __init__(self, cfg, on_packet: Callable[..., None], *, monotonic: Callable[[], float] = time.monotonic):
+    def __init__(self, cfg, on_packet: Callable[..., None]):
         from station.escalation.channels import ChannelError, read_secret
         u = cfg.uplink
         self.cfg = cfg
@@ -188,7 +188,7 @@ class Uplink:
         self.dropped: Counter[str] = Counter()
         self._told_clear = False
         self._lock = threading.Lock()
-        self.bucket = Bucket(MAX_PACKETS_PER_S, BURST, monotonic)
+        self.bucket = Bucket(MAX_PACKETS_PER_S, BURST, time.monotonic)
 
     def start(self) -> "Uplink":
         from station.network.mqtt import Broker, MqttLink, client_id
@@ -214,14 +214,13 @@ class Uplink:
 
     def _message(self, topic: str, payload: bytes, ack) -> None:
         got = open_envelope(topic, payload, root=self.root, channel=self.channel, gateways=self.gateways)
-        if not isinstance(got, str):
-            with self._lock:
-                if not self.bucket.take():
-                    got = FLOOD
-        if isinstance(got, str):
-            with self._lock:
+        with self._lock:
+            if not isinstance(got, str) and not self.bucket.take():
+                got = FLOOD
+            if isinstance(got, str):
                 self.dropped[got] += 1
                 n = self.dropped[got]
+        if isinstance(got, str):
             # Counted always; logged the 1st, 10th, 100th... time, so a flood cannot fill the journal.
             if n in (1, 10, 100, 1000) or n % 10000 == 0:
                 log.warning("uplink: dropped an envelope on %s: %s (%d so far)", topic[:80], got, n)
