@@ -69,6 +69,7 @@ class Station:
         self.relay = None
         self.network: Network | None = None
         self.uplink = None
+        self._uplink_problem = ""
         self.link: RadioLink | None = None
         self._last_radio: RadioInfo | None = None     # what the last run's handshake said
         self._stop = threading.Event()
@@ -207,6 +208,7 @@ class Station:
             return Uplink(self.cfg, self.ingest.on_packet).start()
         except UplinkError as e:
             event(log, "uplink.not_started", logging.ERROR, f"the MQTT uplink cannot start: {e}", reason=str(e))
+            self._uplink_problem = str(e)
             return None
 
     def _listening(self) -> bool:
@@ -626,7 +628,7 @@ class Station:
             "watch": self.watch.status(self._reader, self.clock.now()),
             "network": self.network.status(self._reader),
             "uplink": self.uplink.status() if self.uplink else {"enabled": self.cfg.uplink["enabled"],
-                                                                "connected": False},
+                                                                "connected": False, "error": self._uplink_problem},
         }
 
     def _write_status(self, phase: str) -> None:

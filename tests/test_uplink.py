@@ -218,6 +218,8 @@ def test_an_uplink_misconfigured_is_said_in_words_and_the_radio_still_works(harn
     h = harness("idle", uplink={**uplink_section(tmp_path, broker), "channel_key_file": str(bad)})
     assert h.station.uplink is None
     assert "channel key in base64" in caplog.text
+    # What the Health page and `station status` show: why it is not connected.
+    assert "channel key in base64" in h.station.status_snapshot("running")["uplink"]["error"]
     h.sim.stage.press("amina")
     wait_until(lambda: h.count("SELECT COUNT(*) FROM incidents WHERE node_num=?", (AMINA,)) == 1, 15,
                what="her alert through the radio")
