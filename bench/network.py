@@ -18,6 +18,7 @@ left out (bench/ingest.py measures that part).
 from __future__ import annotations
 
 import argparse
+import itertools
 import sqlite3
 import statistics
 import subprocess
@@ -26,6 +27,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Iterator
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -59,22 +61,16 @@ def _proc_cpu_rss(pid: int) -> tuple[float, int]:
     return cpu, hwm // 1024
 
 
-class Cluster(RabbitCluster):
-    """The cluster as the benchmark uses a broker: an address for each client, spread over the nodes."""
-    def __init__(self, folder: Path, accounts: dict[str, str]):
-        super().__init__(folder, accounts)
-        self._next = 0
-
-    @property
-    def url(self) -> str:
-        port = self.ports[self._next % len(self.ports)]
-        self._next += 1
-        return f"mqtts://localhost:{port}"
+def _addresses(mq) -> Iterator[str]:
+    """Where each client connects, in turn: mosquitto's one address, or the cluster's nodes."""
+    if isinstance(mq, RabbitCluster):
+        return itertools.cycle(f"mqtts://localhost:{port}" for port in mq.ports)
+    return itertools.repeat(mq.url)
 
 
-def _station(work: Path, mq, name: str) -> tuple[Network, Writer]:
+def _station(work: Path, mq, name: str, url: str) -> tuple[Network, Writer]:
     cfg = config.validate({"storage": {"database": str(work / f"{name}.db")},
-                           "network": {"enabled": True, "broker": mq.url, "station_id": name,
+                           "network": {"enabled": True, "broker": url, "station_id": name,
                                        "password_file": mq.password_file(name), "ca_file": str(mq.ca)}},
                           None, work)
     writer = Writer(cfg.database_path).start()
@@ -87,9 +83,9 @@ def _alert(writer: Writer, node: int) -> None:
                                       "VALUES (?,?,?,'keyword','open','registered')", (node, now, now)))
 
 
-def _hub(work: Path, mq) -> subprocess.Popen:
+def _hub(work: Path, mq, url: str) -> subprocess.Popen:
     cfg = work / "hub.toml"
-    cfg.write_text(f'[hub]\ndatabase = "{work / "hub.db"}"\nbroker = "{mq.url}"\n'
+    cfg.write_text(f'[hub]\ndatabase = "{work / "hub.db"}"\nbroker = "{url}"\n'
                    f'password_file = "{mq.password_file("hub")}"\nca_file = "{mq.ca}"\n[log]\nlevel = "WARNING"\n')
     proc = subprocess.Popen([sys.executable, "-m", "station", "--config", str(cfg), "hub", "run"],
                             stdout=subprocess.DEVNULL, stderr=open(work / "hub.log", "ab"))
@@ -108,9 +104,10 @@ def run(seconds: float, rate: float, backlog: int, rabbitmq: bool = False) -> di
     private_files()
     work = Path(tempfile.mkdtemp(prefix="bench-network-"))
     accounts = {"hub": "hub-pw", **{s: f"{s}-pw" for s in STATIONS}, "late": "late-pw"}
-    mq = (Cluster if rabbitmq else Mosquitto)(work / "broker", accounts).start()
-    hub = _hub(work, mq)
-    nets = [_station(work, mq, s) for s in STATIONS]
+    mq = (RabbitCluster if rabbitmq else Mosquitto)(work / "broker", accounts).start()
+    to = _addresses(mq)
+    hub = _hub(work, mq, next(to))
+    nets = [_station(work, mq, s, next(to)) for s in STATIONS]
     try:
         for net, _ in nets:
             net.start()
@@ -150,7 +147,7 @@ def run(seconds: float, rate: float, backlog: int, rabbitmq: bool = False) -> di
                 "hub_cpu_percent": round((cpu1 - cpu0) / elapsed * 100, 1), "hub_peak_rss_mib": rss}
 
         # A station offline for a week: its backlog queued, then the link comes up.
-        late, lw = _station(work, mq, "late")
+        late, lw = _station(work, mq, "late", next(to))
         lw.call(queue.install)
         now = time.time()
         lw.call(lambda db: db.conn.executemany(
