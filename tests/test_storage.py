@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 
 import os
 
@@ -173,3 +174,95 @@ def test_asking_who_holds_the_lock_leaves_the_stations_own_locks_in_place(tmp_pa
     assert dbmod.write_lock_holder(path) is None
     assert _locks_held_by_me(f"{path}-shm") == held
     db.execute("COMMIT")
+
+
+def _locked_by_another_process(path):
+    """A backup or a forgotten `sqlite3` shell holding the write lock: the writer's commits fail
+    at once instead of after its busy timeout."""
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    return other
+
+
+def test_a_stop_while_the_database_refuses_changes_ends_the_writer_and_nothing_is_committed_after(tmp_path):
+    """An operator restarts a station whose database is locked. The old writer must be gone when
+    its stop returns: one that lived on committed its held changes later, into the next run,
+    and ran their after-commit actions on files its daemon had closed (CI: the restarted
+    station's database then failed every read with 'disk I/O error')."""
+    path = tmp_path / "s.db"
+    w = Writer(path).start()
+    w.db.execute("PRAGMA busy_timeout=0")
+    other = _locked_by_another_process(path)
+    after_commit = []
+    w.submit(lambda db: records.insert_reject(db, 1.0, "test", "held"), on_commit=after_commit.append)
+    deadline = time.monotonic() + 10
+    while w.unavailable is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert w.unavailable is not None and "locked" in w.unavailable[0]
+    # More arrives behind the held batch (the radio does not stop talking).
+    for i in range(5):
+        w.submit(lambda db, i=i: records.insert_reject(db, 2.0 + i, "test", "queued"), on_commit=after_commit.append)
+    waiting = {}
+
+    def caller():
+        try:
+            w.call(lambda db: records.insert_reject(db, 9.0, "test", "awaited"), timeout=30)
+        except Exception as e:
+            waiting["error"] = e
+    t = threading.Thread(target=caller)
+    t.start()
+    w.stop()
+    assert not w.is_alive()
+    assert w.lost_at_stop == 7
+    t.join(5)
+    assert "not stored" in str(waiting.get("error"))      # told, not left waiting for its timeout
+    other.execute("ROLLBACK")                               # the lock goes away after the stop
+    other.close()
+    with sqlite3.connect(path) as c:
+        assert c.execute("SELECT COUNT(*) FROM rejects").fetchone()[0] == 0
+    assert after_commit == []
+
+
+def test_a_database_that_comes_back_while_the_writer_stops_gets_every_held_change(tmp_path):
+    """The lock is released just as the station stops: the stop's own retry stores everything."""
+    path = tmp_path / "s.db"
+    w = Writer(path).start()
+    w.db.execute("PRAGMA busy_timeout=0")
+    other = _locked_by_another_process(path)
+    for i in range(3):
+        w.submit(lambda db, i=i: records.insert_reject(db, float(i), "test", "held"))
+    deadline = time.monotonic() + 10
+    while w.unavailable is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert w.unavailable is not None
+    other.execute("ROLLBACK")
+    other.close()
+    w.stop()
+    assert not w.is_alive() and w.lost_at_stop == 0
+    with sqlite3.connect(path) as c:
+        assert c.execute("SELECT COUNT(*) FROM rejects").fetchone()[0] == 3
+
+
+def test_a_closed_spool_never_touches_the_file_that_took_its_descriptor_number(tmp_path, monkeypatch):
+    """After a daemon stops, a late after-commit action of its own may still ask its spool to
+    empty itself. The number of the closed descriptor belongs by then to whatever the next run
+    opened first: the new database's files. Truncating that would cost every stored alert."""
+    monkeypatch.setenv("STATION_RUNTIME_DIR", str(tmp_path / "run"))
+    from station.storage.spool import Spool
+    spool = Spool(tmp_path / "s.db")
+    packet = mesh_pb2.MeshPacket(id=1)
+    setattr(packet, "from", 0x1234)
+    end = spool.append(packet, 1.0, alert=True)
+    fd = spool._fd
+    spool.close()
+    precious = tmp_path / "new-run.db"
+    precious.write_bytes(b"SQLite format 3\x00" + b"x" * 4000)
+    reused = os.open(precious, os.O_RDWR | os.O_APPEND)
+    try:
+        assert reused == fd              # the kernel hands out the lowest free number
+        assert spool.empty_if(end) is False
+        assert spool.append(packet, 2.0, alert=True) is None
+        assert list(spool.records()) == []
+    finally:
+        os.close(reused)
+    assert precious.stat().st_size == 4016

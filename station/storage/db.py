@@ -140,7 +140,15 @@ def why_unavailable(path: Path | str, e: BaseException) -> str:
         return f"locked by {holder}" if holder else "locked by another process"
     if read_only_medium(Path(path)):
         return "the medium is read-only (SD card errors?)"
-    return msg
+    return describe(e)
+
+
+def describe(e: BaseException) -> str:
+    """An SQLite error with its extended code: "disk I/O error" alone does not say which I/O
+    failed (SQLITE_IOERR_SHORT_READ: a file cut short under it; SQLITE_IOERR_SHMSIZE: no room
+    for the WAL index)."""
+    name = getattr(e, "sqlite_errorname", "")
+    return f"{e} ({name})" if name and name != "SQLITE_ERROR" else str(e)
 
 
 def quick_check(db: sqlite_utils.Database) -> str:

@@ -40,7 +40,9 @@ class Spool:
         self.path = spool_path(database)
         self.path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        # None once closed: a descriptor number is reused by the next file opened, so a late call
+        # with the old number would write into, or truncate, some other file (the database).
+        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         self.size = os.fstat(self._fd).st_size
         self.dropped = 0          # non-alert packets not kept because the spool was full
 
@@ -51,6 +53,9 @@ class Spool:
         data = packet.SerializeToString()
         record = _HEAD.pack(len(data), received_at, OFFICE if office else 0) + data
         with self._lock:
+            if self._fd is None:
+                log.warning("a packet arrived after the spool %s was closed: not kept there", self.path)
+                return None
             if self.size + len(record) > MAX_BYTES and not alert:
                 self.dropped += 1
                 return None
@@ -66,7 +71,7 @@ class Spool:
         """Empty the spool when everything in it is committed (`committed_to` is the end of the
         newest committed record)."""
         with self._lock:
-            if committed_to < self.size:
+            if self._fd is None or committed_to < self.size:
                 return False
             os.ftruncate(self._fd, 0)
             self.size = 0
@@ -75,7 +80,7 @@ class Spool:
     def records(self) -> Iterator[tuple[mesh_pb2.MeshPacket, float, bool]]:
         """What is in the spool now, oldest first; a cut-short last record is skipped."""
         with self._lock:
-            size = self.size
+            size = self.size if self._fd is not None else 0
             data = os.pread(self._fd, size, 0) if size else b""
         at = 0
         while at + _HEAD.size <= len(data):
@@ -93,4 +98,7 @@ class Spool:
         return sum(1 for _ in self.records())
 
     def close(self) -> None:
-        os.close(self._fd)
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 # 30 s: 12 MB a day of an idle station (bench/sd_card.py). An empty WAL is read without a write.
 IDLE_CHECKPOINT_S = 10.0
 CHECKPOINT_RETRY_S = 60.0     # a reader in another process kept it busy: no more than once a minute
+# How long a stop keeps trying a database that refuses changes before it gives up on them.
+STOP_GRACE_S = 5.0
 
 JobFn = Callable[[sqlite_utils.Database], Any]
 
@@ -88,6 +90,8 @@ class Writer:
         self.stats = WriterStats()
         self.alive_at = time.monotonic()
         self._stopping = False
+        self._stop_asked = 0.0         # monotonic time a stop found the database refusing changes
+        self._wake = threading.Event()
         self._last_commit = time.monotonic()
         self._last_checkpoint_try = float("-inf")
         self.idle_checkpoint_s = IDLE_CHECKPOINT_S
@@ -120,16 +124,24 @@ class Writer:
     def is_alive(self) -> bool:
         return self._thread.is_alive()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Commit everything queued so far, then stop."""
+    def stop(self, timeout: float = STOP_GRACE_S + 2 * dbmod.BUSY_TIMEOUT_MS / 1000) -> None:
+        """Commit everything queued so far, then stop. While the database refuses changes, it
+        tries for STOP_GRACE_S more, then gives up on every held change (`lost_at_stop`; the
+        spool keeps what the radio gave). When this returns the thread has ended: a writer that
+        outlived its daemon once committed into the next daemon's run, and its after-commit
+        actions worked on files the old daemon had closed (a descriptor number reused by the new
+        run's files)."""
         self._stopping = True
         if self._thread.ident is None:      # never started: nothing queued can be committed
             self.db.conn.close()
             return
         self._queue.put(_STOP)
+        self._wake.set()
         self._thread.join(timeout)
-        if not self._thread.is_alive():
-            self.db.conn.close()
+        if self._thread.is_alive():         # a job that hangs: never seen; say so, keep its connection
+            log.error("the database writer did not stop within %.0f s", timeout)
+            return
+        self.db.conn.close()
 
     # -- the thread ---------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -153,8 +165,8 @@ class Writer:
                     break
             stop = any(j is _STOP for j in batch)
             jobs = [j for j in batch if j is not _STOP]
-            if jobs:
-                self._commit_with_retry(jobs)
+            if jobs and not self._commit_with_retry(jobs):
+                return
             self.alive_at = time.monotonic()
             if stop:
                 return
@@ -177,7 +189,8 @@ class Writer:
         except Exception as e:   # never worth more than a line: the next commit works without it
             log.warning("idle checkpoint failed: %s", e)
 
-    def _commit_with_retry(self, jobs: list[_Job]) -> None:
+    def _commit_with_retry(self, jobs: list[_Job]) -> bool:
+        """False when a stop gave up on them (and on everything queued behind them)."""
         delay = 0.2
         while True:
             try:
@@ -186,10 +199,10 @@ class Writer:
                     log.warning("the database takes changes again after %.0f s (%s)",
                                 time.monotonic() - self.unavailable[1], self.unavailable[0])
                     self.unavailable = None
-                return
+                return True
             except Exception as e:  # disk full, I/O error, locked: keep the batch, try again
                 self.stats.commit_errors += 1
-                self.stats.last_error = str(e)
+                self.stats.last_error = dbmod.describe(e)
                 if self.unavailable is None:
                     self.unavailable = (dbmod.why_unavailable(self.path, e), time.monotonic())
                     log.error("database commit failed, keeping %d changes in memory and retrying: %s",
@@ -198,13 +211,30 @@ class Writer:
                     self.db.execute("ROLLBACK")
                 except Exception:
                     pass
-                if self._stopping and delay > 5:
-                    self.lost_at_stop = len(jobs) + self._queue.qsize()
-                    log.error("giving up on %d changes at shutdown", self.lost_at_stop)
-                    return
-                time.sleep(delay)
+                if self._stopping:
+                    self._stop_asked = self._stop_asked or time.monotonic()
+                    if time.monotonic() - self._stop_asked >= STOP_GRACE_S:
+                        self._give_up(jobs, e)
+                        return False
+                if self._wake.wait(delay):  # a stop wakes it: one more try at once
+                    self._wake.clear()
                 delay = min(delay * 2, 10.0)
                 self.alive_at = time.monotonic()
+
+    def _give_up(self, jobs: list[_Job], e: BaseException) -> None:
+        while True:
+            try:
+                more = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if more is not _STOP:
+                jobs.append(more)
+        self.lost_at_stop = len(jobs)
+        log.error("giving up on %d changes at shutdown", self.lost_at_stop)
+        for job in jobs:
+            if job.done is not None:
+                job.error = dbmod.StorageError(f"not stored: the database refused changes until shutdown ({e})")
+                job.done.set()
 
     def _commit(self, jobs: list[_Job]) -> None:
         db = self.db
@@ -235,3 +265,4 @@ class Writer:
                     log.exception("after-commit action of %s failed", job.name or job.fn)
             if job.done is not None:
                 job.done.set()
+
