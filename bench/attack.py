@@ -37,8 +37,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from ingest import free_port, stop
-from measured import commit, private_files, save
+from ingest import stop
+from measured import commit, free_port, private_files, save
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable

@@ -20,9 +20,7 @@ import json
 import random
 import re
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,7 +33,7 @@ import requests
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from measured import commit, private_files, save  # noqa: E402
+from measured import commit, console as start_console, free_port, logged_in, peak_rss_mib, private_files, save  # noqa: E402
 from station import maps, users  # noqa: E402
 from station.storage import db as dbmod  # noqa: E402
 from station.storage.migrations import migrate  # noqa: E402
@@ -177,19 +175,6 @@ def fill(path: Path, size: Sizes) -> None:
 
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(p / 100 * len(values)))]
@@ -212,19 +197,10 @@ def main() -> int:
         port = free_port()
         cfg = tmp / "station.toml"
         cfg.write_text(f'[storage]\ndatabase = "{tmp / "s.db"}"\n[console]\nport = {port}\n')
-        console = subprocess.Popen([sys.executable, "-m", "station", "--config", str(cfg), "console"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        console = start_console(cfg)
         try:
-            s = requests.Session()
             base = f"http://127.0.0.1:{port}"
-            for _ in range(100):
-                try:
-                    page = s.get(base + "/login", timeout=2)
-                    break
-                except requests.ConnectionError:
-                    time.sleep(0.1)
-            token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-            s.post(base + "/login", data={"name": "bench", "password": "benchmark password", "csrf_token": token})
+            s = logged_in(base, "bench", "benchmark password")
             targets = {"alerts page": "/", "incident page": f"/alerts/{size.incidents - 5}",
                        "api alerts": "/api/alerts", "api incident": f"/api/alerts/{size.incidents - 5}",
                        "api nodes": "/api/nodes", "api status": "/api/status", "api outbox": "/api/outbox",
@@ -270,7 +246,7 @@ def main() -> int:
                 stream.close()
             pages = open_pages(s, base, tmp / "s.db", size)
             flood = login_flood(s, base, size)
-            rss = rss_mib(console.pid)
+            rss = peak_rss_mib(console.pid)
         finally:
             console.send_signal(signal.SIGTERM)
             console.wait(10)

@@ -113,6 +113,9 @@ def test_network_benchmark_quick_mode_times_ten_stations_to_the_hub_and_a_backlo
     assert 0 < live["commit_to_hub_ms"]["p50"] <= live["commit_to_hub_ms"]["p99"]
     assert live["hub_peak_rss_mib"] > 0
     assert results["backlog"]["events"] == 2000 and results["backlog"]["caught_up_s"] > 0
+    # A coordinator's Network page, fetched from a real console beside the hub while it catches up.
+    page = results["backlog"]["network_page_ms"]
+    assert page["n"] >= 1 and 0 < page["p50"] <= page["p95"]
 
 
 @pytest.mark.slow
