@@ -28,7 +28,10 @@ def commit() -> str:
     """HEAD, marked when the code measured (station, web, bench) differs from it."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "station", "web", "bench"], cwd=HERE.parent,
+        # (bench/results is what was measured, not what measures: writing one result must not
+        # mark the next benchmark's commit as changed.)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "station", "web", "bench", ":!bench/results"],
+                               cwd=HERE.parent,
                                capture_output=True, text=True).stdout.strip()
     except OSError:
         return "unknown"

@@ -40,16 +40,27 @@ def index():
         stations = [_station(r) for r in db.execute(
             "SELECT id, last_seen, events, health, health_at, lat, lon FROM stations ORDER BY id")]
         alerts = views.alerts(db)
-        detail = {a["id"]: db.execute("SELECT lat, lon, duress, press_count FROM hub_incidents WHERE id=?",
-                                      (a["id"],)).fetchone() for a in alerts}
-        heard = {a["id"]: db.execute("SELECT station, snr, hops, heard_at, state FROM receptions WHERE hub_incident=? "
-                                     "ORDER BY heard_at", (a["id"],)).fetchall() for a in alerts}
-        posts = {a["id"]: db.execute("SELECT station, destination, state, url, claim FROM posts WHERE hub_incident=? "
-                                     "ORDER BY at", (a["id"],)).fetchall() for a in alerts}
+        # Three queries for the whole page, not three an alert (up to 120 alerts shown).
+        ids = json.dumps([a["id"] for a in alerts])
+        detail = {r[0]: r[1:] for r in db.execute(
+            "SELECT id, lat, lon, duress, press_count FROM hub_incidents WHERE id IN (SELECT value FROM json_each(?))",
+            (ids,))}
+        heard, posts = _by_alert(db, "SELECT hub_incident, station, snr, hops, heard_at, state FROM receptions "
+                                     "WHERE hub_incident IN (SELECT value FROM json_each(?)) ORDER BY heard_at", ids), \
+            _by_alert(db, "SELECT hub_incident, station, destination, state, url, claim FROM posts "
+                          "WHERE hub_incident IN (SELECT value FROM json_each(?)) ORDER BY at", ids)
     for a in alerts:
         a["lat"], a["lon"], a["duress"], a["presses"] = detail[a["id"]]
-        a["heard"], a["posts"] = heard[a["id"]], posts[a["id"]]
+        a["heard"], a["posts"] = heard.get(a["id"], []), posts.get(a["id"], [])
     return render_template("network.html", stations=stations, alerts=alerts, **_map(stations, alerts))
+
+
+def _by_alert(db, sql: str, ids: str) -> dict[int, list[tuple]]:
+    """Rows whose first column is a hub alert's id, grouped by it (the rest of each row kept)."""
+    out: dict[int, list[tuple]] = {}
+    for row in db.execute(sql, (ids,)):
+        out.setdefault(row[0], []).append(row[1:])
+    return out
 
 
 def _station(row) -> dict:

@@ -50,3 +50,26 @@ def test_a_console_with_no_hub_beside_it_has_no_network_page(app):  # noqa: F811
     page = c.get("/", follow_redirects=True).get_data(as_text=True)
     assert 'href="/map"' in page and 'href="/network"' not in page
     assert c.get("/network").status_code == 404
+
+
+def test_each_alert_lists_only_the_stations_that_heard_it_and_its_own_posts(app):  # noqa: F811
+    """Two wearers' alerts on one page: a coordinator must not read Kibera's post of the first
+    under the second, or think a station heard an alert it never did."""
+    _hub(app)
+    cfg = app.station_config
+    db = dbmod.connect(cfg.base_dir / cfg.hub["database"])
+    now = time.time()
+    merge.apply(db, "mathare", 10, "incident", now, {"incident": 11, "node": 0xB5A1E002, "opened_at": now,
+                                                     "source": "alert_app", "packet_id": 99, "snr": -9.5, "hops": 2,
+                                                     "heard_at": now, "lat": -1.3, "lon": 36.8}, now, 600)
+    db.conn.commit()
+    db.conn.close()
+    c = app.test_client()
+    login(c, "viewer")
+    page = c.get("/network").get_data(as_text=True)
+    assert page.count('<article id="alert-') == 2
+    first, second = (page[i:page.index("</article>", i)] for i in
+                     (page.index('<article id="alert-'), page.rindex('<article id="alert-')))
+    newer, older = (first, second) if "!b5a1e002" in first else (second, first)
+    assert "<td>mathare</td><td>-9.5</td>" in newer and "kibera" not in newer and "sent by" not in newer
+    assert "<td>kibera</td><td>6.5</td>" in older and "-9.5" not in older and "x: sent by kibera" in older
