@@ -131,6 +131,18 @@ def test_what_someone_writing_to_the_broker_sends_is_refused_with_its_reason(nam
     assert opened(topic, payload) == why, name
 
 
+def test_a_gateway_with_its_encryption_off_uplinks_nothing_of_her_sealed_dm():
+    """What a technician must know when setting up the gateway: with `mqtt.encryption_enabled`
+    off, the firmware publishes only what it could open itself, and a DM sealed for the station's
+    radio is not (MQTT.cpp:740-743). Her sealed cancel then reaches the station only by radio."""
+    amina = cast()["amina"]
+    amina.knows_station_key = True
+    dm = amina.message_to(0x5A7E0001, "SAFE 4321")
+    assert envelope(amina, dm, gateway=GATEWAY, to_station=0x5A7E0001, encrypted=False) is None
+    topic, _ = envelope(amina, dm, gateway=GATEWAY, to_station=0x5A7E0001)
+    assert topic == f"msh/2/e/PKI/{GATEWAY}"
+
+
 def test_only_what_the_station_opened_with_the_office_key_speaks_for_the_office_channel():
     """A gateway that decodes for us (its encryption_enabled off) hands over a packet anyone able
     to write to the broker could have made: taken, but as off the office channel."""

@@ -5,7 +5,10 @@ What the firmware does, from github:meshtastic/firmware src/mqtt/MQTT.cpp (HEAD 
 
 - `onSend` (:697-760) publishes the packet still sealed with the channel key when the gateway's
   `mqtt.encryption_enabled` is set, else the gateway's decoded copy; a DM sealed with PKI goes to
-  the channel "PKI", sealed, since only the radio holding the recipient's key can open it;
+  the channel "PKI", sealed, since only the radio holding the recipient's key can open it (and
+  with `encryption_enabled` off, nothing of such a DM: :740-743);
+- on the public default server it drops detection-sensor and range-test packets (:720-724): a
+  bracelet's button press would never arrive, so the broker must be the office's own;
 - the gateway id in the envelope and the topic is the gateway's own node id (:747-753);
 - a gateway never uplinks what it heard from MQTT (:699), and the firmware refuses a downlinked
   packet with a hop limit or start above 7 (:140-143);

@@ -3,7 +3,8 @@ firmware does it (github:meshtastic/firmware src/mqtt/MQTT.cpp onSend, HEAD 7754
 - the packet still sealed with its channel's key when `mqtt.encryption_enabled` is set, else the
   decoded copy (:734-744), whose `channel` is then the index that opened it (Router.cpp:937),
   where the sealed one carries the channel hash;
-- a PKI-sealed DM on the channel "PKI", still sealed (:726-731);
+- a PKI-sealed DM on the channel "PKI", still sealed (:726-731), and nothing of it when
+  `encryption_enabled` is off: the gateway cannot open a DM for another node (:740-743);
 - in a `ServiceEnvelope` naming the channel and the gateway's own node id, on
   `<root>/2/e/<channel>/<gateway id>` (:746-753);
 - published at QoS 0: MQTT::publish calls PubSubClient's publish, which has no other (:479).
@@ -21,10 +22,14 @@ from station.radio.virtual.mesh import seal
 
 
 def envelope(sender: Bracelet, packet: mesh_pb2.MeshPacket, *, gateway: str, to_station: int | None = None,
-             encrypted: bool = True, root: str = "msh", snr: float = 6.25, hops_away: int = 0) -> tuple[str, bytes]:
-    """(topic, payload) for `packet` from `sender`, as gateway `gateway` (!xxxxxxxx) heard it."""
+             encrypted: bool = True, root: str = "msh", snr: float = 6.25,
+             hops_away: int = 0) -> tuple[str, bytes] | None:
+    """(topic, payload) for `packet` from `sender`, as gateway `gateway` (!xxxxxxxx) heard it; None
+    when the gateway publishes nothing of it."""
     sealed = seal(sender, packet, to_station)
-    if sealed.pki or encrypted:
+    if sealed.pki and not encrypted:
+        return None
+    if encrypted:
         p = sealed.encrypted_copy(LONG_FAST)
     else:
         p = mesh_pb2.MeshPacket()
