@@ -26,7 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from measured import commit, private_files, save  # noqa: E402
+from measured import commit, peak_rss_mib, private_files, save  # noqa: E402
 from station.storage.writer import Writer  # noqa: E402
 from tests.fakes.social import FakeMastodon, FakeX  # noqa: E402
 from tests.relay.conftest import destinations_toml, secret_files  # noqa: E402
@@ -56,14 +56,6 @@ def fill(db_path: Path, rows_n: int) -> None:
     w.call(rows)
     w.stop()
 
-
-
-
-def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main() -> int:
