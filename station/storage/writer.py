@@ -89,8 +89,7 @@ class Writer:
         self._thread = threading.Thread(target=self._loop, name="station-writer", daemon=True)
         self.stats = WriterStats()
         self.alive_at = time.monotonic()
-        self._stopping = False
-        self._stop_asked = 0.0         # monotonic time a stop found the database refusing changes
+        self._stop_asked: float | None = None      # when stop() was called (monotonic)
         self._wake = threading.Event()
         self._last_commit = time.monotonic()
         self._last_checkpoint_try = float("-inf")
@@ -131,7 +130,7 @@ class Writer:
         outlived its daemon once committed into the next daemon's run, and its after-commit
         actions worked on files the old daemon had closed (a descriptor number reused by the new
         run's files)."""
-        self._stopping = True
+        self._stop_asked = time.monotonic()
         if self._thread.ident is None:      # never started: nothing queued can be committed
             self.db.conn.close()
             return
@@ -211,12 +210,14 @@ class Writer:
                     self.db.execute("ROLLBACK")
                 except Exception:
                     pass
-                if self._stopping:
-                    self._stop_asked = self._stop_asked or time.monotonic()
-                    if time.monotonic() - self._stop_asked >= STOP_GRACE_S:
+                wait = delay
+                if self._stop_asked is not None:
+                    left = self._stop_asked + STOP_GRACE_S - time.monotonic()
+                    if left <= 0:
                         self._give_up(jobs, e)
                         return False
-                if self._wake.wait(delay):  # a stop wakes it: one more try at once
+                    wait = min(wait, left)
+                if self._wake.wait(wait):   # a stop wakes it: one more try at once
                     self._wake.clear()
                 delay = min(delay * 2, 10.0)
                 self.alive_at = time.monotonic()
@@ -265,4 +266,3 @@ class Writer:
                     log.exception("after-commit action of %s failed", job.name or job.fn)
             if job.done is not None:
                 job.done.set()
-
