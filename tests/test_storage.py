@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 
 import os
 
@@ -19,6 +18,8 @@ from station.storage import db as dbmod
 from station.storage import records
 from station.storage.migrations import MIGRATIONS, migrate, schema_version
 from station.storage.writer import Writer
+
+from .conftest import wait_until
 
 
 def test_database_is_wal_with_full_sync_and_a_busy_timeout(tmp_path):
@@ -195,10 +196,8 @@ def test_a_stop_while_the_database_refuses_changes_ends_the_writer_and_nothing_i
     other = _locked_by_another_process(path)
     after_commit = []
     w.submit(lambda db: records.insert_reject(db, 1.0, "test", "held"), on_commit=after_commit.append)
-    deadline = time.monotonic() + 10
-    while w.unavailable is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert w.unavailable is not None and "locked" in w.unavailable[0]
+    wait_until(lambda: w.unavailable is not None, what="the writer to find the database locked")
+    assert "locked" in w.unavailable[0]
     # More arrives behind the held batch (the radio does not stop talking).
     for i in range(5):
         w.submit(lambda db, i=i: records.insert_reject(db, 2.0 + i, "test", "queued"), on_commit=after_commit.append)
@@ -231,10 +230,7 @@ def test_a_database_that_comes_back_while_the_writer_stops_gets_every_held_chang
     other = _locked_by_another_process(path)
     for i in range(3):
         w.submit(lambda db, i=i: records.insert_reject(db, float(i), "test", "held"))
-    deadline = time.monotonic() + 10
-    while w.unavailable is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert w.unavailable is not None
+    wait_until(lambda: w.unavailable is not None, what="the writer to find the database locked")
     other.execute("ROLLBACK")
     other.close()
     w.stop()

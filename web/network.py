@@ -20,6 +20,7 @@ from web.security import require
 
 bp = Blueprint("network", __name__)
 SILENT_AFTER_S = 180.0          # three missed health reports (one a minute)
+_SHOWN = "IN (SELECT value FROM json_each(?))"     # the alerts on the page, given as a JSON list
 
 
 def hub_path() -> Path:
@@ -43,12 +44,11 @@ def index():
         # Three queries for the whole page, not three an alert (up to 120 alerts shown).
         ids = json.dumps([a["id"] for a in alerts])
         detail = {r[0]: r[1:] for r in db.execute(
-            "SELECT id, lat, lon, duress, press_count FROM hub_incidents WHERE id IN (SELECT value FROM json_each(?))",
-            (ids,))}
-        heard, posts = _by_alert(db, "SELECT hub_incident, station, snr, hops, heard_at, state FROM receptions "
-                                     "WHERE hub_incident IN (SELECT value FROM json_each(?)) ORDER BY heard_at", ids), \
-            _by_alert(db, "SELECT hub_incident, station, destination, state, url, claim FROM posts "
-                          "WHERE hub_incident IN (SELECT value FROM json_each(?)) ORDER BY at", ids)
+            f"SELECT id, lat, lon, duress, press_count FROM hub_incidents WHERE id {_SHOWN}", (ids,))}
+        heard = _by_alert(db, "SELECT hub_incident, station, snr, hops, heard_at, state FROM receptions "
+                              f"WHERE hub_incident {_SHOWN} ORDER BY heard_at", ids)
+        posts = _by_alert(db, "SELECT hub_incident, station, destination, state, url, claim FROM posts "
+                              f"WHERE hub_incident {_SHOWN} ORDER BY at", ids)
     for a in alerts:
         a["lat"], a["lon"], a["duress"], a["presses"] = detail[a["id"]]
         a["heard"], a["posts"] = heard.get(a["id"], []), posts.get(a["id"], [])
